@@ -1,0 +1,99 @@
+"""Datasets: the :class:`Dataset` type, loaders by name, and where data directories are found.
+
+A data directory is found in this order: the ``data_dir`` argument (``--data-dir``), the
+``DRBENCH_DATA`` environment variable, then the per-user cache ``$XDG_CACHE_HOME/drbench/data``
+(``~/.cache/drbench/data``).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from drbench.datasets.core import Dataset, combine
+from drbench.datasets.synthetic import make_synthetic
+from drbench.errors import DataError, UsageError
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    name: str
+    description: str
+    needs_data_dir: bool
+    loader: Callable[..., Dataset]
+
+
+def _file_loader(fn_name: str):
+    def load(data_dir: Path) -> Dataset:
+        from drbench.datasets import mtigcn_layout
+
+        return getattr(mtigcn_layout, fn_name)(data_dir)
+
+    return load
+
+
+DATASETS: dict[str, DatasetInfo] = {
+    "synthetic": DatasetInfo("synthetic", "seeded GDSC-shaped synthetic cell-line set (no files needed)", False,
+                             lambda data_dir=None: make_synthetic(part="cells")),
+    "synthetic-vivo": DatasetInfo("synthetic-vivo", "in-vivo companion of 'synthetic': extra rows, few drugs, labels only",
+                                  False, lambda data_dir=None: make_synthetic(part="invivo")),
+    "gdsc": DatasetInfo("gdsc", "GDSC cell lines x 228 drugs (ln IC50, binary by per-drug thresholds)", True,
+                        _file_loader("load_gdsc")),
+    "ccle": DatasetInfo("ccle", "CCLE cell lines x 24 drugs (raw IC50 in uM, binary labels)", True,
+                        _file_loader("load_ccle")),
+    "pdx": DatasetInfo("pdx", "PDX models x GDSC drugs, binary responses only (no expression in the bundle)", True,
+                       _file_loader("load_pdx")),
+    "tcga": DatasetInfo("tcga", "TCGA patients x GDSC drugs, binary responses only (no expression in the bundle)", True,
+                        _file_loader("load_tcga")),
+}
+
+
+def default_cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "drbench" / "data"
+
+
+def candidate_data_dirs(data_dir: str | os.PathLike | None = None) -> list[tuple[str, Path]]:
+    out = []
+    if data_dir is not None:
+        out.append(("--data-dir", Path(data_dir)))
+    if os.environ.get("DRBENCH_DATA"):
+        out.append(("DRBENCH_DATA", Path(os.environ["DRBENCH_DATA"])))
+    out.append(("user cache", default_cache_dir()))
+    return out
+
+
+def resolve_data_dir(name: str, data_dir: str | os.PathLike | None = None) -> Path:
+    """The first candidate directory holding ``<dir>/<name>/``; a clear error if none does."""
+    tried = []
+    for how, d in candidate_data_dirs(data_dir):
+        if (d / name).is_dir():
+            return d
+        tried.append(f"{d} ({how})")
+        if how == "--data-dir":
+            break  # an explicit directory is not silently replaced by another one
+    raise DataError(
+        f"dataset {name!r} not found: no folder {name}/ in " + "; ".join(tried)
+        + ". Pass --data-dir DIR (the folder holding gdsc/, ccle/, ...) or set DRBENCH_DATA"
+        + f", or run `drbench data fetch {name}` if your drbench has it."
+    )
+
+
+def dataset_names() -> list[str]:
+    return list(DATASETS)
+
+
+def load_dataset(name: str, data_dir: str | os.PathLike | None = None) -> Dataset:
+    """Load a dataset by name (see :data:`DATASETS`)."""
+    if name not in DATASETS:
+        raise UsageError(f"unknown dataset {name!r}; choose one of: {', '.join(DATASETS)}")
+    info = DATASETS[name]
+    if not info.needs_data_dir:
+        return info.loader()
+    return info.loader(resolve_data_dir(name, data_dir))
+
+
+__all__ = ["Dataset", "combine", "make_synthetic", "load_dataset", "dataset_names", "resolve_data_dir",
+           "DATASETS", "default_cache_dir", "candidate_data_dirs"]

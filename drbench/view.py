@@ -1,0 +1,69 @@
+"""The label firewall: the runner builds a :class:`TrainView` holding only the labels a method may use.
+
+Labels outside ``train | valid`` are replaced by NaN in *copies* of the label matrices; the test
+labels are not in any array the method receives. In the honest mode ``valid`` is the validation split
+carved from training entries. In the replication mode (``selection="test"``) ``valid`` is the fold's
+test entries, as the reference code selected epochs on them; such runs are tagged and marked on every
+table.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from drbench.api import Capabilities, Query, TrainView
+from drbench.datasets import Dataset
+from drbench.errors import UsageError
+from drbench.folds import Fold
+
+SELECTIONS = ("validation", "test")
+
+
+def _ro(a):
+    a = np.array(a, copy=True)
+    a.setflags(write=False)
+    return a
+
+
+def _hide_rows(block: dict, hidden: np.ndarray) -> dict:
+    out = {}
+    for k, v in block.items():
+        a = np.array(v, dtype=np.float32, copy=True)
+        a[hidden] = np.nan
+        a.setflags(write=False)
+        out[k] = a
+    return out
+
+
+def build_train_view(dataset: Dataset, fold: Fold, capabilities: Capabilities, *, seed: int = 0,
+                     device: str = "cpu", selection: str = "validation", context: dict | None = None) -> TrainView:
+    if selection not in SELECTIONS:
+        raise UsageError(f"unknown selection mode {selection!r}; choose one of: {', '.join(SELECTIONS)}")
+    valid = fold.test if selection == "test" else fold.valid
+    allowed = fold.train | valid
+    binary = np.where(allowed, dataset.binary, np.nan)
+    ic50 = np.where(allowed, dataset.ic50, np.nan)
+    m, n = dataset.shape
+    visible_cells = np.ones(m, dtype=bool)
+    visible_drugs = np.ones(n, dtype=bool)
+    if not capabilities.transductive:
+        visible_cells[fold.held_out_cells] = False
+        visible_drugs[fold.held_out_drugs] = False
+    cell_features = _hide_rows(dataset.cell_features, ~visible_cells)
+    drug_features = _hide_rows(dataset.drug_features, ~visible_drugs)
+    smiles = np.where(visible_drugs, dataset.smiles, "").astype(object)
+    ctx = {"dataset": dataset.meta.get("source_name", dataset.name), "dataset_full": dataset.name,
+           "protocol": fold.protocol, "selection": selection, **(context or {})}
+    return TrainView(
+        cell_ids=dataset.cell_ids, drug_ids=dataset.drug_ids,
+        binary=_ro(binary), ic50=_ro(ic50), train=_ro(fold.train), valid=_ro(valid),
+        cell_features=cell_features, drug_features=drug_features, smiles=_ro(smiles),
+        thresholds=dataset.thresholds, visible_cells=_ro(visible_cells), visible_drugs=_ro(visible_drugs),
+        seed=int(seed), device=device, context=ctx,
+    )
+
+
+def build_query(dataset: Dataset, mask: np.ndarray) -> Query:
+    rows, cols = np.nonzero(mask)
+    return Query(rows=rows, cols=cols, cell_features=dataset.cell_features,
+                 drug_features=dataset.drug_features, smiles=dataset.smiles)
