@@ -1,0 +1,276 @@
+"""The ``drbench`` command line: run, leaderboard, methods, protocols, data."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+
+from drbench.errors import DrbenchError, UsageError
+
+
+def _int_list(text: str) -> list[int]:
+    """``"0,1,2"`` or ``"0-4"`` or a mix (``"0-2,7"``)."""
+    out = []
+    for part in text.split(","):
+        part = part.strip()
+        if not part:
+            continue
+        try:
+            if "-" in part[1:]:
+                a, b = part.split("-", 1) if not part.startswith("-") else (part, part)
+                out.extend(range(int(a), int(b) + 1))
+            else:
+                out.append(int(part))
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected integers like 0,1,2 or 0-4, got {text!r}") from None
+    return out
+
+
+def _value(text: str):
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def _key_values(items, what: str) -> dict:
+    out = {}
+    for item in items or []:
+        if "=" not in item:
+            raise UsageError(f"{what} expects KEY=VALUE, got {item!r}")
+        k, v = item.split("=", 1)
+        out[k.strip()] = _value(v.strip())
+    return out
+
+
+def _method_overrides(items) -> dict:
+    out: dict = {}
+    for k, v in _key_values(items, "--set").items():
+        if "." not in k:
+            raise UsageError(f"--set expects METHOD.PARAM=VALUE (e.g. mtigcn.epochs=200), got {k!r}")
+        m, p = k.split(".", 1)
+        out.setdefault(m, {})[p] = v
+    return out
+
+
+# ---------------------------------------------------------------------------------------------- commands
+def cmd_run(args) -> int:
+    from drbench.runner import SweepSpec, run_sweep
+
+    options = _key_values(args.option, "--option")
+    if args.per_target:
+        options["per_target"] = True
+    if args.n_targets:
+        options["n_targets"] = args.n_targets
+    if args.target:
+        options["target"] = args.target
+    spec = SweepSpec(
+        methods=args.methods, protocol=args.protocol, dataset=args.dataset, data_dir=args.data_dir,
+        seeds=args.seeds, folds=args.folds, options=options, params=_method_overrides(args.set),
+        selection=args.select, device=args.device, jobs=args.jobs, backend=args.backend, scheduler=args.scheduler,
+        experiment=args.experiment, tracking_uri=args.tracking_uri, keep_predictions=not args.no_predictions,
+        progress=not args.quiet, force=args.force,
+    )
+    report = run_sweep(spec)
+    for name, why in report.unsupported.items():
+        print(f"  {name}: {why}")
+    print(f"{report.planned} jobs planned, {report.skipped_done} already finished (skipped), "
+          f"{report.finished} finished now, {report.failed} failed")
+    if report.results:
+        _print_results(report.results)
+    if report.parent_run_id:
+        from drbench.tracking import tracking_uri
+
+        print(f"MLflow: {tracking_uri(args.tracking_uri)} experiment {args.experiment!r}, sweep run {report.parent_run_id}")
+    return 1 if report.failed else 0
+
+
+def _print_results(results) -> None:
+    import numpy as np
+
+    by = {}
+    for r in results:
+        by.setdefault(r.method, []).append(r)
+    keys = ["auc", "auprc", "pcc", "scc", "rmse"]
+    print(f"{'method':<16}" + "".join(f"{k:>16}" for k in keys) + f"{'fit s':>9}")
+    for m, rs in by.items():
+        cells = []
+        for k in keys:
+            v = np.array([r.metrics.get(k, np.nan) for r in rs if r.status == "finished"], dtype=float)
+            v = v[~np.isnan(v)]
+            cells.append(f"{v.mean():.3f}±{v.std(ddof=1) if len(v) > 1 else 0:.3f}" if len(v) else "—")
+        fit = np.nanmean([r.fit_seconds for r in rs]) if rs else float("nan")
+        failed = sum(r.status != "finished" for r in rs)
+        print(f"{m:<16}" + "".join(f"{c:>16}" for c in cells) + f"{fit:>9.1f}" + (f"  ({failed} failed)" if failed else ""))
+
+
+def cmd_leaderboard(args) -> int:
+    from drbench import leaderboard
+
+    out = leaderboard.build(
+        experiments=args.experiment, tracking_uri=args.tracking_uri, dataset=args.dataset, protocol=args.protocol,
+        out=args.out, from_csv=args.from_csv, title=args.title,
+    )
+    if args.out is None:
+        print(out)
+    else:
+        print(f"wrote {args.out} and {leaderboard.csv_path(args.out)}")
+    return 0
+
+
+def cmd_methods(args) -> int:
+    from drbench.registry import methods
+
+    reg = methods()
+    rows = []
+    for name in reg.names():
+        try:
+            cls = reg.get(name)
+            caps = cls.capabilities.describe()
+            rows.append({"name": name, "provider": reg.provider(name), **caps})
+        except DrbenchError as e:
+            rows.append({"name": name, "provider": reg.provider(name), "error": str(e)})
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    print(f"{'method':<14}{'provider':<24}{'tasks':<27}{'protocols':<44}{'transd.':<9}needs")
+    for r in rows:
+        if "error" in r:
+            print(f"{r['name']:<14}{r['provider']:<24}LOAD ERROR: {r['error']}")
+            continue
+        print(f"{r['name']:<14}{r['provider']:<24}{','.join(r['tasks']):<27}{','.join(r['protocols']):<44}"
+              f"{'yes' if r['transductive'] else 'no':<9}{','.join(r['needs']) or '-'}")
+    return 0
+
+
+def cmd_protocols(args) -> int:
+    from drbench.registry import protocols
+
+    reg = protocols()
+    for name in reg.names():
+        p = reg.get(name)
+        print(f"{name:<15}{p.paper_test:<19}{p.description}")
+        for k, o in p.options.items():
+            print(f"{'':<17}--option {k}={o.default!r}: {o.help}")
+    return 0
+
+
+def cmd_data_list(args) -> int:
+    from drbench.datasets import DATASETS, candidate_data_dirs
+
+    dirs = candidate_data_dirs(args.data_dir)
+    for name, info in DATASETS.items():
+        where = "built in"
+        if info.needs_data_dir:
+            found = [str(d) for _, d in dirs if (d / name).is_dir()]
+            where = found[0] if found else "not found"
+        print(f"{name:<16}{where:<40}{info.description}")
+    print("data directories searched: " + "; ".join(f"{d} ({how})" for how, d in dirs))
+    return 0
+
+
+def cmd_data_info(args) -> int:
+    from drbench.datasets import load_dataset
+
+    ds = load_dataset(args.name, args.data_dir)
+    info = ds.summary()
+    info["missing_features"] = ds.meta.get("missing_features", {})
+    from drbench.protocols import get_protocol
+
+    for p in ("new-cell-line", "new-drug"):
+        info[f"eligible_{p}"] = int(len(get_protocol(p).eligible(ds)))
+    print(json.dumps(info, indent=2, default=str))
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------- parser
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="drbench", description="Benchmark harness for anti-cancer drug-response prediction.")
+    p.add_argument("-v", "--verbose", action="store_true", help="log progress details")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    r = sub.add_parser("run", help="run methods under a protocol and log every job to MLflow")
+    r.add_argument("--methods", required=True, help="'all' or a comma-separated list (see `drbench methods`)")
+    r.add_argument("--protocol", required=True, help="random | new-cell-line | new-drug | in-vivo | transfer | case-study")
+    r.add_argument("--dataset", default="synthetic", help="synthetic | gdsc | ccle (see `drbench data list`)")
+    r.add_argument("--data-dir", help="folder holding gdsc/, ccle/, pdx/, tcga/ (else DRBENCH_DATA, else the user cache)")
+    r.add_argument("--seeds", type=_int_list, default=[0], help="seeds, e.g. 0,1,2 or 0-4 (default 0)")
+    r.add_argument("--folds", type=_int_list, default=None, help="only these fold indices (default all)")
+    r.add_argument("--option", action="append", metavar="KEY=VALUE", help="protocol option (see `drbench protocols`)")
+    r.add_argument("--per-target", action="store_true", help="Test 2: one fold per held-out entity, as the paper did")
+    r.add_argument("--n-targets", type=int, default=0, help="with --per-target: sample this many targets")
+    r.add_argument("--target", help="in-vivo / transfer target set (pdx, tcga, ccle, synthetic-vivo)")
+    r.add_argument("--set", action="append", metavar="METHOD.PARAM=VALUE", help="override a hyperparameter")
+    r.add_argument("--select", default="validation", choices=["validation", "test"],
+                   help="validation (honest, default) or test (replicates the reference's test-set selection; tagged)")
+    r.add_argument("--jobs", type=int, default=1, help="parallel jobs (default 1)")
+    r.add_argument("--backend", default="loky", help="joblib backend: loky | threading | sequential | dask | ray")
+    r.add_argument("--scheduler", help="dask scheduler address or ray cluster address")
+    r.add_argument("--device", default="cpu", help="cpu or cuda")
+    r.add_argument("--experiment", default="drbench", help="MLflow experiment name (default drbench)")
+    r.add_argument("--tracking-uri", help="MLflow tracking URI (default $MLFLOW_TRACKING_URI or sqlite:///mlflow.db)")
+    r.add_argument("--no-predictions", action="store_true", help="do not store predictions as run artifacts")
+    r.add_argument("--force", action="store_true", help="rerun jobs that already finished")
+    r.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    r.set_defaults(func=cmd_run)
+
+    lb = sub.add_parser("leaderboard", help="build markdown tables (and a per-fold CSV) from recorded runs")
+    lb.add_argument("--experiment", action="append", help="MLflow experiment(s) (default drbench)")
+    lb.add_argument("--tracking-uri", action="append", help="tracking URI(s) to read (default as for run)")
+    lb.add_argument("--dataset", help="only this dataset")
+    lb.add_argument("--protocol", help="only this protocol")
+    lb.add_argument("--out", help="write markdown here (and the per-fold CSV beside it)")
+    lb.add_argument("--from-csv", help="rebuild the markdown from a per-fold CSV instead of MLflow")
+    lb.add_argument("--title", help="title of the markdown page")
+    lb.set_defaults(func=cmd_leaderboard)
+
+    m = sub.add_parser("methods", help="list registered methods with their capabilities and providing package")
+    m.add_argument("--json", action="store_true")
+    m.set_defaults(func=cmd_methods)
+
+    pr = sub.add_parser("protocols", help="list protocols and their options")
+    pr.set_defaults(func=cmd_protocols)
+
+    d = sub.add_parser("data", help="datasets: list, info (and fetch/verify where available)")
+    dsub = d.add_subparsers(dest="data_command", required=True)
+    dl = dsub.add_parser("list", help="datasets and where they were found")
+    dl.add_argument("--data-dir")
+    dl.set_defaults(func=cmd_data_list)
+    di = dsub.add_parser("info", help="summary of one dataset (shape, labels, features, hash, eligible counts)")
+    di.add_argument("name")
+    di.add_argument("--data-dir")
+    di.set_defaults(func=cmd_data_info)
+    try:
+        from drbench import fetch as _fetch
+
+        _fetch.add_cli(dsub)
+    except (ImportError, AttributeError):
+        pass
+    return p
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    if not args.verbose:
+        logging.getLogger("drbench.datasets").setLevel(logging.INFO)
+    try:
+        return int(args.func(args) or 0)
+    except DrbenchError as e:
+        print(f"drbench: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("drbench: interrupted; finished jobs are recorded, rerun the same command to finish the rest",
+              file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
+
+
+__all__ = ["main", "build_parser"]

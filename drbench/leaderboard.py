@@ -1,0 +1,268 @@
+"""Leaderboards: markdown tables generated from recorded runs, never typed by hand.
+
+``build`` reads the finished job runs from MLflow, writes them as a per-fold CSV beside the markdown,
+reads that CSV back and renders the markdown from it alone — so ``--from-csv`` regenerates the same
+file without the MLflow store. One section per (dataset, protocol); in it a classification table
+and, for methods with an IC50 estimate, a regression table; honest (validation-selected) and
+replication (test-selected) runs in separate tables with the difference between them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from drbench.metrics import LOWER_IS_BETTER
+
+CSV_COLUMNS = [
+    "method", "status", "dataset", "protocol", "paper_test", "selection", "seed", "fold", "fold_label", "headline",
+    "transductive", "tasks", "auc", "auprc", "pcc", "scc", "rmse", "auc_entity", "auprc_entity", "pcc_entity",
+    "scc_entity", "rmse_entity", "n_entities_auc", "n_test", "n_test_positive", "fit_seconds", "predict_seconds",
+    "peak_rss_mb", "notes", "provider", "code_version", "dataset_hash", "mask_sha256", "run_id",
+]
+CLASSIFICATION = ["auc", "auprc"]
+REGRESSION = ["pcc", "scc", "rmse"]
+LABELS = {"auc": "AUC", "auprc": "AUPRC", "pcc": "PCC", "scc": "SCC", "rmse": "RMSE"}
+PROTOCOL_ORDER = ["random", "new-cell-line", "new-drug", "in-vivo", "transfer", "case-study"]
+
+
+def csv_path(out: str | Path) -> Path:
+    return Path(out).with_suffix(".csv")
+
+
+# ---------------------------------------------------------------------------------------------- collect
+def collect(experiments=None, tracking_uri=None, dataset=None, protocol=None) -> pd.DataFrame:
+    """Per-fold rows from MLflow (latest finished run per job key), plus "not supported" rows."""
+    from drbench import tracking
+
+    uris = tracking_uri if isinstance(tracking_uri, (list, tuple)) else [tracking_uri]
+    exps = experiments or ["drbench"]
+    frames = []
+    for uri in uris:
+        c = tracking.client(uri)
+        ids = [i for i in (tracking.experiment_id(c, e, create=False) for e in exps) if i is not None]
+        if ids:
+            frames.append(tracking.runs_frame(c, ids))
+    df = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    if df.empty:
+        return pd.DataFrame(columns=CSV_COLUMNS)
+    if dataset:
+        df = df[df["dataset"] == dataset]
+    if protocol:
+        df = df[df["protocol"] == protocol]
+    df = df.sort_values("start_time").drop_duplicates("job_key", keep="last")
+    df["status"] = "finished"
+    df = _add_unsupported(df)
+    for col in CSV_COLUMNS:
+        if col not in df.columns:
+            df[col] = np.nan
+    df = df[CSV_COLUMNS]
+    df["_p"] = df["protocol"].map(lambda p: PROTOCOL_ORDER.index(p) if p in PROTOCOL_ORDER else 99)
+    df = df.sort_values(["dataset", "_p", "protocol", "selection", "method", "seed", "fold"], na_position="last")
+    return df.drop(columns="_p").reset_index(drop=True)
+
+
+def _add_unsupported(df: pd.DataFrame) -> pd.DataFrame:
+    """A "not supported" row for every registered method that cannot run a (dataset, protocol) shown."""
+    from drbench.api import supports
+    from drbench.errors import DrbenchError
+    from drbench.registry import methods
+
+    reg = methods()
+    rows = []
+    for (ds, proto), part in df.groupby(["dataset", "protocol"]):
+        present = set(part["method"])
+        for name in reg.names():
+            if name in present:
+                continue
+            try:
+                cls = reg.get(name)
+            except DrbenchError:
+                continue
+            if not supports(cls, proto):
+                rows.append({"method": name, "status": "not supported", "dataset": ds, "protocol": proto,
+                             "provider": reg.provider(name), "transductive": str(cls.capabilities.transductive).lower(),
+                             "tasks": ",".join(sorted(cls.capabilities.tasks))})
+    return pd.concat([df, pd.DataFrame(rows)], ignore_index=True) if rows else df
+
+
+# ---------------------------------------------------------------------------------------------- statistics
+def holm(pvalues: dict) -> dict:
+    """Holm–Bonferroni adjusted p-values."""
+    items = sorted((p, k) for k, p in pvalues.items() if p is not None and not np.isnan(p))
+    m, out, running = len(items), {}, 0.0
+    for i, (p, k) in enumerate(items):
+        running = max(running, min(1.0, (m - i) * p))
+        out[k] = running
+    return out
+
+
+def paired_p(a: pd.Series, b: pd.Series) -> float:
+    """Wilcoxon signed-rank p-value on the folds both have (NaN when fewer than 2 pairs or no difference)."""
+    both = pd.concat([a, b], axis=1, join="inner").dropna()
+    if len(both) < 2:
+        return np.nan
+    d = both.iloc[:, 0] - both.iloc[:, 1]
+    if np.allclose(d, 0):
+        return np.nan
+    try:
+        return float(stats.wilcoxon(both.iloc[:, 0], both.iloc[:, 1]).pvalue)
+    except ValueError:
+        return np.nan
+
+
+def _fmt(mean, sd, n, bold=False):
+    if n == 0 or np.isnan(mean):
+        return "—"
+    s = f"{mean:.3f} ± {sd:.3f}" if n > 1 else f"{mean:.3f}"
+    s = f"**{s}**" if bold else s
+    return f"{s} ({n})"
+
+
+def _metric_col(metric: str, headline: str) -> str:
+    return f"{metric}_entity" if headline == "entity" else metric
+
+
+# ---------------------------------------------------------------------------------------------- render
+def _table(part: pd.DataFrame, metrics: list[str], headline: str, unsupported: list[str], replication: bool,
+           honest: pd.DataFrame | None) -> list[str]:
+    primary = metrics[0]
+    pcol = _metric_col(primary, headline)
+    keyed = part.assign(_k=part["seed"].astype(str) + "/" + part["fold"].astype(str))
+    stats_rows = []
+    for method, g in keyed.groupby("method"):
+        row = {"method": method, "transductive": str(g["transductive"].iloc[0]).lower() == "true",
+               "fit": g["fit_seconds"].mean(), "mem": g["peak_rss_mb"].max(),
+               "series": g.set_index("_k")[pcol].astype(float),
+               "notes": "; ".join(sorted({n for v in g["notes"].dropna() for n in str(v).split("; ") if n}))}
+        for m in metrics:
+            v = g[_metric_col(m, headline)].astype(float).dropna()
+            row[m] = (v.mean() if len(v) else np.nan, v.std(ddof=1) if len(v) > 1 else 0.0, len(v))
+        stats_rows.append(row)
+    if not stats_rows:
+        return []
+    lower = primary in LOWER_IS_BETTER
+    valid = [r for r in stats_rows if not np.isnan(r[primary][0])]
+    order = sorted(valid, key=lambda r: r[primary][0], reverse=not lower) + [r for r in stats_rows if r not in valid]
+    best = order[0] if valid else None
+    pv = holm({r["method"]: paired_p(best["series"], r["series"]) for r in order[1:] if best is not None}) if best else {}
+    best_of = {}
+    for m in metrics:
+        vals = [r[m][0] for r in stats_rows if not np.isnan(r[m][0])]
+        if vals:
+            best_of[m] = min(vals) if m in LOWER_IS_BETTER else max(vals)
+    head = ["rank", "method"] + [LABELS[m] + (" ↓" if m in LOWER_IS_BETTER else "") for m in metrics]
+    head += ["p vs best (Holm)"]
+    if replication and honest is not None:
+        head += [f"Δ{LABELS[primary]} vs honest"]
+    head += ["fit s", "peak MB"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for i, r in enumerate(order):
+        marks = ("†" if r["transductive"] else "") + ("‡" if replication else "")
+        name = f"{r['method']}{marks}"
+        rank = str(i + 1) if not np.isnan(r[primary][0]) else "—"
+        cells = [rank, name] + [_fmt(*r[m], bold=(m in best_of and r[m][0] == best_of[m])) for m in metrics]
+        if best is not None and r is best:
+            cells.append("best")
+        else:
+            p = pv.get(r["method"], np.nan)
+            cells.append("—" if np.isnan(p) else f"{p:.3g}")
+        if replication and honest is not None:
+            h = honest[honest["method"] == r["method"]][pcol].astype(float).dropna()
+            cells.append(f"{r[primary][0] - h.mean():+.3f}" if len(h) and not np.isnan(r[primary][0]) else "—")
+        cells += [f"{r['fit']:.1f}" if not np.isnan(r["fit"]) else "—", f"{r['mem']:.0f}" if not np.isnan(r["mem"]) else "—"]
+        lines.append("| " + " | ".join(cells) + " |")
+    for name in sorted(unsupported):
+        lines.append("| — | " + " | ".join([name] + ["not supported"] * len(metrics) + [""] * (len(head) - 2 - len(metrics))) + " |")
+    notes = [f"- {r['method']}: {r['notes']}" for r in order if r["notes"]]
+    if notes:
+        lines += ["", "Notes recorded with the runs (— means undefined):"] + notes
+    return lines
+
+
+def render(df: pd.DataFrame, title: str | None = None) -> str:
+    """Markdown from the per-fold frame (as read back from the CSV)."""
+    out = [f"# {title or 'drbench leaderboard'}", ""]
+    if df.empty:
+        return "\n".join(out + ["No finished runs match.", ""])
+    versions = sorted(set(df["code_version"].dropna().astype(str)))
+    out += [
+        "Generated by `drbench leaderboard` from recorded runs; the per-fold results are in the CSV beside this file.",
+        "Cells: mean ± SD (n = folds × seeds with a defined value). Best per column in bold. "
+        "p: Wilcoxon signed-rank test of each method against the best across paired folds, Holm-corrected "
+        "(— where fewer than two pairs or no difference). † transductive (uses held-out entities' features, "
+        "never their labels). ‡ replication mode: epochs selected on the test entries as the reference code did "
+        "(optimistic; not comparable with honest rows).",
+        f"Code version(s): {', '.join(versions) or 'unknown'}.",
+        "",
+    ]
+    for (ds, proto), part in df.groupby(["dataset", "protocol"], sort=False):
+        fin = part[part["status"] == "finished"]
+        unsupported = sorted(set(part.loc[part["status"] == "not supported", "method"]))
+        headline = fin["headline"].dropna().iloc[0] if fin["headline"].notna().any() else "pooled"
+        test = fin["paper_test"].dropna().iloc[0] if fin["paper_test"].notna().any() else ""
+        out += [f"## {ds} — {proto}" + (f" ({test})" if test else ""), ""]
+        if headline == "entity":
+            out += ["Metrics are computed per held-out entity, then averaged over entities within a fold; the table "
+                    "shows the mean ± SD of those fold-level averages.", ""]
+        for sel, replication in (("validation", False), ("test", True)):
+            part_sel = fin[fin["selection"] == sel]
+            if part_sel.empty:
+                continue
+            honest = fin[fin["selection"] == "validation"] if replication else None
+            label = ("Replication mode (test-set selection, as the reference code)" if replication
+                     else "Honest mode (selection on a validation split carved from training)")
+            out += [f"### {label}", "", "Classification", ""]
+            out += _table(part_sel, CLASSIFICATION, headline, [] if replication else unsupported, replication, honest)
+            reg = part_sel[part_sel["tasks"].astype(str).str.contains("regression")]
+            if not reg.empty and reg["pcc"].notna().any():
+                out += ["", "Regression (IC50)", ""]
+                out += _table(reg, REGRESSION, headline, [], replication,
+                              honest[honest["tasks"].astype(str).str.contains("regression")] if honest is not None else None)
+            out += [""]
+    return "\n".join(out).rstrip() + "\n"
+
+
+def build(experiments=None, tracking_uri=None, dataset=None, protocol=None, out=None, from_csv=None,
+          title=None) -> str:
+    """Collect (or read ``from_csv``), write the CSV beside ``out``, and render markdown from the CSV."""
+    if from_csv:
+        df = read_csv(from_csv)
+    else:
+        df = collect(experiments, tracking_uri, dataset, protocol)
+        if out is not None:
+            path = csv_path(out)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            df.to_csv(path, index=False)
+            df = read_csv(path)
+        else:
+            import io
+
+            buf = io.StringIO()
+            df.to_csv(buf, index=False)
+            buf.seek(0)
+            df = pd.read_csv(buf)
+    md = render(df, title)
+    if out is not None:
+        Path(out).parent.mkdir(parents=True, exist_ok=True)
+        Path(out).write_text(md)
+    return md
+
+
+def read_csv(path) -> pd.DataFrame:
+    from drbench.errors import DataError
+
+    try:
+        df = pd.read_csv(path, dtype={"fold_label": str, "notes": str})
+    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError) as e:
+        raise DataError(f"cannot read leaderboard CSV {path}: {e}") from None
+    missing = [c for c in ("method", "status", "dataset", "protocol") if c not in df.columns]
+    if missing:
+        raise DataError(f"{path} is not a drbench leaderboard CSV: missing columns {missing}")
+    for col in CSV_COLUMNS:
+        if col not in df.columns:
+            df[col] = np.nan
+    return df
