@@ -89,7 +89,7 @@ class Dataset:
             i, j = np.argwhere(bad)[0]
             raise DataError(
                 f"dataset {self.name}: binary response must be 0/1 where measured; "
-                f"found {b[i, j]!r} at cell {self.cell_ids[i]!r}, drug {self.drug_ids[j]!r}"
+                f"found {float(b[i, j])!r} at cell {str(self.cell_ids[i])!r}, drug {str(self.drug_ids[j])!r}"
             )
 
     # ------------------------------------------------------------------ shape and masks

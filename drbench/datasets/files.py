@@ -43,13 +43,13 @@ def numeric(df: pd.DataFrame, path: Path, allow_nan: bool, what: str = "value") 
     if bad.any():
         i, j = np.argwhere(bad)[0]
         raise DataError(
-            f"{path}: non-numeric {what} {df.iat[i, j]!r} at row {df.index[i]!r}, column {df.columns[j]!r}"
+            f"{path}: non-numeric {what} {df.iat[i, j]!r} at row {str(df.index[i])!r}, column {str(df.columns[j])!r}"
         )
     a = conv.to_numpy(dtype=np.float64)
     if not allow_nan and np.isnan(a).any():
         i, j = np.argwhere(np.isnan(a))[0]
         raise DataError(
-            f"{path}: missing {what} at row {df.index[i]!r}, column {df.columns[j]!r} "
+            f"{path}: missing {what} at row {str(df.index[i])!r}, column {str(df.columns[j])!r} "
             "(no value may be missing in this file; is it truncated?)"
         )
     return a
@@ -94,5 +94,5 @@ def fingerprints(path: Path, drug_ids, width: int = 920) -> np.ndarray:
     bad = (a != 0) & (a != 1)
     if bad.any():
         i, j = np.argwhere(bad)[0]
-        raise DataError(f"{path}: fingerprint bits must be 0/1; found {a[i, j]!r} at row {df.index[i]!r}, column {df.columns[j]!r}")
+        raise DataError(f"{path}: fingerprint bits must be 0/1; found {float(a[i, j])!r} at row {str(df.index[i])!r}, column {str(df.columns[j])!r}")
     return a

@@ -44,12 +44,12 @@ def _binary_checked(binary: np.ndarray, null: np.ndarray, cells, drugs, path: Pa
     bad = (binary != 0) & (binary != 1)
     if bad.any():
         i, j = np.argwhere(bad)[0]
-        raise DataError(f"{path}: values must be 0 or 1; found {binary[i, j]!r} at row {cells[i]!r}, column {drugs[j]!r}")
+        raise DataError(f"{path}: values must be 0 or 1; found {float(binary[i, j])!r} at row {str(cells[i])!r}, column {str(drugs[j])!r}")
     pos_unmeasured = (binary == 1) & (null == 1)
     if pos_unmeasured.any():
         i, j = np.argwhere(pos_unmeasured)[0]
         raise DataError(
-            f"{path}: positive label at row {cells[i]!r}, column {drugs[j]!r}, "
+            f"{path}: positive label at row {str(cells[i])!r}, column {str(drugs[j])!r}, "
             f"but {null_path} marks that pair as unmeasured"
         )
     out = binary.astype(float)
@@ -88,7 +88,7 @@ def _response(ddir: Path, resp: str, binary: str, null: str | None, ic50_allow_n
         badn = (nm != 0) & (nm != 1)
         if badn.any():
             i, j = np.argwhere(badn)[0]
-            raise DataError(f"{npath}: values must be 0 or 1; found {nm[i, j]!r} at row {cells[i]!r}, column {drugs[j]!r}")
+            raise DataError(f"{npath}: values must be 0 or 1; found {float(nm[i, j])!r} at row {str(cells[i])!r}, column {str(drugs[j])!r}")
     else:
         npath, nm = bpath, np.zeros_like(b)
     binary_m = _binary_checked(b, nm, cells, drugs, bpath, npath)
@@ -100,7 +100,7 @@ def _response(ddir: Path, resp: str, binary: str, null: str | None, ic50_allow_n
         if null and not np.array_equal(np.isnan(ic50), ~meas):
             i, j = np.argwhere(np.isnan(ic50) != ~meas)[0]
             raise DataError(
-                f"{rpath}: IC50 at row {cells[i]!r}, column {drugs[j]!r} is "
+                f"{rpath}: IC50 at row {str(cells[i])!r}, column {str(drugs[j])!r} is "
                 f"{'missing' if np.isnan(ic50[i, j]) else 'present'} but {npath} says the pair is "
                 f"{'measured' if meas[i, j] else 'unmeasured'}"
             )
