@@ -1,0 +1,314 @@
+"""DeepCDR (Liu et al., Bioinformatics 2020): drug GCN ⊕ expression MLP → convolutional fusion head.
+
+Follows method-specs §4.5, expression-only cell branch (the PAPER fairness mode):
+
+* **Drug branch (graph)**: the molecular graph from RDKit (:mod:`drbench.methods.molgraph`: 75-d
+  DeepChem-style atom features, ``D^-1/2 (A+I) D^-1/2``), GraphConv ``Â (X W + b)`` 75 → 256 → 256 → 256
+  → 100, each followed by ReLU, BatchNorm and Dropout 0.1, then **global average pooling over
+  ``max_atoms`` = 100 slots** as the reference (``pool="padded"``): padded slots have zero features and
+  only a self loop, so each carries the same vector per layer; it is computed once and enters the BN
+  statistics and the mean with its multiplicity (exactly the padded computation, except that dropout is
+  not applied to the padded slots). ``pool="atoms"`` averages over the real atoms only.
+* **Drug branch (fingerprint)**: 920 → 256 (ReLU) → Dropout 0.1 → 100 (ReLU). Used for drugs without a
+  usable SMILES (``view.smiles == ""`` or unparsable), or for every drug with ``drug_branch="fingerprint"``
+  (the paper's "fingerprints only" setting). No BatchNorm here: a batch often holds a single fallback
+  drug, whose batch statistics would be degenerate.
+* **Cell branch**: expression (z-scored per gene with statistics of the training cells, a label-free
+  step) → Dense(256) tanh → BatchNorm → Dropout 0.1 → Dense(100) ReLU.
+* **Fusion**: [drug 100 ⊕ cell 100] → Dense(300) tanh → Dropout 0.1 → Conv1d(1→30, k150) ReLU → MaxPool 2 →
+  Conv1d(30→10, k5) ReLU → MaxPool 3 → Conv1d(10→5, k5) ReLU → MaxPool 3 → Dropout 0.1 → flatten (30) →
+  Dropout 0.2 → 2 outputs: sensitivity logit (sigmoid, BCE) and IC50 (linear, MSE on training pairs with
+  a measured IC50, standardised targets). The heads share everything up to the last layer; the loss is
+  ``BCE + regression_weight · MSE`` (see :func:`drbench.methods.deepdsc.fit_pairs`).
+
+Keras defaults of the reference are kept where they matter: Glorot-uniform weights with zero biases,
+BatchNorm momentum 0.99 (torch ``momentum=0.01``) and epsilon 1e-3, Adam lr 1e-3.
+
+Speed: the cell branch runs once per unique cell of a batch and the drug branch once per unique drug
+(BatchNorm statistics weighted by each entity's number of pairs in the batch, so they equal the
+per-pair statistics of the reference); dropout masks in the branches are therefore shared by the pairs of
+one entity within a batch. Training and selection: :func:`drbench.methods.deepdsc.fit_pairs` (early
+stopping on ``view.valid`` only: validation AUC of the classification head by default, ``select_on="pcc"``
+for the IC50 head as the regression reference did).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+from torch import nn
+
+from drbench.api import Capabilities, Method, Prediction, Query, TrainView
+from drbench.errors import UsageError
+from drbench.methods.common import finite_rows, torch_device
+from drbench.methods.deepdsc import (PROTOCOLS, expression_matrix, fingerprint_matrix, fit_pairs, pair_data,
+                                     predict_pairs, training_cells, unique_index, weighted_batch_norm)
+from drbench.methods.molgraph import N_ATOM_FEATURES, mol_graph
+
+BN_MOMENTUM = 0.01  # Keras momentum 0.99
+BN_EPS = 1e-3
+
+
+def _glorot(module: nn.Module) -> None:
+    for m in module.modules():
+        if isinstance(m, (nn.Linear, nn.Conv1d)):
+            nn.init.xavier_uniform_(m.weight)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+
+
+class GraphBank:
+    """The molecular graphs of a list of drugs, flattened for block-diagonal message passing.
+
+    ``has_graph[j]`` says whether drug j has a graph; :meth:`batch` gathers the atoms and edges of a
+    subset of drugs with batch-local atom indices.
+    """
+
+    def __init__(self, smiles, disk_cache=False):
+        graphs = [mol_graph(s, disk_cache=disk_cache) if isinstance(s, str) and s else None for s in smiles]
+        self.has_graph = np.array([g is not None for g in graphs], dtype=bool)
+        self.n_atoms = np.array([g.n_atoms if g is not None else 0 for g in graphs], dtype=np.int64)
+        self.atom_start = np.concatenate([[0], np.cumsum(self.n_atoms)[:-1]]).astype(np.int64)
+        feats = [g.features for g in graphs if g is not None]
+        self.x = torch.as_tensor(np.concatenate(feats) if feats else np.zeros((0, N_ATOM_FEATURES), np.float32))
+        self.edges = [g.edges() if g is not None else None for g in graphs]
+
+    def batch(self, drugs: np.ndarray):
+        """(atom feature rows, src, dst, value, owner) for ``drugs`` (all with graphs); ``owner[k]`` = position
+        in ``drugs`` of atom k; src/dst index the gathered atoms."""
+        atom_idx, owner, src, dst, val = [], [], [], [], []
+        offset = 0
+        for k, d in enumerate(drugs):
+            n, s0 = int(self.n_atoms[d]), int(self.atom_start[d])
+            atom_idx.append(np.arange(s0, s0 + n))
+            owner.append(np.full(n, k))
+            r, c, v = self.edges[d]
+            src.append(c + offset)
+            dst.append(r + offset)
+            val.append(v)
+            offset += n
+        cat = lambda a, dt: torch.as_tensor(np.concatenate(a).astype(dt))  # noqa: E731
+        return (self.x[cat(atom_idx, np.int64)], cat(src, np.int64), cat(dst, np.int64),
+                cat(val, np.float32), cat(owner, np.int64))
+
+
+class GraphBranch(nn.Module):
+    def __init__(self, units=(256, 256, 256), out_dim: int = 100, dropout: float = 0.1, max_atoms: int = 100,
+                 pool: str = "padded"):
+        super().__init__()
+        dims = [N_ATOM_FEATURES, *units, out_dim]
+        self.lins = nn.ModuleList(nn.Linear(a, b) for a, b in zip(dims[:-1], dims[1:]))
+        self.bns = nn.ModuleList(nn.BatchNorm1d(b, momentum=BN_MOMENTUM, eps=BN_EPS) for b in dims[1:])
+        self.drop = nn.Dropout(dropout)
+        self.max_atoms = max_atoms
+        self.pool = pool
+
+    def forward(self, x, src, dst, val, owner, n_atoms, drug_weight):
+        """Embeddings (U × out) of U drugs; ``n_atoms`` (U,), ``drug_weight`` (U,) = pairs per drug."""
+        padded = self.pool == "padded"
+        n_pad = (self.max_atoms - n_atoms).clamp_min(0).to(x.dtype)
+        atom_w = drug_weight[owner].to(x.dtype)
+        pad_w = (drug_weight.to(x.dtype) * n_pad).sum()
+        h = x
+        p = torch.zeros(1, x.shape[1], dtype=x.dtype, device=x.device)  # a padded slot: zero features
+        for lin, bn in zip(self.lins, self.bns):
+            hw = lin(h)
+            h = torch.zeros_like(hw).index_add_(0, dst, hw[src] * val[:, None])
+            h = torch.relu(h)
+            if padded:
+                p = torch.relu(lin(p))  # padding block of Â is the identity
+                both = weighted_batch_norm(torch.cat([h, p]), torch.cat([atom_w, pad_w.reshape(1)]), bn)
+                h, p = both[:-1], both[-1:]
+            else:
+                h = weighted_batch_norm(h, atom_w, bn)
+            h = self.drop(h)
+        u = n_atoms.shape[0]
+        s = torch.zeros(u, h.shape[1], dtype=h.dtype, device=h.device).index_add_(0, owner, h)
+        if padded:
+            s = s + n_pad[:, None] * p
+            denom = torch.clamp(n_atoms.to(h.dtype), min=float(self.max_atoms))
+        else:
+            denom = n_atoms.to(h.dtype).clamp_min(1.0)
+        return s / denom[:, None]
+
+
+class CDRNet(nn.Module):
+    def __init__(self, n_genes: int, fp_dim: int, units=(256, 256, 256), drug_dim: int = 100,
+                 cell_hidden: int = 256, cell_dim: int = 100, fusion: int = 300, dropout: float = 0.1,
+                 max_atoms: int = 100, pool: str = "padded"):
+        super().__init__()
+        self.graph = GraphBranch(units, drug_dim, dropout, max_atoms, pool)
+        self.fp = nn.Sequential(nn.Linear(fp_dim, 256), nn.ReLU(), nn.Dropout(dropout), nn.Linear(256, drug_dim),
+                                nn.ReLU())
+        self.cell1 = nn.Linear(n_genes, cell_hidden)
+        self.cell_bn = nn.BatchNorm1d(cell_hidden, momentum=BN_MOMENTUM, eps=BN_EPS)
+        self.cell2 = nn.Linear(cell_hidden, cell_dim)
+        self.drop = nn.Dropout(dropout)
+        self.fuse = nn.Linear(drug_dim + cell_dim, fusion)
+        self.conv = nn.Sequential(
+            nn.Conv1d(1, 30, 150), nn.ReLU(), nn.MaxPool1d(2),
+            nn.Conv1d(30, 10, 5), nn.ReLU(), nn.MaxPool1d(3),
+            nn.Conv1d(10, 5, 5), nn.ReLU(), nn.MaxPool1d(3),
+            nn.Dropout(dropout), nn.Flatten(), nn.Dropout(0.2),
+        )
+        with torch.no_grad():
+            flat = self.conv(torch.zeros(1, 1, fusion)).shape[1]
+        self.out = nn.Linear(flat, 2)
+        _glorot(self)
+
+    def cells(self, x, weight=None):
+        h = torch.tanh(self.cell1(x))
+        h = self.drop(weighted_batch_norm(h, weight, self.cell_bn))
+        return torch.relu(self.cell2(h))
+
+    def drugs(self, inputs, uc: torch.Tensor, counts: torch.Tensor):
+        bank, fps, use_graph = inputs["bank"], inputs["fps"], inputs["use_graph"]
+        ucn = uc.cpu().numpy()
+        g = use_graph[ucn]
+        parts, order = [], []
+        if g.any():
+            sel = ucn[g]
+            x, src, dst, val, owner = bank.batch(sel)
+            dev = fps.device
+            parts.append(self.graph(x.to(dev), src.to(dev), dst.to(dev), val.to(dev), owner.to(dev),
+                                    torch.as_tensor(bank.n_atoms[sel], device=dev), counts[torch.as_tensor(g)]))
+            order.append(np.flatnonzero(g))
+        if (~g).any():
+            parts.append(self.fp(fps[uc[torch.as_tensor(~g, device=uc.device)]]))
+            order.append(np.flatnonzero(~g))
+        emb = torch.cat(parts)
+        inv = np.argsort(np.concatenate(order))
+        return emb[torch.as_tensor(inv, device=emb.device)]
+
+    def forward(self, inputs, rows, cols):
+        ur, ir, rc = unique_index(rows)
+        uc, ic, cc = unique_index(cols)
+        cell = self.cells(inputs["expr"][ur], rc)
+        drug = self.drugs(inputs, uc, cc)
+        h = torch.cat([drug[ic], cell[ir]], dim=1)
+        h = self.drop(torch.tanh(self.fuse(h)))
+        o = self.out(self.conv(h[:, None, :]))
+        return o[:, 0], o[:, 1]
+
+
+class DeepCDR(Method):
+    """DeepCDR with an expression-only cell branch: drug GCN (or fingerprint MLP) + convolutional fusion."""
+
+    capabilities = Capabilities(tasks={"classification", "regression"}, protocols=PROTOCOLS, transductive=False,
+                                needs={"expression", "fingerprint", "smiles"}, selects=True)
+
+    def __init__(self, drug_branch: str = "graph", units: tuple = (256, 256, 256), drug_dim: int = 100,
+                 cell_hidden: int = 256, cell_dim: int = 100, fusion: int = 300, dropout: float = 0.1,
+                 max_atoms: int = 100, pool: str = "padded", standardize: bool = True, epochs: int = 100,
+                 batch_size: int = 64, lr: float = 1e-3, optimizer: str = "adam", weight_decay: float = 0.0,
+                 grad_clip: float = 0.0, patience: int = 10, regression_weight: float = 1.0,
+                 select_on: str = "auc", max_train_pairs: int = 0, graph_disk_cache: bool = False):
+        self.drug_branch = drug_branch
+        self.units = units
+        self.drug_dim = drug_dim
+        self.cell_hidden = cell_hidden
+        self.cell_dim = cell_dim
+        self.fusion = fusion
+        self.dropout = dropout
+        self.max_atoms = max_atoms
+        self.pool = pool
+        self.standardize = standardize
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.lr = lr
+        self.optimizer = optimizer
+        self.weight_decay = weight_decay
+        self.grad_clip = grad_clip
+        self.patience = patience
+        self.regression_weight = regression_weight
+        self.select_on = select_on
+        self.max_train_pairs = max_train_pairs
+        self.graph_disk_cache = graph_disk_cache
+
+    @classmethod
+    def defaults_for(cls, context) -> dict:
+        ds = str(context.get("dataset", ""))
+        if ds in ("gdsc", "pdx", "tcga"):  # ~160k training pairs: larger batches to fit the time budget
+            return {"batch_size": 512, "epochs": 15, "patience": 5}
+        return {}
+
+    @classmethod
+    def fast_params(cls) -> dict:
+        return {"units": (16, 16), "drug_dim": 12, "cell_hidden": 16, "cell_dim": 12, "epochs": 3,
+                "batch_size": 128, "patience": 2}
+
+    # ------------------------------------------------------------------ inputs
+    def _check(self):
+        if self.drug_branch not in ("graph", "fingerprint"):
+            raise UsageError(f"drug_branch must be 'graph' or 'fingerprint', got {self.drug_branch!r}")
+        if self.pool not in ("padded", "atoms"):
+            raise UsageError(f"pool must be 'padded' or 'atoms', got {self.pool!r}")
+
+    def _drug_inputs(self, smiles, fp: np.ndarray, device):
+        if self.drug_branch == "graph":
+            bank = GraphBank([s if isinstance(s, str) else "" for s in smiles], disk_cache=self.graph_disk_cache)
+        else:
+            bank = GraphBank([""] * len(smiles))
+        use_graph = bank.has_graph.copy()
+        return {"bank": bank, "fps": torch.as_tensor(fp, device=device), "use_graph": use_graph}
+
+    def _scale(self, x: np.ndarray) -> np.ndarray:
+        return np.nan_to_num((x - self.x_mean_) / self.x_sd_, nan=0.0).astype(np.float32)
+
+    # ------------------------------------------------------------------ fit / predict
+    def fit(self, view: TrainView) -> "DeepCDR":
+        self._check()
+        device = torch_device(view.device)
+        self.device_ = device
+        expr = expression_matrix(view.cell_features)
+        fp = fingerprint_matrix(view.drug_features)
+        rows = training_cells(view, "train")
+        if self.standardize and len(rows) > 1:
+            self.x_mean_ = expr[rows].mean(0)
+            sd = expr[rows].std(0)
+            self.x_sd_ = np.where(sd > 1e-8, sd, np.inf).astype(np.float32)
+        else:
+            self.x_mean_ = np.zeros(expr.shape[1], np.float32)
+            self.x_sd_ = np.ones(expr.shape[1], np.float32)
+        vis = view.visible_cells & finite_rows(expr)
+        x = np.zeros_like(expr)
+        x[vis] = self._scale(expr[vis])
+        drugs = self._drug_inputs(view.smiles, fp, device)
+        inputs = {"expr": torch.as_tensor(x, device=device), **drugs}
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(view.seed)
+            train, valid, self.ic50_mean_, self.ic50_sd_ = pair_data(view, self.max_train_pairs, view.seed)
+            self.net_ = CDRNet(expr.shape[1], fp.shape[1], tuple(self.units), self.drug_dim, self.cell_hidden,
+                               self.cell_dim, self.fusion, self.dropout, self.max_atoms, self.pool).to(device)
+            info = fit_pairs(self.net_, inputs, train, valid, epochs=self.epochs, batch_size=self.batch_size,
+                             lr=self.lr, optimizer=self.optimizer, weight_decay=self.weight_decay,
+                             grad_clip=self.grad_clip or None, patience=self.patience,
+                             regression_weight=self.regression_weight, select_on=self.select_on,
+                             seed=view.seed + 1, device=device)
+        self.net_.eval()
+        used = np.unique(train.cols.numpy())
+        info["graph_drugs"] = int(drugs["use_graph"][used].sum())
+        info["fingerprint_drugs"] = int((~drugs["use_graph"][used]).sum())
+        self.fit_info_ = info
+        return self
+
+    def predict(self, query: Query) -> Prediction:
+        rows = np.asarray(query.rows, dtype=np.int64)
+        cols = np.asarray(query.cols, dtype=np.int64)
+        if len(rows) == 0:
+            return Prediction(np.zeros(0), np.zeros(0))
+        expr = expression_matrix(query.cell_features)
+        fp = fingerprint_matrix(query.drug_features)
+        ur, ir = np.unique(rows, return_inverse=True)
+        uc, ic = np.unique(cols, return_inverse=True)
+        smiles = np.asarray(query.smiles, dtype=object)[uc]
+        inputs = {"expr": torch.as_tensor(self._scale(expr[ur]), device=self.device_),
+                  **self._drug_inputs(smiles, fp[uc], self.device_)}
+        p, t = predict_pairs(self.net_, inputs, torch.as_tensor(ir.ravel()), torch.as_tensor(ic.ravel()))
+        return Prediction(np.clip(p, 0.0, 1.0), t * self.ic50_sd_ + self.ic50_mean_)
+
+    def drug_uses_graph(self, smiles) -> np.ndarray:
+        """Which of these drugs the fitted model scores through the graph branch (the others: fingerprints)."""
+        return self._drug_inputs(list(smiles), np.zeros((len(smiles), 1), np.float32), torch.device("cpu"))["use_graph"]

@@ -1,0 +1,474 @@
+"""DeepDSC (Li et al., TCBB 2019): a stacked autoencoder code of expression ⊕ drug fingerprint → deep network.
+
+Follows method-specs §4.6 (layer sizes from the third-party port [DRB], unverified against the paper):
+
+* **Autoencoder**, trained unsupervised on expression: encoder G → 2000 → 1000 → 500 (SELU between
+  layers, no activation on the 500-d code), decoder 500 → 1000 → 2000 → G (SELU, sigmoid output),
+  Xavier-uniform weights, Adamax, MSE reconstruction (+ ``ae_l1`` · Σ|encoder parameters|), gradient
+  norm clipped at 1. Input = per-gene min–max scaling **fitted on the autoencoder's rows**:
+  ``(x − min) / (max − min)`` — the port divides by ``max`` instead of ``max − min`` (a quirk, fixed
+  here); a constant gene becomes 0. Cells not in the fit rows are scaled with the same statistics (values
+  may leave [0, 1]; they are not clipped).
+  Which rows: ``ae_cells="train"`` (default, strictly inductive) = cells whose features the view shows
+  **and** that have training entries; ``"visible"`` = every cell whose features the view shows (in Test 2
+  that adds the validation cells, label-free; held-out cells are never visible to an inductive method).
+* **Predictor**: [500-d code ⊕ 920-bit fingerprint] → 1000 → 800 → 500 → 100 (ELU, Kaiming-uniform)
+  → 2 outputs. **Both heads share the trunk**: output 0 is the sensitivity logit (sigmoid + BCE on
+  training pairs), output 1 the IC50 (linear; MSE on training pairs with a measured IC50). IC50 targets
+  are standardised with the training pairs' mean/SD (and mapped back at predict time), so the summed loss
+  ``BCE + regression_weight · MSE`` weighs the heads evenly by default (``regression_weight=1``).
+
+Training (drbench choices, documented deviations from the port's 100 full-batch epochs):
+mini-batches of training pairs (seeded shuffling from ``view.seed``), Adamax, gradient norm clipped at 5,
+evaluation on ``view.valid`` after every epoch, early stopping with ``patience`` and best-weight restore.
+``select_on="auc"`` (default) stops and selects on the **validation AUC of the classification head**;
+``"pcc"`` on the validation PCC of the IC50 head (the regression paper's target). With no usable
+validation entries the fixed ``epochs`` budget is trained and the last epoch kept.
+Speed: the first dense layer is split into a cell part and a drug part, applied once per unique cell /
+drug of a batch and gathered per pair (identical to applying it to the concatenation); the autoencoder
+code is computed once after pretraining.
+
+The module also holds the pair-training loop shared with DeepCDR (:func:`fit_pairs`).
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import math
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from drbench.api import Capabilities, Method, Prediction, Query, TrainView
+from drbench.errors import UsageError
+from drbench.methods.common import EpochSelector, finite_rows, safe_auc, seeded_generator, torch_device
+
+log = logging.getLogger("drbench.methods.deep")
+
+PROTOCOLS = {"random", "new-cell-line", "new-drug", "in-vivo"}
+
+
+# ==================================================================================================
+# Pair training shared by DeepDSC and DeepCDR
+# ==================================================================================================
+@dataclass
+class Pairs:
+    """Labelled (cell, drug) pairs: binary label, standardised IC50 (0 where missing) and its mask."""
+
+    rows: torch.Tensor
+    cols: torch.Tensor
+    y: torch.Tensor
+    t: torch.Tensor
+    t_mask: torch.Tensor
+
+    def __len__(self):
+        return int(self.rows.shape[0])
+
+    def subset(self, idx):
+        return Pairs(self.rows[idx], self.cols[idx], self.y[idx], self.t[idx], self.t_mask[idx])
+
+
+def pair_data(view: TrainView, max_train_pairs: int = 0, seed: int = 0):
+    """(train pairs, valid pairs, ic50 mean, ic50 sd) from a view.
+
+    Training pairs: ``view.train`` entries with a binary label; their measured IC50 values give the
+    standardisation. Validation pairs come from ``view.valid`` only. ``max_train_pairs > 0`` keeps a seeded
+    random subset of the training pairs (for smoke tests).
+    """
+    lab = ~np.isnan(view.binary)
+    tr = view.train & lab
+    va = view.valid & lab
+    r, c = np.nonzero(tr)
+    if max_train_pairs and len(r) > max_train_pairs:
+        keep = np.sort(np.random.default_rng(seed).choice(len(r), size=int(max_train_pairs), replace=False))
+        r, c = r[keep], c[keep]
+    ic = view.ic50[r, c]
+    ok = np.isfinite(ic)
+    mu = float(ic[ok].mean()) if ok.any() else 0.0
+    sd = float(ic[ok].std()) if ok.sum() > 1 else 1.0
+    sd = sd if sd > 1e-8 else 1.0
+
+    def make(rr, cc):
+        b = view.binary[rr, cc]
+        v = view.ic50[rr, cc]
+        m = np.isfinite(v)
+        return Pairs(torch.as_tensor(rr, dtype=torch.long), torch.as_tensor(cc, dtype=torch.long),
+                     torch.as_tensor(b, dtype=torch.float32),
+                     torch.as_tensor(np.where(m, (v - mu) / sd, 0.0), dtype=torch.float32),
+                     torch.as_tensor(m))
+
+    vr, vc = np.nonzero(va)
+    return make(r, c), make(vr, vc), mu, sd
+
+
+def unique_index(idx: torch.Tensor):
+    """(sorted unique values, inverse index, counts) — deterministic on CPU."""
+    return torch.unique(idx, sorted=True, return_inverse=True, return_counts=True)
+
+
+def pearson(a: np.ndarray, b: np.ndarray) -> float:
+    if len(a) < 3 or np.std(a) < 1e-12 or np.std(b) < 1e-12:
+        return float("nan")
+    return float(np.corrcoef(a, b)[0, 1])
+
+
+@torch.no_grad()
+def predict_pairs(net: nn.Module, inputs, rows: torch.Tensor, cols: torch.Tensor, chunk: int = 32768):
+    """(probabilities, standardised IC50) of pairs, in eval mode, in chunks."""
+    was = net.training
+    net.eval()
+    dev = next(net.parameters()).device
+    ps, ts = [], []
+    for s in range(0, len(rows), chunk):
+        logit, reg = net(inputs, rows[s:s + chunk].to(dev), cols[s:s + chunk].to(dev))
+        ps.append(torch.sigmoid(logit).cpu())
+        ts.append(reg.cpu())
+    net.train(was)
+    if not ps:
+        return np.zeros(0), np.zeros(0)
+    return torch.cat(ps).double().numpy(), torch.cat(ts).double().numpy()
+
+
+def _usable_selection(valid: Pairs, select_on: str) -> bool:
+    if len(valid) == 0:
+        return False
+    if select_on == "auc":
+        return np.unique(valid.y.numpy()).size == 2
+    return int(valid.t_mask.sum()) >= 3
+
+
+def fit_pairs(net: nn.Module, inputs, train: Pairs, valid: Pairs, *, epochs: int, batch_size: int, lr: float,
+              optimizer: str = "adam", weight_decay: float = 0.0, grad_clip: float | None = None,
+              patience: int | None = 10, regression_weight: float = 1.0, select_on: str = "auc",
+              seed: int = 0, device=torch.device("cpu"), min_batch: int = 2) -> dict:
+    """Train ``net(inputs, rows, cols) -> (logit, standardised ic50)`` on mini-batches of training pairs.
+
+    Loss = BCE(logit, label) + ``regression_weight`` · MSE over pairs with a measured IC50. After every
+    epoch the validation pairs are scored; ``select_on`` ("auc" of the classification head or "pcc" of
+    the IC50 head) drives early stopping (``patience`` epochs without improvement) and the restored
+    best weights. Without usable validation pairs the full ``epochs`` budget is trained and the last
+    weights kept. Returns fit information (numbers only).
+    """
+    if select_on not in ("auc", "pcc"):
+        raise UsageError(f"select_on must be 'auc' or 'pcc', got {select_on!r}")
+    opts = {"adam": torch.optim.Adam, "adamax": torch.optim.Adamax, "adamw": torch.optim.AdamW}
+    if optimizer not in opts:
+        raise UsageError(f"optimizer must be one of {sorted(opts)}, got {optimizer!r}")
+    opt = opts[optimizer](net.parameters(), lr=lr, weight_decay=weight_decay)
+    gen = seeded_generator(seed)
+    n = len(train)
+    if n == 0:
+        raise UsageError("no training pairs with a label in the view")
+    bs = max(1, min(int(batch_size), n))
+    selecting = _usable_selection(valid, select_on)
+    sel = EpochSelector(patience=patience if selecting else None)
+    use_reg = regression_weight > 0 and bool(train.t_mask.any())
+    vy = valid.y.numpy()
+    vmask = valid.t_mask.numpy()
+    vt = valid.t.numpy()
+    history_auc, history_pcc, losses = [], [], []
+    epochs_run = 0
+    t0 = time.perf_counter()
+    for epoch in range(1, int(epochs) + 1):
+        net.train()
+        perm = torch.randperm(n, generator=gen)
+        starts = list(range(0, n, bs))
+        if len(starts) > 1 and n - starts[-1] < min_batch:  # fold a tiny tail into the previous batch
+            starts.pop()
+        total, count = 0.0, 0
+        for i, s in enumerate(starts):
+            e = starts[i + 1] if i + 1 < len(starts) else n
+            idx = perm[s:e]
+            r, c = train.rows[idx].to(device), train.cols[idx].to(device)
+            y = train.y[idx].to(device)
+            logit, reg = net(inputs, r, c)
+            loss = F.binary_cross_entropy_with_logits(logit, y)
+            if use_reg:
+                m = train.t_mask[idx].to(device)
+                if bool(m.any()):
+                    loss = loss + regression_weight * F.mse_loss(reg[m], train.t[idx].to(device)[m])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            if grad_clip:
+                nn.utils.clip_grad_norm_(net.parameters(), grad_clip)
+            opt.step()
+            total += float(loss.detach()) * len(idx)
+            count += len(idx)
+        losses.append(total / max(count, 1))
+        epochs_run = epoch
+        if not math.isfinite(losses[-1]):
+            log.warning("non-finite training loss at epoch %d; stopping", epoch)
+            break
+        if len(valid):
+            p, t = predict_pairs(net, inputs, valid.rows.to(device), valid.cols.to(device))
+            auc = safe_auc(vy, p)
+            pcc = pearson(vt[vmask], t[vmask]) if vmask.sum() >= 3 else float("nan")
+            history_auc.append(auc)
+            history_pcc.append(pcc)
+            log.info("epoch %d: train loss %.4f, valid AUC %.4f, valid PCC %.4f (%.0f s)", epoch, losses[-1],
+                     auc, pcc, time.perf_counter() - t0)
+            if selecting:
+                score = auc if select_on == "auc" else pcc
+                if sel.update(epoch, score, lambda: copy.deepcopy(net.state_dict())):
+                    break
+    restored = False
+    if selecting and sel.best_state is not None:
+        net.load_state_dict(sel.best_state)
+        restored = True
+    best = sel.best_epoch if restored else epochs_run
+    info = {"epochs_run": epochs_run, "best_epoch": best, "train_pairs": n, "valid_pairs": len(valid),
+            "batch_size": bs, "final_train_loss": losses[-1] if losses else float("nan"),
+            "train_seconds": time.perf_counter() - t0, "selected_on_valid": int(restored)}
+    if history_auc:
+        k = best - 1
+        info["valid_auc"] = history_auc[k] if 0 <= k < len(history_auc) else float("nan")
+        info["valid_pcc"] = history_pcc[k] if 0 <= k < len(history_pcc) else float("nan")
+    return info
+
+
+def weighted_batch_norm(x: torch.Tensor, w: torch.Tensor | None, bn: nn.BatchNorm1d) -> torch.Tensor:
+    """BatchNorm1d over rows of ``x`` where row i stands for ``w[i]`` identical rows.
+
+    In training mode the batch statistics are the weighted mean and (biased) variance, exactly those
+    of the expanded batch; the running statistics are updated as BatchNorm1d would on that batch.
+    ``w=None`` or eval mode falls back to the module itself.
+    """
+    if w is None or not bn.training:
+        return bn(x)
+    w = w.to(x.dtype)[:, None]
+    total = w.sum()
+    mean = (w * x).sum(0) / total
+    var = (w * (x - mean) ** 2).sum(0) / total
+    with torch.no_grad():
+        mom = bn.momentum if bn.momentum is not None else 0.1
+        unbiased = var * (total / (total - 1)) if float(total) > 1 else var
+        bn.running_mean.mul_(1 - mom).add_(mom * mean.detach())
+        bn.running_var.mul_(1 - mom).add_(mom * unbiased.detach())
+        bn.num_batches_tracked += 1
+    out = (x - mean) / torch.sqrt(var + bn.eps)
+    if bn.affine:
+        out = out * bn.weight + bn.bias
+    return out
+
+
+def expression_matrix(block, name: str = "expression") -> np.ndarray:
+    if name not in block:
+        raise UsageError(f"the method needs cell feature {name!r}; the dataset has {sorted(block)}")
+    return np.asarray(block[name], dtype=np.float32)
+
+
+def fingerprint_matrix(block, name: str = "fingerprint") -> np.ndarray:
+    if name not in block:
+        raise UsageError(f"the method needs drug feature {name!r}; the dataset has {sorted(block)}")
+    return np.nan_to_num(np.asarray(block[name], dtype=np.float32), nan=0.0)
+
+
+def training_cells(view: TrainView, which: str) -> np.ndarray:
+    """Indices of the cells an unsupervised step may use: "train" (visible and with training entries)
+    or "visible" (every cell whose features the view shows)."""
+    x = expression_matrix(view.cell_features)
+    vis = view.visible_cells & finite_rows(x)
+    if which == "visible":
+        return np.flatnonzero(vis)
+    if which == "train":
+        return np.flatnonzero(vis & (view.train & ~np.isnan(view.binary)).any(1))
+    raise UsageError(f"ae_cells must be 'train' or 'visible', got {which!r}")
+
+
+# ==================================================================================================
+# DeepDSC
+# ==================================================================================================
+class AutoEncoder(nn.Module):
+    def __init__(self, n_genes: int, hidden=(2000, 1000, 500)):
+        super().__init__()
+        enc, dims = [], [n_genes, *hidden]
+        for i in range(len(hidden)):
+            enc.append(nn.Linear(dims[i], dims[i + 1]))
+            if i < len(hidden) - 1:
+                enc.append(nn.SELU())
+        dec, rdims = [], dims[::-1]
+        for i in range(len(hidden)):
+            dec.append(nn.Linear(rdims[i], rdims[i + 1]))
+            dec.append(nn.SELU() if i < len(hidden) - 1 else nn.Sigmoid())
+        self.encoder, self.decoder = nn.Sequential(*enc), nn.Sequential(*dec)
+        for mod in self.modules():
+            if isinstance(mod, nn.Linear):
+                nn.init.xavier_uniform_(mod.weight)
+
+    def forward(self, x):
+        return self.decoder(self.encoder(x))
+
+
+class DSCNet(nn.Module):
+    """[code ⊕ fingerprint] → hidden (ELU) → (logit, ic50). The first layer is split into a cell part
+    and a drug part (same function as one dense layer on the concatenation)."""
+
+    def __init__(self, code_dim: int, fp_dim: int, hidden=(1000, 800, 500, 100), dropout: float = 0.0):
+        super().__init__()
+        h0 = hidden[0]
+        self.cell_in = nn.Linear(code_dim, h0)
+        self.drug_in = nn.Linear(fp_dim, h0, bias=False)
+        # one Kaiming-uniform draw over the concatenated input, as a single dense layer would get
+        w = torch.empty(h0, code_dim + fp_dim)
+        nn.init.kaiming_uniform_(w)
+        with torch.no_grad():
+            self.cell_in.weight.copy_(w[:, :code_dim])
+            self.drug_in.weight.copy_(w[:, code_dim:])
+            bound = 1.0 / math.sqrt(code_dim + fp_dim)
+            self.cell_in.bias.uniform_(-bound, bound)
+        layers = []
+        for a, b in zip(hidden[:-1], hidden[1:]):
+            lin = nn.Linear(a, b)
+            nn.init.kaiming_uniform_(lin.weight)
+            layers += [nn.ELU(), nn.Dropout(dropout), lin]
+        layers += [nn.ELU(), nn.Dropout(dropout)]
+        self.trunk = nn.Sequential(*layers)
+        self.out = nn.Linear(hidden[-1], 2)
+        nn.init.kaiming_uniform_(self.out.weight)
+
+    def forward(self, inputs, rows, cols):
+        codes, fps = inputs
+        ur, ir, _ = unique_index(rows)
+        uc, ic, _ = unique_index(cols)
+        h = self.cell_in(codes[ur])[ir] + self.drug_in(fps[uc])[ic]
+        o = self.out(self.trunk(h))
+        return o[:, 0], o[:, 1]
+
+
+def minmax_stats(x: np.ndarray):
+    lo = x.min(0)
+    span = x.max(0) - lo
+    return lo.astype(np.float32), np.where(span > 1e-8, span, np.inf).astype(np.float32)  # constant gene → 0
+
+
+class DeepDSC(Method):
+    """DeepDSC: stacked-autoencoder expression code + fingerprint → DNN (classification and IC50 heads)."""
+
+    capabilities = Capabilities(tasks={"classification", "regression"}, protocols=PROTOCOLS, transductive=False,
+                                needs={"expression", "fingerprint"}, selects=True)
+
+    def __init__(self, ae_cells: str = "train", ae_hidden: tuple = (2000, 1000, 500), ae_epochs: int = 100,
+                 ae_batch_size: int = 64, ae_lr: float = 1e-3, ae_l1: float = 0.0, ae_grad_clip: float = 1.0,
+                 hidden: tuple = (1000, 800, 500, 100), dropout: float = 0.0, epochs: int = 30,
+                 batch_size: int = 1024, lr: float = 1e-3, optimizer: str = "adamax", weight_decay: float = 0.0,
+                 grad_clip: float = 5.0, patience: int = 5, regression_weight: float = 1.0,
+                 select_on: str = "auc", max_train_pairs: int = 0):
+        self.ae_cells = ae_cells
+        self.ae_hidden = ae_hidden
+        self.ae_epochs = ae_epochs
+        self.ae_batch_size = ae_batch_size
+        self.ae_lr = ae_lr
+        self.ae_l1 = ae_l1
+        self.ae_grad_clip = ae_grad_clip
+        self.hidden = hidden
+        self.dropout = dropout
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.lr = lr
+        self.optimizer = optimizer
+        self.weight_decay = weight_decay
+        self.grad_clip = grad_clip
+        self.patience = patience
+        self.regression_weight = regression_weight
+        self.select_on = select_on
+        self.max_train_pairs = max_train_pairs
+
+    @classmethod
+    def defaults_for(cls, context) -> dict:
+        ds = str(context.get("dataset", ""))
+        if ds == "ccle":  # ~8k training pairs: smaller batches, more epochs
+            return {"batch_size": 128, "epochs": 100, "patience": 10, "ae_epochs": 200}
+        return {}
+
+    @classmethod
+    def fast_params(cls) -> dict:
+        return {"ae_hidden": (32, 16, 8), "ae_epochs": 5, "ae_batch_size": 16, "hidden": (32, 16, 8),
+                "epochs": 4, "batch_size": 64, "patience": 2}
+
+    # ------------------------------------------------------------------ autoencoder
+    def _train_autoencoder(self, x: np.ndarray, device, gen: torch.Generator) -> tuple[AutoEncoder, dict]:
+        ae = AutoEncoder(x.shape[1], tuple(self.ae_hidden)).to(device)
+        opt = torch.optim.Adamax(ae.parameters(), lr=self.ae_lr)
+        xt = torch.as_tensor(x, device=device)
+        n = xt.shape[0]
+        bs = max(2, min(int(self.ae_batch_size), n))
+        loss_v = float("nan")
+        t0 = time.perf_counter()
+        for _ in range(int(self.ae_epochs)):
+            perm = torch.randperm(n, generator=gen)
+            total = 0.0
+            for s in range(0, n, bs):
+                b = xt[perm[s:s + bs]]
+                loss = F.mse_loss(ae(b), b)
+                if self.ae_l1:
+                    loss = loss + self.ae_l1 * sum(p.abs().sum() for p in ae.encoder.parameters())
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                if self.ae_grad_clip:
+                    nn.utils.clip_grad_norm_(ae.parameters(), self.ae_grad_clip)
+                opt.step()
+                total += float(loss.detach()) * b.shape[0]
+            loss_v = total / n
+        ae.eval()
+        return ae, {"ae_rows": int(n), "ae_final_loss": loss_v, "ae_seconds": time.perf_counter() - t0}
+
+    @torch.no_grad()
+    def _codes(self, x: np.ndarray) -> torch.Tensor:
+        """Autoencoder codes of expression rows (scaled with the fitted min–max statistics)."""
+        z = (np.nan_to_num(x, nan=0.0) - self.mm_lo_) / self.mm_span_
+        out = []
+        for s in range(0, z.shape[0], 4096):
+            out.append(self.encoder_(torch.as_tensor(z[s:s + 4096], dtype=torch.float32, device=self.device_)))
+        return torch.cat(out) if out else torch.zeros(0, self.ae_hidden[-1], device=self.device_)
+
+    # ------------------------------------------------------------------ fit / predict
+    def fit(self, view: TrainView) -> "DeepDSC":
+        device = torch_device(view.device)
+        self.device_ = device
+        expr = expression_matrix(view.cell_features)
+        fp = fingerprint_matrix(view.drug_features)
+        ae_rows = training_cells(view, self.ae_cells)
+        if len(ae_rows) < 2:
+            raise UsageError("DeepDSC needs at least two cell lines to pretrain its autoencoder")
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(view.seed)
+            gen = seeded_generator(view.seed)
+            x = expr[ae_rows]
+            self.mm_lo_, self.mm_span_ = minmax_stats(x)
+            ae, ae_info = self._train_autoencoder((x - self.mm_lo_) / self.mm_span_, device, gen)
+            self.encoder_ = ae.encoder
+            for p in self.encoder_.parameters():
+                p.requires_grad_(False)
+            vis = np.flatnonzero(view.visible_cells & finite_rows(expr))
+            codes = torch.zeros(expr.shape[0], self.ae_hidden[-1], device=device)
+            codes[torch.as_tensor(vis, device=device)] = self._codes(expr[vis])
+            fps = torch.as_tensor(fp, device=device)
+            train, valid, self.ic50_mean_, self.ic50_sd_ = pair_data(view, self.max_train_pairs, view.seed)
+            self.net_ = DSCNet(self.ae_hidden[-1], fp.shape[1], tuple(self.hidden), self.dropout).to(device)
+            info = fit_pairs(self.net_, (codes, fps), train, valid, epochs=self.epochs, batch_size=self.batch_size,
+                             lr=self.lr, optimizer=self.optimizer, weight_decay=self.weight_decay,
+                             grad_clip=self.grad_clip, patience=self.patience,
+                             regression_weight=self.regression_weight, select_on=self.select_on,
+                             seed=view.seed + 1, device=device)
+        self.net_.eval()
+        self.fit_info_ = {**info, **ae_info}
+        return self
+
+    def predict(self, query: Query) -> Prediction:
+        rows = np.asarray(query.rows, dtype=np.int64)
+        cols = np.asarray(query.cols, dtype=np.int64)
+        if len(rows) == 0:
+            return Prediction(np.zeros(0), np.zeros(0))
+        expr = expression_matrix(query.cell_features)
+        fp = fingerprint_matrix(query.drug_features)
+        ur, ir = np.unique(rows, return_inverse=True)
+        uc, ic = np.unique(cols, return_inverse=True)
+        codes = self._codes(expr[ur])
+        fps = torch.as_tensor(fp[uc], device=self.device_)
+        p, t = predict_pairs(self.net_, (codes, fps), torch.as_tensor(ir.ravel()), torch.as_tensor(ic.ravel()))
+        return Prediction(np.clip(p, 0.0, 1.0), t * self.ic50_sd_ + self.ic50_mean_)
