@@ -9,14 +9,38 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
-from scipy import stats
-from sklearn.metrics import average_precision_score, roc_auc_score
+from scipy.stats import rankdata
 
 CLASSIFICATION = ("auc", "auprc")
 REGRESSION = ("pcc", "scc", "rmse")
 ALL = CLASSIFICATION + REGRESSION
 #: metrics where lower is better
 LOWER_IS_BETTER = {"rmse"}
+
+
+def roc_auc(y: np.ndarray, score: np.ndarray) -> float:
+    """ROC AUC by the rank-sum (Mann–Whitney) identity; ties count one half. Equals sklearn's roc_auc_score."""
+    pos = y == 1
+    n_pos, n_neg = int(pos.sum()), int((~pos).sum())
+    ranks = rankdata(score)
+    return float((ranks[pos].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
+def average_precision(y: np.ndarray, score: np.ndarray) -> float:
+    """Step-wise average precision, sum_n (R_n - R_{n-1}) P_n over distinct thresholds (sklearn's definition)."""
+    order = np.argsort(-score, kind="mergesort")
+    s, t = score[order], y[order]
+    last = np.r_[np.flatnonzero(np.diff(s)), len(s) - 1]  # last index of each distinct score
+    tps = np.cumsum(t)[last]
+    fps = (last + 1) - tps
+    precision = tps / (tps + fps)
+    recall = tps / tps[-1]
+    return float(np.sum(np.diff(np.r_[0.0, recall]) * precision))
+
+
+def pearson(x: np.ndarray, y: np.ndarray) -> float:
+    xc, yc = x - x.mean(), y - y.mean()
+    return float((xc @ yc) / np.sqrt((xc @ xc) * (yc @ yc)))
 
 
 def _constant(x):
@@ -35,7 +59,7 @@ def classification(y: np.ndarray, score: np.ndarray) -> tuple[dict, list[str]]:
         return {"auc": np.nan, "auprc": np.nan}, ["prediction has NaN or inf"]
     if _constant(score):
         return {"auc": np.nan, "auprc": np.nan}, ["constant prediction"]
-    return {"auc": float(roc_auc_score(y, score)), "auprc": float(average_precision_score(y, score))}, notes
+    return {"auc": roc_auc(y, score), "auprc": average_precision(y, score)}, notes
 
 
 def regression(y: np.ndarray | None, pred: np.ndarray | None) -> tuple[dict, list[str]]:
@@ -55,7 +79,7 @@ def regression(y: np.ndarray | None, pred: np.ndarray | None) -> tuple[dict, lis
         return {"pcc": np.nan, "scc": np.nan, "rmse": rmse}, ["constant IC50 prediction" if _constant(pred) else "constant IC50"]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return {"pcc": float(stats.pearsonr(y, pred)[0]), "scc": float(stats.spearmanr(y, pred)[0]), "rmse": rmse}, []
+        return {"pcc": pearson(y, pred), "scc": pearson(rankdata(y), rankdata(pred)), "rmse": rmse}, []
 
 
 def evaluate(y, score, ic50_true=None, ic50_pred=None) -> tuple[dict, list[str]]:

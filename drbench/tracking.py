@@ -38,6 +38,14 @@ def client(uri: str | None = None):
     return MlflowClient(tracking_uri=tracking_uri(uri))
 
 
+def artifact_root(uri: str) -> str | None:
+    """For a SQLite store, artifacts go in ``mlartifacts/`` beside the database file (not the working directory)."""
+    if uri.startswith("sqlite:///"):
+        db = Path(uri[len("sqlite:///"):])
+        return (db.resolve().parent / "mlartifacts").as_uri()
+    return None
+
+
 def experiment_id(c, name: str, create: bool = True) -> str | None:
     exp = c.get_experiment_by_name(name)
     if exp is not None:
@@ -47,7 +55,8 @@ def experiment_id(c, name: str, create: bool = True) -> str | None:
     if not create:
         return None
     try:
-        return c.create_experiment(name)
+        root = artifact_root(c.tracking_uri) if hasattr(c, "tracking_uri") else None
+        return c.create_experiment(name, artifact_location=f"{root}/{name}" if root else None)
     except Exception:  # created concurrently by another driver
         return c.get_experiment_by_name(name).experiment_id
 

@@ -91,3 +91,21 @@ def test_per_entity_means_skip_undefined_entities():
     means, counts = metrics.per_entity(ent, y, s)
     assert means["auc_entity"] == pytest.approx(1.0)
     assert counts["n_entities_auc"] == 1
+
+
+def test_fast_metrics_equal_sklearn_and_scipy_with_ties():
+    from scipy import stats
+    from sklearn.metrics import average_precision_score, roc_auc_score
+
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        n = int(rng.integers(5, 300))
+        y = rng.integers(0, 2, n)
+        y[0], y[1] = 0, 1
+        s = np.round(rng.random(n), int(rng.integers(1, 3)))  # many ties
+        assert metrics.roc_auc(y, s) == pytest.approx(roc_auc_score(y, s))
+        assert metrics.average_precision(y, s) == pytest.approx(average_precision_score(y, s))
+        a, b = rng.normal(size=n), rng.normal(size=n)
+        assert metrics.pearson(a, b) == pytest.approx(stats.pearsonr(a, b)[0])
+        m, _ = metrics.regression(a, np.round(b, 1))
+        assert m["scc"] == pytest.approx(stats.spearmanr(a, np.round(b, 1))[0])

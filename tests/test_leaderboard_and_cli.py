@@ -1,0 +1,120 @@
+"""Leaderboards from recorded runs (CSV regenerates the markdown exactly) and the command line."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from drbench import leaderboard
+from drbench.cli import main
+from drbench.runner import SweepSpec, run_sweep
+
+
+@pytest.fixture(scope="module")
+def recorded(tmp_path_factory):
+    """One recorded store shared by the tests of this module (its own sqlite file)."""
+    uri = f"sqlite:///{tmp_path_factory.mktemp('lb')}/mlflow.db"
+    for sel in ("validation", "test"):
+        run_sweep(SweepSpec(methods="global-mean,drug-mean,cell-mean,mean-effects", protocol="random",
+                            dataset="synthetic", selection=sel, progress=False, tracking_uri=uri))
+    run_sweep(SweepSpec(methods="mean-effects", protocol="new-drug", dataset="synthetic", progress=False,
+                        tracking_uri=uri))
+    return uri
+
+
+def test_markdown_regenerates_exactly_from_the_csv(recorded, tmp_path):
+    out = tmp_path / "lb" / "synthetic.md"
+    md = leaderboard.build(out=str(out), tracking_uri=recorded)
+    assert out.read_text() == md
+    df = pd.read_csv(leaderboard.csv_path(out))
+    assert len(df[df["status"] == "finished"]) == 45
+    again = leaderboard.build(from_csv=str(leaderboard.csv_path(out)))
+    assert again == md
+    for name in ("global-mean", "drug-mean", "cell-mean", "mean-effects"):
+        assert name in md
+    assert "## synthetic — random (Test 1)" in md and "## synthetic — new-drug (Test 2)" in md
+    assert "Replication mode" in md and "mean-effects‡" in md  # replication runs are marked
+    assert "Regression (IC50)" in md
+
+
+def test_table_values_are_the_fold_means_and_sds(recorded, tmp_path):
+    out = tmp_path / "t.md"
+    md = leaderboard.build(out=str(out), protocol="random", tracking_uri=recorded)
+    df = pd.read_csv(leaderboard.csv_path(out))
+    me = df[(df["method"] == "cell-mean") & (df["selection"] == "validation")]["auc"]
+    assert f"{me.mean():.3f} ± {me.std(ddof=1):.3f}" in md
+    assert "new-drug" not in md  # filtered
+
+
+def test_holm_and_wilcoxon():
+    adj = leaderboard.holm({"a": 0.01, "b": 0.04, "c": 0.03})
+    assert adj == pytest.approx({"a": 0.03, "c": 0.06, "b": 0.06})
+    a = pd.Series([0.9, 0.8, 0.85, 0.95, 0.7], index=list("vwxyz"))
+    b = a - np.array([0.1, 0.05, 0.2, 0.15, 0.12])
+    assert leaderboard.paired_p(a, b) == pytest.approx(0.0625)
+    assert np.isnan(leaderboard.paired_p(a, a))
+    assert np.isnan(leaderboard.paired_p(a.iloc[:1], b.iloc[:1]))
+
+
+def test_not_supported_methods_are_listed_not_dropped(tmp_path):
+    import drbench
+    from drbench.api import Capabilities, Method, Prediction
+    from drbench.registry import methods
+
+    @drbench.register("test-random-only")
+    class RandomOnly(Method):
+        capabilities = Capabilities(protocols={"random"})
+
+        def fit(self, view):
+            return self
+
+        def predict(self, query):
+            return Prediction(np.full(len(query), 0.5))
+
+    try:
+        run_sweep(SweepSpec(methods="mean-effects", protocol="new-drug", dataset="synthetic", progress=False))
+        md = leaderboard.build(out=str(tmp_path / "x.md"))
+        row = next(line for line in md.splitlines() if "test-random-only" in line)
+        assert "not supported" in row
+    finally:
+        methods().remove("test-random-only")
+
+
+def test_cli_run_and_leaderboard(tmp_path, capsys):
+    assert main(["run", "--methods", "mean-effects,drug-mean", "--protocol", "random", "-q", "--folds", "0,1"]) == 0
+    out = capsys.readouterr().out
+    assert "4 jobs planned" in out and "mean-effects" in out
+    assert main(["run", "--methods", "mean-effects,drug-mean", "--protocol", "random", "-q", "--folds", "0-1"]) == 0
+    assert "4 already finished" in capsys.readouterr().out
+    md = tmp_path / "lb.md"
+    assert main(["leaderboard", "--out", str(md)]) == 0
+    assert "mean-effects" in md.read_text()
+
+
+@pytest.mark.parametrize("argv,msg", [
+    (["run", "--methods", "mtigcnn", "--protocol", "random"], "unknown method(s) ['mtigcnn']; choose from: all"),
+    (["run", "--methods", "all", "--protocol", "randm"], "unknown protocol 'randm'; choose one of"),
+    (["run", "--methods", "drug-mean", "--protocol", "random", "--dataset", "gdcs"], "unknown dataset 'gdcs'"),
+    (["run", "--methods", "drug-mean", "--protocol", "random", "--set", "epochs=3"], "METHOD.PARAM=VALUE"),
+    (["run", "--methods", "drug-mean", "--protocol", "random", "--option", "folds=3"], "no option(s) ['folds']"),
+    (["data", "info", "gdsc", "--data-dir", "/nonexistent"], "not found"),
+    (["leaderboard", "--from-csv", "/nonexistent.csv"], "cannot read leaderboard CSV"),
+])
+def test_cli_errors_are_one_clear_line(argv, msg, capsys):
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert msg in err and "Traceback" not in err
+
+
+def test_cli_listings(capsys):
+    assert main(["methods"]) == 0
+    out = capsys.readouterr().out
+    assert "mean-effects" in out and "drbench" in out
+    assert main(["protocols"]) == 0
+    out = capsys.readouterr().out
+    assert "new-cell-line" in out and "Test 2" in out and "--option per_target" in out
+    assert main(["data", "list"]) == 0
+    assert "synthetic" in capsys.readouterr().out
+    assert main(["data", "info", "synthetic"]) == 0
+    assert '"cells": 240' in capsys.readouterr().out
