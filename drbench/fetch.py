@@ -118,8 +118,41 @@ def file_hashes(path: Path) -> dict:
     return {"size": size, "sha256": s256.hexdigest(), "git_sha1": s1.hexdigest()}
 
 
+def _records(stream):
+    """The CSV records of a text stream opened with ``newline=""``, without their line ends. A record whose
+    quotes are unbalanced continues on the next physical line (a quoted field holding a newline)."""
+    pending = ""
+    for line in stream:
+        pending += line
+        if pending.count('"') % 2 == 0:
+            yield pending.rstrip("\r\n")
+            pending = ""
+    if pending:
+        yield pending.rstrip("\r\n")
+
+
+def _fields(record: str) -> list[str]:
+    """The fields of one record (csv parsing only when it holds a quote)."""
+    if '"' not in record:
+        return record.split(",")
+    return next(csv.reader(io.StringIO(record + "\n")), [])
+
+
+def _canonical(record: str, first: bool) -> str:
+    """A record's fields joined by \x1f (the top-left header cell blanked when ``first``)."""
+    if '"' in record:
+        f = _fields(record)
+        if first and f:
+            f[0] = ""
+        return "\x1f".join(f)
+    if first:
+        k = record.find(",")
+        record = "" if k < 0 else record[k:]
+    return record.replace(",", "\x1f")
+
+
 class _TableHasher:
-    """sha256 of a CSV table's cell texts: each row as its fields joined by \\x1f plus a newline.
+    """sha256 of a CSV table's cell texts: each record as its fields joined by \\x1f plus a newline.
 
     Independent of quoting, line endings, gzip settings and the name of the index column (the top-left
     header cell is blanked), so a table joined here from the release's parts matches the bundle's copy
@@ -130,11 +163,9 @@ class _TableHasher:
         self.h = hashlib.sha256()
         self.first = True
 
-    def row(self, fields: list[str]) -> None:
-        if self.first:
-            fields = [""] + list(fields[1:])
-            self.first = False
-        self.h.update(("\x1f".join(fields) + "\n").encode("utf-8"))
+    def record(self, record: str) -> None:
+        self.h.update((_canonical(record, self.first) + "\n").encode("utf-8"))
+        self.first = False
 
     def hexdigest(self) -> str:
         return self.h.hexdigest()
@@ -143,8 +174,8 @@ class _TableHasher:
 def _open_text(path: Path):
     path = Path(path)
     if path.name.endswith(".gz"):
-        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8", newline="")
-    return open(path, encoding="utf-8", newline="")
+        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8-sig", newline="")
+    return open(path, encoding="utf-8-sig", newline="")
 
 
 def table_hash(path: Path) -> str:
@@ -152,8 +183,8 @@ def table_hash(path: Path) -> str:
     th = _TableHasher()
     try:
         with _open_text(path) as f:
-            for row in csv.reader(f):
-                th.row(row)
+            for rec in _records(f):
+                th.record(rec)
     except (OSError, EOFError, UnicodeDecodeError, csv.Error, zlib.error) as e:
         raise DataError(f"{path}: unreadable table ({type(e).__name__}: {e})") from None
     return th.hexdigest()
@@ -580,10 +611,10 @@ def _check_download(tmp: Path, want_size, want_sha256, want_git, what: str, loca
     bad = []
     if want_size is not None and h["size"] != want_size:
         bad.append(f"{h['size']} bytes instead of {want_size}")
+    if want_git is not None and h["git_sha1"] != want_git:
+        bad.append(f"git blob sha1 {h['git_sha1'][:12]}… instead of {want_git[:12]}…")
     if want_sha256 is not None and h["sha256"] != want_sha256:
         bad.append(f"sha256 {h['sha256'][:12]}… instead of {want_sha256[:12]}…")
-    elif want_sha256 is None and want_git is not None and h["git_sha1"] != want_git:
-        bad.append(f"git blob sha1 {h['git_sha1'][:12]}… instead of {want_git[:12]}…")
     if bad:
         raise DataError(f"refused {what} from {location}: it is corrupted or not the expected version "
                         f"({'; '.join(bad)}); nothing was written")
@@ -619,38 +650,62 @@ def _read_part(z: zipfile.ZipFile, label: str):
     return io.TextIOWrapper(z.open(members[0]), encoding="utf-8-sig", newline="")
 
 
+def _split_id(record: str) -> tuple[str, str | None]:
+    """(row id, the rest of the record as CSV text or None when the record has one field)."""
+    if '"' not in record:
+        k = record.find(",")
+        return (record, None) if k < 0 else (record[:k], record[k + 1:])
+    f = _fields(record)
+    if len(f) <= 1:
+        return (f[0] if f else "", None)
+    buf = io.StringIO()
+    csv.writer(buf, lineterminator="\n").writerow(f[1:])  # "\n" as terminator: fields holding one get quoted
+    return f[0], buf.getvalue()[:-1]
+
+
 def join_columns(parts: list[Path], out: Path, labels: list[str] | None = None) -> str:
     """Join column-split zipped CSV parts (same rows, same order; first column the row id) into one gzipped
-    CSV at ``out``. Returns the table hash. Value texts are copied as they are."""
+    CSV at ``out``. Returns its table hash. Ids and value texts are copied as they are; the header's
+    top-left cell is the first part's."""
     labels = labels or [str(p) for p in parts]
     zips = [zipfile.ZipFile(p) for p in parts]
     th = _TableHasher()
     try:
-        readers = [csv.reader(_read_part(z, lab)) for z, lab in zip(zips, labels)]
-        with open(out, "wb") as raw, gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as gz, \
+        readers = [_records(_read_part(z, lab)) for z, lab in zip(zips, labels)]
+        with open(out, "wb") as raw, \
+                gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0, compresslevel=6) as gz, \
                 io.TextIOWrapper(gz, encoding="utf-8", newline="") as text:
-            w = csv.writer(text, lineterminator="\n")
             line = 0
             while True:
-                rows = [next(r, None) for r in readers]
-                if all(r is None for r in rows):
+                recs = [next(r, None) for r in readers]
+                if all(r is None for r in recs):
                     break
                 line += 1
-                if any(r is None for r in rows):
-                    short = [lab for lab, r in zip(labels, rows) if r is None]
+                if any(r is None for r in recs):
+                    short = [lab for lab, r in zip(labels, recs) if r is None]
                     raise DataError(f"cannot join: {', '.join(short)} end(s) at line {line} before the other parts")
-                ids = {r[0] if r else "" for r in rows}
+                split = [_split_id(r) for r in recs]
+                ids = {i for i, _ in split}
                 if line > 1 and len(ids) > 1:
                     raise DataError(f"cannot join: row {line} has different ids in the parts: {sorted(ids)[:4]}")
-                row = [rows[0][0]] + [x for r in rows for x in r[1:]]
-                w.writerow(row)
-                th.row(row)
+                row = ",".join([_quote(split[0][0])] + [rest for _, rest in split if rest is not None])
+                text.write(row + "\n")
+                th.record(row)
     except (zipfile.BadZipFile, UnicodeDecodeError, csv.Error) as e:
         raise DataError(f"cannot join {labels}: {type(e).__name__}: {e}") from None
     finally:
         for z in zips:
             z.close()
     return th.hexdigest()
+
+
+def _quote(field: str) -> str:
+    """One field as CSV text (quoted only when it must be)."""
+    if not any(c in field for c in ',"\r\n'):
+        return field
+    buf = io.StringIO()
+    csv.writer(buf, lineterminator="\n").writerow([field])
+    return buf.getvalue()[:-1]
 
 
 def _fetch_joined(entry: Entry, template: str, final: Path, bar, dead: set | None = None) -> None:
