@@ -79,7 +79,12 @@ def cmd_run(args) -> int:
     print(f"{report.planned} jobs planned, {report.skipped_done} already finished (skipped), "
           f"{report.finished} finished now, {report.failed} failed")
     if report.results:
-        _print_results(report.results)
+        from drbench.protocols import get_protocol
+
+        entity = get_protocol(args.protocol).per_entity_headline
+        if entity:
+            print("(metrics per held-out entity, averaged within each fold)")
+        _print_results(report.results, suffix="_entity" if entity else "")
     if report.parent_run_id:
         from drbench.tracking import tracking_uri
 
@@ -87,7 +92,7 @@ def cmd_run(args) -> int:
     return 1 if report.failed else 0
 
 
-def _print_results(results) -> None:
+def _print_results(results, suffix: str = "") -> None:
     import numpy as np
 
     by = {}
@@ -98,7 +103,7 @@ def _print_results(results) -> None:
     for m, rs in by.items():
         cells = []
         for k in keys:
-            v = np.array([r.metrics.get(k, np.nan) for r in rs if r.status == "finished"], dtype=float)
+            v = np.array([r.metrics.get(k + suffix, np.nan) for r in rs if r.status == "finished"], dtype=float)
             v = v[~np.isnan(v)]
             cells.append(f"{v.mean():.3f}±{v.std(ddof=1) if len(v) > 1 else 0:.3f}" if len(v) else "—")
         fit = np.nanmean([r.fit_seconds for r in rs]) if rs else float("nan")

@@ -74,10 +74,16 @@ def resolve_data_dir(name: str, data_dir: str | os.PathLike | None = None) -> Pa
         tried.append(f"{d} ({how})")
         if how == "--data-dir":
             break  # an explicit directory is not silently replaced by another one
+    try:
+        from drbench.fetch import fetch_command_hint
+
+        hint = fetch_command_hint(name)
+    except Exception:  # the hint is a courtesy; never let it hide the real error
+        hint = f"drbench data fetch {name}"
     raise DataError(
         f"dataset {name!r} not found: no folder {name}/ in " + "; ".join(tried)
-        + ". Pass --data-dir DIR (the folder holding gdsc/, ccle/, ...) or set DRBENCH_DATA"
-        + f", or run `drbench data fetch {name}` if your drbench has it."
+        + f". Fetch it with `{hint}`, or pass --data-dir DIR (the folder holding gdsc/, ccle/, ...) "
+        "or set DRBENCH_DATA"
     )
 
 
