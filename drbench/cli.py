@@ -116,7 +116,7 @@ def cmd_leaderboard(args) -> int:
 
     out = leaderboard.build(
         experiments=args.experiment, tracking_uri=args.tracking_uri, dataset=args.dataset, protocol=args.protocol,
-        out=args.out, from_csv=args.from_csv, title=args.title,
+        out=args.out, from_csv=args.from_csv, title=args.title, plots=args.plots,
     )
     if args.out is None:
         print(out)
@@ -229,6 +229,7 @@ def build_parser() -> argparse.ArgumentParser:
     lb.add_argument("--out", help="write markdown here (and the per-fold CSV beside it)")
     lb.add_argument("--from-csv", help="rebuild the markdown from a per-fold CSV instead of MLflow")
     lb.add_argument("--title", help="title of the markdown page")
+    lb.add_argument("--plots", action="store_true", help="also draw ROC/PR curves and runtime bars (PNG) beside --out")
     lb.set_defaults(func=cmd_leaderboard)
 
     m = sub.add_parser("methods", help="list registered methods with their capabilities and providing package")

@@ -183,8 +183,9 @@ def _table(part: pd.DataFrame, metrics: list[str], headline: str, unsupported: l
     return lines
 
 
-def render(df: pd.DataFrame, title: str | None = None) -> str:
-    """Markdown from the per-fold frame (as read back from the CSV)."""
+def render(df: pd.DataFrame, title: str | None = None, images: dict | None = None) -> str:
+    """Markdown from the per-fold frame (as read back from the CSV); ``images`` maps (dataset, protocol)
+    to the picture files that exist beside the markdown."""
     out = [f"# {title or 'drbench leaderboard'}", ""]
     if df.empty:
         return "\n".join(out + ["No finished runs match.", ""])
@@ -205,6 +206,8 @@ def render(df: pd.DataFrame, title: str | None = None) -> str:
         headline = fin["headline"].dropna().iloc[0] if fin["headline"].notna().any() else "pooled"
         test = fin["paper_test"].dropna().iloc[0] if fin["paper_test"].notna().any() else ""
         out += [f"## {ds} — {proto}" + (f" ({test})" if test else ""), ""]
+        for alt, fname in (images or {}).get((ds, proto), []):
+            out += [f"![{alt}]({fname})", ""]
         if headline == "entity":
             out += ["Metrics are computed per held-out entity, then averaged over entities within a fold; the table "
                     "shows the mean ± SD of those fold-level averages.", ""]
@@ -226,9 +229,28 @@ def render(df: pd.DataFrame, title: str | None = None) -> str:
     return "\n".join(out).rstrip() + "\n"
 
 
+def _existing_images(df: pd.DataFrame, out) -> dict:
+    from drbench.plots import image_names
+
+    if out is None:
+        return {}
+    out = Path(out)
+    found = {}
+    for ds, proto in df[["dataset", "protocol"]].drop_duplicates().itertuples(index=False):
+        names = image_names(out.stem, ds, proto)
+        found[(ds, proto)] = [(alt, names[k]) for k, alt in (("curves", "ROC and precision-recall curves"),
+                                                              ("runtime", "fit time per method"))
+                              if (out.parent / names[k]).exists()]
+    return found
+
+
 def build(experiments=None, tracking_uri=None, dataset=None, protocol=None, out=None, from_csv=None,
-          title=None) -> str:
-    """Collect (or read ``from_csv``), write the CSV beside ``out``, and render markdown from the CSV."""
+          title=None, plots: bool = False) -> str:
+    """Collect (or read ``from_csv``), write the CSV beside ``out``, and render markdown from the CSV.
+
+    ``plots`` also draws the curve and runtime pictures beside ``out`` (needs the MLflow runs). Pictures
+    that exist beside ``out`` are linked, so ``--from-csv`` reproduces the same markdown.
+    """
     if from_csv:
         df = read_csv(from_csv)
     else:
@@ -245,7 +267,11 @@ def build(experiments=None, tracking_uri=None, dataset=None, protocol=None, out=
             df.to_csv(buf, index=False)
             buf.seek(0)
             df = pd.read_csv(buf)
-    md = render(df, title)
+    if plots and out is not None and not from_csv:
+        from drbench.plots import make_images
+
+        make_images(df, Path(out), tracking_uri)
+    md = render(df, title, _existing_images(df, out))
     if out is not None:
         Path(out).parent.mkdir(parents=True, exist_ok=True)
         Path(out).write_text(md)

@@ -118,3 +118,13 @@ def test_cli_listings(capsys):
     assert "synthetic" in capsys.readouterr().out
     assert main(["data", "info", "synthetic"]) == 0
     assert '"cells": 240' in capsys.readouterr().out
+
+
+def test_plots_are_drawn_and_linked(recorded, tmp_path):
+    out = tmp_path / "p" / "board.md"
+    md = leaderboard.build(out=str(out), tracking_uri=recorded, protocol="random", plots=True)
+    curves = out.parent / "board-synthetic-random-curves.png"
+    runtime = out.parent / "board-synthetic-random-runtime.png"
+    assert curves.stat().st_size > 10_000 and runtime.stat().st_size > 5_000
+    assert "![ROC and precision-recall curves](board-synthetic-random-curves.png)" in md
+    assert leaderboard.build(from_csv=str(leaderboard.csv_path(out)), out=str(out)) == md  # same page from the CSV
