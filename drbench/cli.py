@@ -125,6 +125,23 @@ def cmd_leaderboard(args) -> int:
     return 0
 
 
+def cmd_reproduce(args) -> int:
+    from drbench.reproduce import BOARDS, reproduce
+
+    if args.list:
+        for b in BOARDS:
+            print(f"{b.name:<24}{b.dataset:<7}{b.protocol:<15}{b.title}")
+        return 0
+    only = [x.strip() for x in args.only.split(",")] if args.only else None
+    summaries = reproduce(only=only, out_dir=args.out_dir, data_dir=args.data_dir, seeds=args.seeds, jobs=args.jobs,
+                          tracking_uri=args.tracking_uri, experiment=args.experiment, progress=not args.quiet,
+                          dry_run=args.dry_run, folds=args.folds)
+    for s in summaries:
+        print(f"{s['board']}: {s['jobs_finished']} jobs finished, {s['jobs_skipped']} skipped, "
+              f"{s['jobs_failed']} failed, {s.get('sweep_seconds', 0):.0f} s")
+    return 1 if any(s["jobs_failed"] for s in summaries) else 0
+
+
 def cmd_methods(args) -> int:
     from drbench.registry import methods
 
@@ -231,6 +248,20 @@ def build_parser() -> argparse.ArgumentParser:
     lb.add_argument("--title", help="title of the markdown page")
     lb.add_argument("--plots", action="store_true", help="also draw ROC/PR curves and runtime bars (PNG) beside --out")
     lb.set_defaults(func=cmd_leaderboard)
+
+    rp = sub.add_parser("reproduce", help="run the sweeps behind the published leaderboards and regenerate them")
+    rp.add_argument("--only", help="comma-separated board names (see --list)")
+    rp.add_argument("--list", action="store_true", help="list the boards")
+    rp.add_argument("--out-dir", default="leaderboards")
+    rp.add_argument("--data-dir")
+    rp.add_argument("--seeds", type=_int_list, default=[0])
+    rp.add_argument("--folds", type=_int_list, default=None)
+    rp.add_argument("--jobs", type=int, default=1)
+    rp.add_argument("--experiment", default="drbench")
+    rp.add_argument("--tracking-uri")
+    rp.add_argument("--dry-run", action="store_true", help="plan only")
+    rp.add_argument("-q", "--quiet", action="store_true")
+    rp.set_defaults(func=cmd_reproduce)
 
     m = sub.add_parser("methods", help="list registered methods with their capabilities and providing package")
     m.add_argument("--json", action="store_true")

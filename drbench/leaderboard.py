@@ -21,7 +21,7 @@ CSV_COLUMNS = [
     "method", "status", "dataset", "protocol", "paper_test", "selection", "seed", "fold", "fold_label", "headline",
     "transductive", "tasks", "auc", "auprc", "pcc", "scc", "rmse", "auc_entity", "auprc_entity", "pcc_entity",
     "scc_entity", "rmse_entity", "n_entities_auc", "n_test", "n_test_positive", "fit_seconds", "predict_seconds",
-    "peak_rss_mb", "notes", "provider", "code_version", "dataset_hash", "mask_sha256", "run_id",
+    "peak_rss_mb", "notes", "provider", "code_version", "dataset_hash", "mask_sha256", "run_id", "job_key",
 ]
 CLASSIFICATION = ["auc", "auprc"]
 REGRESSION = ["pcc", "scc", "rmse"]
@@ -34,8 +34,13 @@ def csv_path(out: str | Path) -> Path:
 
 
 # ---------------------------------------------------------------------------------------------- collect
-def collect(experiments=None, tracking_uri=None, dataset=None, protocol=None) -> pd.DataFrame:
-    """Per-fold rows from MLflow (latest finished run per job key), plus "not supported" rows."""
+def collect(experiments=None, tracking_uri=None, dataset=None, protocol=None, methods=None,
+            previous: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Per-fold rows from MLflow (latest finished run per job key), plus "not supported" rows.
+
+    ``methods`` keeps only those methods; ``previous`` (an earlier CSV) contributes the rows whose job
+    keys the store does not have, so a table can grow across machines without recomputing.
+    """
     from drbench import tracking
 
     uris = tracking_uri if isinstance(tracking_uri, (list, tuple)) else [tracking_uri]
@@ -47,15 +52,23 @@ def collect(experiments=None, tracking_uri=None, dataset=None, protocol=None) ->
         if ids:
             frames.append(tracking.runs_frame(c, ids))
     df = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    if not df.empty:
+        df = df.sort_values("start_time").drop_duplicates("job_key", keep="last")
+        df["status"] = "finished"
+    if previous is not None and not previous.empty:
+        old = previous[previous["status"] == "finished"]
+        if not df.empty:
+            old = old[~old["job_key"].isin(set(df["job_key"]))]
+        df = pd.concat([old, df], ignore_index=True)
     if df.empty:
         return pd.DataFrame(columns=CSV_COLUMNS)
     if dataset:
         df = df[df["dataset"] == dataset]
     if protocol:
         df = df[df["protocol"] == protocol]
-    df = df.sort_values("start_time").drop_duplicates("job_key", keep="last")
-    df["status"] = "finished"
-    df = _add_unsupported(df)
+    if methods:
+        df = df[df["method"].isin(methods)]
+    df = _add_unsupported(df, methods)
     for col in CSV_COLUMNS:
         if col not in df.columns:
             df[col] = np.nan
@@ -65,7 +78,7 @@ def collect(experiments=None, tracking_uri=None, dataset=None, protocol=None) ->
     return df.drop(columns="_p").reset_index(drop=True)
 
 
-def _add_unsupported(df: pd.DataFrame) -> pd.DataFrame:
+def _add_unsupported(df: pd.DataFrame, only=None) -> pd.DataFrame:
     """A "not supported" row for every registered method that cannot run a (dataset, protocol) shown."""
     from drbench.api import supports
     from drbench.errors import DrbenchError
@@ -76,7 +89,7 @@ def _add_unsupported(df: pd.DataFrame) -> pd.DataFrame:
     for (ds, proto), part in df.groupby(["dataset", "protocol"]):
         present = set(part["method"])
         for name in reg.names():
-            if name in present:
+            if name in present or (only and name not in only):
                 continue
             try:
                 cls = reg.get(name)
@@ -245,16 +258,18 @@ def _existing_images(df: pd.DataFrame, out) -> dict:
 
 
 def build(experiments=None, tracking_uri=None, dataset=None, protocol=None, out=None, from_csv=None,
-          title=None, plots: bool = False) -> str:
+          title=None, plots: bool = False, methods=None, merge_csv: bool = False) -> str:
     """Collect (or read ``from_csv``), write the CSV beside ``out``, and render markdown from the CSV.
 
     ``plots`` also draws the curve and runtime pictures beside ``out`` (needs the MLflow runs). Pictures
-    that exist beside ``out`` are linked, so ``--from-csv`` reproduces the same markdown.
+    that exist beside ``out`` are linked, so ``--from-csv`` reproduces the same markdown. ``merge_csv``
+    keeps the rows of the CSV already beside ``out`` that the store does not have.
     """
     if from_csv:
         df = read_csv(from_csv)
     else:
-        df = collect(experiments, tracking_uri, dataset, protocol)
+        prev = read_csv(csv_path(out)) if merge_csv and out is not None and csv_path(out).exists() else None
+        df = collect(experiments, tracking_uri, dataset, protocol, methods, prev)
         if out is not None:
             path = csv_path(out)
             path.parent.mkdir(parents=True, exist_ok=True)

@@ -50,6 +50,7 @@ class SweepSpec:
     keep_predictions: bool = True
     progress: bool = True
     force: bool = False
+    skip_keys: set = field(default_factory=set)  # job keys finished elsewhere (e.g. rows of a published CSV)
 
 
 @dataclass
@@ -218,7 +219,7 @@ def run_sweep(spec: SweepSpec, on_result=None) -> SweepReport:
             raise UsageError("no method can run this sweep: " + "; ".join(report.unsupported.values()))
         raise UsageError("the sweep has no jobs")
 
-    done = set() if spec.force else tracking.finished_job_keys(c, exp_id)
+    done = set() if spec.force else tracking.finished_job_keys(c, exp_id) | set(spec.skip_keys)
     todo = [j for j in jobs if j.key not in done]
     report.planned, report.skipped_done = len(jobs), len(jobs) - len(todo)
     if not todo:

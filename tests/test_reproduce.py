@@ -1,0 +1,42 @@
+"""drbench reproduce: boards are written from runs, and committed CSV rows are never recomputed."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from drbench import reproduce
+from drbench.reproduce import Board
+
+
+def test_board_resumes_from_its_published_csv(tmp_path, monkeypatch):
+    board = Board("syn-random", "synthetic", "random", methods=["mean-effects", "drug-mean"],
+                  replication=["drug-mean"], title="synthetic test 1", note="A note.")
+    monkeypatch.setattr(reproduce, "BOARDS", [board])
+    out = tmp_path / "lb"
+    first = reproduce.reproduce(out_dir=out, tracking_uri=f"sqlite:///{tmp_path}/a.db", progress=False, folds=[0, 1])
+    assert first[0]["jobs_finished"] == 6  # 2 methods × 2 folds honest + 1 method × 2 folds replication
+    md = (out / "syn-random.md").read_text()
+    assert "> A note." in md and "drug-mean‡" in md
+    csv = pd.read_csv(out / "syn-random.csv")
+    assert csv["job_key"].notna().sum() == 6
+    # a fresh store (another machine): the published rows are not recomputed and stay in the table
+    again = reproduce.reproduce(out_dir=out, tracking_uri=f"sqlite:///{tmp_path}/b.db", progress=False, folds=[0, 1])
+    assert again[0]["jobs_finished"] == 0 and again[0]["jobs_skipped"] == 6
+    assert (out / "syn-random.md").read_text() == md
+    index = (out / "README.md").read_text()
+    assert "`drbench reproduce --only syn-random`" in index and "complete" in index
+    assert (out / "runtime.md").exists()
+
+
+def test_case_study_board_lists_top_cell_lines(tmp_path, monkeypatch):
+    board = Board("syn-case", "synthetic", "case-study", methods=["mean-effects"], replication=[],
+                  title="synthetic case study")
+    monkeypatch.setattr(reproduce, "BOARDS", [board])
+    monkeypatch.setattr(reproduce, "CASE_DRUGS", ["drug003"])
+    out = tmp_path / "lb"
+    reproduce.reproduce(out_dir=out, tracking_uri=f"sqlite:///{tmp_path}/c.db", progress=False)
+    md = (out / "syn-case.md").read_text()
+    assert "## mean-effects: drug003 (named in the paper" in md
+    assert md.count("| 10 |") == 6  # the named drug + the five drugs with most unmeasured pairs
+    top = pd.read_csv(out / "syn-case.csv")
+    assert (top.groupby("drug_id")["rank"].max() == 10).all()
