@@ -135,7 +135,7 @@ def cmd_reproduce(args) -> int:
     only = [x.strip() for x in args.only.split(",")] if args.only else None
     summaries = reproduce(only=only, out_dir=args.out_dir, data_dir=args.data_dir, seeds=args.seeds, jobs=args.jobs,
                           tracking_uri=args.tracking_uri, experiment=args.experiment, progress=not args.quiet,
-                          dry_run=args.dry_run, folds=args.folds)
+                          dry_run=args.dry_run, folds=args.folds, also_read=args.also_read or ())
     for s in summaries:
         print(f"{s['board']}: {s['jobs_finished']} jobs finished, {s['jobs_skipped']} skipped, "
               f"{s['jobs_failed']} failed, {s.get('sweep_seconds', 0):.0f} s")
@@ -260,6 +260,8 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--experiment", default="drbench")
     rp.add_argument("--tracking-uri")
     rp.add_argument("--dry-run", action="store_true", help="plan only")
+    rp.add_argument("--also-read", action="append", metavar="URI",
+                    help="another MLflow store whose finished jobs count as done and join the tables")
     rp.add_argument("-q", "--quiet", action="store_true")
     rp.set_defaults(func=cmd_reproduce)
 

@@ -75,12 +75,25 @@ def _published_keys(path: Path) -> set[str]:
     return set(df.loc[df["status"] == "finished", "job_key"].dropna().astype(str))
 
 
+def _store_keys(uris, experiment) -> set[str]:
+    keys = set()
+    for uri in uris or []:
+        c = tracking.client(uri)
+        exp = tracking.experiment_id(c, experiment, create=False)
+        if exp is not None:
+            keys |= tracking.finished_job_keys(c, exp)
+    return keys
+
+
 def run_board(board: Board, out_dir: Path, *, data_dir=None, seeds=(0,), jobs=1, tracking_uri=None,
-              experiment="drbench", progress=True, dry_run=False, folds=None) -> dict:
-    """Run the sweeps of one board (honest, then replication for the test-selecting methods) and write it."""
+              experiment="drbench", progress=True, dry_run=False, folds=None, also_read=()) -> dict:
+    """Run the sweeps of one board (honest, then replication for the test-selecting methods) and write it.
+
+    ``also_read``: further MLflow stores whose finished jobs count as done and whose runs join the tables.
+    """
     out = out_dir / f"{board.name}.md"
     t0 = time.time()
-    skip = _published_keys(leaderboard.csv_path(out))
+    skip = _published_keys(leaderboard.csv_path(out)) | _store_keys(also_read, experiment)
     from drbench.registry import resolve_methods
 
     methods = resolve_methods(board.methods if isinstance(board.methods, str) else ",".join(board.methods))
@@ -106,7 +119,8 @@ def run_board(board: Board, out_dir: Path, *, data_dir=None, seeds=(0,), jobs=1,
         summary["jobs_skipped"] += rep.skipped_done
     summary["sweep_seconds"] = round(time.time() - t0, 1)
     if not dry_run:
-        write_board(board, out, tracking_uri=tracking_uri, experiment=experiment, methods=methods)
+        uris = [tracking_uri, *also_read] if also_read else tracking_uri
+        write_board(board, out, tracking_uri=uris, experiment=experiment, methods=methods)
     return summary
 
 
@@ -124,7 +138,8 @@ def write_board(board: Board, out: Path, tracking_uri=None, experiment="drbench"
 
 def write_case_study(board: Board, out: Path, tracking_uri=None, experiment="drbench") -> None:
     """Top-10 predicted sensitive cell lines among unmeasured pairs, from the runs' ``topk.csv`` artifacts."""
-    c = tracking.client(tracking_uri)
+    uri = tracking_uri[0] if isinstance(tracking_uri, list) else tracking_uri
+    c = tracking.client(uri)
     exp = tracking.experiment_id(c, experiment, create=False)
     frames = []
     if exp is not None:
@@ -224,7 +239,7 @@ def update_index(out_dir: Path, summaries: list[dict], data_dir=None) -> None:
 
 
 def reproduce(only=None, out_dir="leaderboards", data_dir=None, seeds=(0,), jobs=1, tracking_uri=None,
-              experiment="drbench", progress=True, dry_run=False, folds=None) -> list[dict]:
+              experiment="drbench", progress=True, dry_run=False, folds=None, also_read=()) -> list[dict]:
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     boards = [board_by_name(n) for n in only] if only else BOARDS
@@ -232,7 +247,7 @@ def reproduce(only=None, out_dir="leaderboards", data_dir=None, seeds=(0,), jobs
     for b in boards:
         log.warning("board %s: %s / %s", b.name, b.dataset, b.protocol)
         s = run_board(b, out, data_dir=data_dir, seeds=seeds, jobs=jobs, tracking_uri=tracking_uri,
-                      experiment=experiment, progress=progress, dry_run=dry_run, folds=folds)
+                      experiment=experiment, progress=progress, dry_run=dry_run, folds=folds, also_read=also_read)
         summaries.append(s)
         if not dry_run:
             update_index(out, [s], data_dir)
