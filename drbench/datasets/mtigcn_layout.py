@@ -110,81 +110,62 @@ def _response(ddir: Path, resp: str, binary: str, null: str | None, ic50_allow_n
     return np.array(cells), np.array(drugs), binary_m, ic50
 
 
-def load_gdsc(data_dir: Path, keep_all_cells: bool = False) -> Dataset:
-    """``keep_all_cells=True`` keeps every row of the response matrix and drops the expression block instead."""
-    ddir = Path(data_dir) / "gdsc"
-    cells, drugs, binary, ic50 = _response(ddir, "cell_drug.csv", "cell_drug_binary.csv", "null_mask.csv", True)
+def _cell_line_set(name: str, ddir: Path, keep_all_cells: bool, response, thresholds,
+                   names_file: str, unit: str) -> Dataset:
+    """A cell-line dataset (GDSC, CCLE): responses, fingerprints, expression (rows without it dropped)."""
+    cells, drugs, binary, ic50 = response
     fp = fingerprints(ddir / "drug_feature.csv", drugs)
-    thr_path = ddir / "threshold.csv"
-    thr_df = read_table(thr_path)
-    check_unique(thr_df.index, thr_path, "drug")
-    thr = numeric(thr_df, thr_path, allow_nan=False, what="threshold")[:, 0]
-    thr_map = dict(zip(thr_df.index, thr))
-    thresholds = np.array([thr_map.get(d, np.nan) for d in drugs])
-    expr, genes, keep = _expression(ddir / "cell_exprs.csv.gz", cells, "gdsc")
+    expr, genes, keep = _expression(ddir / "cell_exprs.csv.gz", cells, name)
     if keep_all_cells:
-        return _all_cells(load_gdsc(data_dir), cells, binary, ic50, len(keep))
-    ds = Dataset(
-        name="gdsc",
+        keep, missing = np.arange(len(cells)), {"expression": f"loaded with keep_all_cells: "
+                                               f"{len(cells) - len(expr)} of {len(cells)} rows have no expression"}
+        expr_blocks, names = {}, {}
+    else:
+        missing, expr_blocks, names = {}, {"expression": expr}, {"expression": genes}
+    return Dataset(
+        name=name,
         cell_ids=cells[keep],
         drug_ids=drugs,
         binary=binary[keep],
         ic50=ic50[keep],
-        cell_features={"expression": expr},
-        cell_feature_names={"expression": genes},
+        cell_features=expr_blocks,
+        cell_feature_names=names,
         drug_features={"fingerprint": fp},
         smiles=_smiles(ddir / "drug_smiles.csv", drugs),
         thresholds=thresholds,
-        drug_names=_drug_names(ddir / "drug_smiles.csv", drugs, "drug_name", "cid"),
+        drug_names=_drug_names(ddir / names_file, drugs, "drug_name", "cid"),
         cell_alias=_aliases(ddir, cells[keep]),
         meta={
             "source": f"MTIGCN layout at {ddir}",
-            "ic50_unit": "ln IC50 (µM)",
+            "ic50_unit": unit,
             "dropped_cells": int(len(cells) - len(keep)),
             "cells_in_response": int(len(cells)),
             "expression_panel": f"{len(genes)} genes (cell_exprs.csv.gz)",
+            "missing_features": missing,
         },
     )
-    return ds
+
+
+def load_gdsc(data_dir: Path, keep_all_cells: bool = False) -> Dataset:
+    """``keep_all_cells=True`` keeps every row of the response matrix and drops the expression block instead."""
+    ddir = Path(data_dir) / "gdsc"
+    response = _response(ddir, "cell_drug.csv", "cell_drug_binary.csv", "null_mask.csv", True)
+    thr_path = ddir / "threshold.csv"
+    thr_df = read_table(thr_path)
+    check_unique(thr_df.index, thr_path, "drug")
+    thr = numeric(thr_df, thr_path, allow_nan=False, what="threshold")[:, 0]
+    thr_map = dict(zip(thr_df.index, thr))  # aligned by CID: the file's row order differs from the columns
+    thresholds = np.array([thr_map.get(d, np.nan) for d in response[1]])
+    return _cell_line_set("gdsc", ddir, keep_all_cells, response, thresholds,
+                          "drug_smiles.csv", "ln IC50 (µM)")
 
 
 def load_ccle(data_dir: Path, keep_all_cells: bool = False) -> Dataset:
     """``keep_all_cells=True`` keeps every row of the response matrix and drops the expression block instead."""
     ddir = Path(data_dir) / "ccle"
-    cells, drugs, binary, ic50 = _response(ddir, "cell_drug.csv", "cell_drug_binary.csv", None, False)
-    fp = fingerprints(ddir / "drug_feature.csv", drugs)
-    expr, genes, keep = _expression(ddir / "cell_exprs.csv.gz", cells, "ccle")
-    if keep_all_cells:
-        return _all_cells(load_ccle(data_dir), cells, binary, ic50, len(keep))
-    return Dataset(
-        name="ccle",
-        cell_ids=cells[keep],
-        drug_ids=drugs,
-        binary=binary[keep],
-        ic50=ic50[keep],
-        cell_features={"expression": expr},
-        cell_feature_names={"expression": genes},
-        drug_features={"fingerprint": fp},
-        smiles=_smiles(ddir / "drug_smiles.csv", drugs),
-        drug_names=_drug_names(ddir / "drug_name_cid.csv", drugs, "drug_name", "cid"),
-        cell_alias=_aliases(ddir, cells[keep]),
-        meta={
-            "source": f"MTIGCN layout at {ddir}",
-            "ic50_unit": "IC50 µM (raw, capped at 8)",
-            "dropped_cells": int(len(cells) - len(keep)),
-            "cells_in_response": int(len(cells)),
-            "expression_panel": f"{len(genes)} genes (cell_exprs.csv.gz)",
-        },
-    )
-
-
-def _all_cells(ds: Dataset, cells, binary, ic50, with_expr: int) -> Dataset:
-    return Dataset(
-        name=ds.name, cell_ids=cells, drug_ids=ds.drug_ids, binary=binary, ic50=ic50,
-        drug_features=ds.drug_features, smiles=ds.smiles, thresholds=ds.thresholds, drug_names=ds.drug_names,
-        meta={**ds.meta, "dropped_cells": 0, "missing_features": {
-            "expression": f"loaded with keep_all_cells: {len(cells) - with_expr} of {len(cells)} rows have no expression"}},
-    )
+    response = _response(ddir, "cell_drug.csv", "cell_drug_binary.csv", None, False)
+    return _cell_line_set("ccle", ddir, keep_all_cells, response, None,
+                          "drug_name_cid.csv", "IC50 µM (raw, capped at 8)")
 
 
 _NO_EXPR = {
