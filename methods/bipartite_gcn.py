@@ -175,6 +175,16 @@ class BipartiteGCN(nn.Module):
                 self._sim(proj_d(hd)) if drugs else None)
 
 
+def _adam(params, lr, weight_decay, device):
+    """Adam (L2 weight decay added to the gradient, as ``torch.optim.Adam``); the fused kernel where the
+    device has one (same update, one pass over memory instead of ~10)."""
+    params = list(params)
+    try:
+        return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay, fused=True)
+    except (RuntimeError, ValueError, TypeError):
+        return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
+
+
 # ---------------------------------------------------------------------------------------------- fitting
 @dataclass
 class GCNConfig:
@@ -281,7 +291,7 @@ def fit_bipartite(view, cfg: GCNConfig) -> GCNFit:
                 model.fc_cell.weight.copy_(gene_layer.weight @ basis)
                 model.fc_cell.bias.copy_(gene_layer.bias)
     model = model.to(device)
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    opt = _adam(model.parameters(), cfg.lr, cfg.weight_decay, device)
 
     n_valid = int(inp["valid_idx"].numel())
     y_valid = inp["y_valid"]
