@@ -76,8 +76,8 @@ class GraphBank:
         self.edges = [g.edges() if g is not None else None for g in graphs]
 
     def batch(self, drugs: np.ndarray):
-        """(atom feature rows, src, dst, value, owner) for ``drugs`` (all with graphs); ``owner[k]`` = position
-        in ``drugs`` of atom k; src/dst index the gathered atoms."""
+        """(atom feature rows, sparse normalised adjacency, owner) for ``drugs`` (all with graphs):
+        the block-diagonal ``Â`` of the gathered atoms; ``owner[k]`` = position in ``drugs`` of atom k."""
         atom_idx, owner, src, dst, val = [], [], [], [], []
         offset = 0
         for k, d in enumerate(drugs):
@@ -85,13 +85,14 @@ class GraphBank:
             atom_idx.append(np.arange(s0, s0 + n))
             owner.append(np.full(n, k))
             r, c, v = self.edges[d]
-            src.append(c + offset)
             dst.append(r + offset)
+            src.append(c + offset)
             val.append(v)
             offset += n
         cat = lambda a, dt: torch.as_tensor(np.concatenate(a).astype(dt))  # noqa: E731
-        return (self.x[cat(atom_idx, np.int64)], cat(src, np.int64), cat(dst, np.int64),
-                cat(val, np.float32), cat(owner, np.int64))
+        adj = torch.sparse_coo_tensor(torch.stack([cat(dst, np.int64), cat(src, np.int64)]), cat(val, np.float32),
+                                      (offset, offset), check_invariants=False).coalesce()
+        return self.x[cat(atom_idx, np.int64)], adj, cat(owner, np.int64)
 
 
 class GraphBranch(nn.Module):
@@ -105,8 +106,9 @@ class GraphBranch(nn.Module):
         self.max_atoms = max_atoms
         self.pool = pool
 
-    def forward(self, x, src, dst, val, owner, n_atoms, drug_weight):
-        """Embeddings (U × out) of U drugs; ``n_atoms`` (U,), ``drug_weight`` (U,) = pairs per drug."""
+    def forward(self, x, adj, owner, n_atoms, drug_weight):
+        """Embeddings (U × out) of U drugs: ``adj`` the sparse block-diagonal Â of their atoms, ``owner``
+        each atom's drug, ``n_atoms`` (U,), ``drug_weight`` (U,) = pairs per drug in the batch."""
         padded = self.pool == "padded"
         n_pad = (self.max_atoms - n_atoms).clamp_min(0).to(x.dtype)
         atom_w = drug_weight[owner].to(x.dtype)
@@ -114,13 +116,10 @@ class GraphBranch(nn.Module):
         h = x
         p = torch.zeros(1, x.shape[1], dtype=x.dtype, device=x.device)  # a padded slot: zero features
         for lin, bn in zip(self.lins, self.bns):
-            hw = lin(h)
-            h = torch.zeros_like(hw).index_add_(0, dst, hw[src] * val[:, None])
-            h = torch.relu(h)
+            h = torch.relu(torch.sparse.mm(adj, lin(h)))
             if padded:
-                p = torch.relu(lin(p))  # padding block of Â is the identity
-                both = weighted_batch_norm(torch.cat([h, p]), torch.cat([atom_w, pad_w.reshape(1)]), bn)
-                h, p = both[:-1], both[-1:]
+                p = torch.relu(lin(p))  # the padding block of Â is the identity
+                h, p = weighted_batch_norm(h, atom_w, bn, extra=(p, pad_w))
             else:
                 h = weighted_batch_norm(h, atom_w, bn)
             h = self.drop(h)
@@ -170,10 +169,10 @@ class CDRNet(nn.Module):
         parts, order = [], []
         if g.any():
             sel = ucn[g]
-            x, src, dst, val, owner = bank.batch(sel)
+            x, adj, owner = bank.batch(sel)
             dev = fps.device
-            parts.append(self.graph(x.to(dev), src.to(dev), dst.to(dev), val.to(dev), owner.to(dev),
-                                    torch.as_tensor(bank.n_atoms[sel], device=dev), counts[torch.as_tensor(g)]))
+            parts.append(self.graph(x.to(dev), adj.to(dev), owner.to(dev), torch.as_tensor(bank.n_atoms[sel], device=dev),
+                                    counts[torch.as_tensor(g, device=counts.device)]))
             order.append(np.flatnonzero(g))
         if (~g).any():
             parts.append(self.fp(fps[uc[torch.as_tensor(~g, device=uc.device)]]))
