@@ -17,7 +17,7 @@ can be had:
   checked against their sha256.
 * **upstream-only** files are in the release but not in the bundle (the release's own expression zips,
   which could not be obtained when the bundle was made). No loader reads them; they are fetched only with
-  ``--upstream-only`` and checked against their blob SHA-1.
+  ``--all-release-files`` and checked against their blob SHA-1.
 
 Every file is written to a temporary name beside its destination, checked, and only then renamed into
 place, so a corrupted, changed or truncated download is refused and never read by a loader.
@@ -457,7 +457,7 @@ def _dataset_dir(name: str, data_dir: Path) -> Path:
 
 
 def verify_report(name: str, data_dir: Path, manifest: Manifest | None = None,
-                  upstream_only: bool = False) -> list[FileStatus]:
+                  all_release_files: bool = False) -> list[FileStatus]:
     """The status of every manifest file of ``name`` under ``data_dir`` (upstream-only files only when present
     or asked for)."""
     manifest = manifest or load_manifest()
@@ -465,7 +465,7 @@ def verify_report(name: str, data_dir: Path, manifest: Manifest | None = None,
     out = []
     for e in manifest.entries(name):
         p = ddir / e.path
-        if e.role == "upstream-only" and not upstream_only and not p.exists():
+        if e.role == "upstream-only" and not all_release_files and not p.exists():
             continue
         out.append(check_file(p, e))
     return out
@@ -752,14 +752,14 @@ class FetchReport:
 
 
 def fetch_report(name: str, dest: Path | None = None, mirror: str | None = None, progress: bool = True, *,
-                 upstream_only: bool = False, manifest: Manifest | None = None,
+                 all_release_files: bool = False, manifest: Manifest | None = None,
                  url_template: str | None = None) -> FetchReport:
     """Fetch ``name`` into ``<dest>/<name>/`` and report what happened (see :func:`fetch`). Never raises for a
     single file; the caller decides what is fatal."""
     from drbench.datasets import default_cache_dir
 
     manifest = manifest or load_manifest()
-    entries = [e for e in manifest.entries(name) if upstream_only or e.role != "upstream-only"]
+    entries = [e for e in manifest.entries(name) if all_release_files or e.role != "upstream-only"]
     dest = Path(dest) if dest is not None else default_cache_dir()
     template = url_template or os.environ.get("DRBENCH_RAW_URL_TEMPLATE") or RAW_URL_TEMPLATE
     if mirror is not None and not _is_url(mirror) and not (Path(mirror) / name).is_dir():
@@ -821,7 +821,7 @@ def fetch_report(name: str, dest: Path | None = None, mirror: str | None = None,
 
 
 def fetch(name: str, dest: Path | None = None, mirror: str | None = None, progress: bool = True, *,
-          upstream_only: bool = False, manifest: Manifest | None = None, url_template: str | None = None) -> Path:
+          all_release_files: bool = False, manifest: Manifest | None = None, url_template: str | None = None) -> Path:
     """Download data set ``name``'s files into ``<dest>/<name>/`` and return ``dest`` (the data dir).
 
     ``dest`` defaults to :func:`drbench.datasets.default_cache_dir`. Files come from the upstream release
@@ -832,7 +832,7 @@ def fetch(name: str, dest: Path | None = None, mirror: str | None = None, progre
     listed in the error, or only logged when the loader can do without them.
     """
     manifest = manifest or load_manifest()
-    rep = fetch_report(name, dest, mirror, progress, upstream_only=upstream_only, manifest=manifest,
+    rep = fetch_report(name, dest, mirror, progress, all_release_files=all_release_files, manifest=manifest,
                        url_template=url_template)
     for line in rep.lines()[1:]:
         log.warning("%s", line)
@@ -853,7 +853,7 @@ def fetch(name: str, dest: Path | None = None, mirror: str | None = None, progre
 # ================================================================================================ CLI
 def _cmd_fetch(args) -> int:
     rep = fetch_report(args.name, Path(args.dest) if args.dest else None, args.mirror,
-                       progress=not args.no_progress, upstream_only=args.upstream_only)
+                       progress=not args.no_progress, all_release_files=args.all_release_files)
     for line in rep.lines():
         print(line)
     missing_required = [e for e in rep.no_source if e.role == "required"]
@@ -903,7 +903,7 @@ def add_cli(subparsers) -> None:
                    help="a folder or http(s) URL holding a copy of the data bundle (<mirror>/<name>/<file>); "
                         "tried first, the release is the fallback for files it has")
     f.add_argument("--dest", metavar="DIR", help="data dir to fill (default: the user cache)")
-    f.add_argument("--upstream-only", action="store_true",
+    f.add_argument("--all-release-files", action="store_true",
                    help="also fetch release files that are not in the bundle (the release's expression zips)")
     f.add_argument("--no-progress", action="store_true", help="no progress bar")
     f.set_defaults(func=_cmd_fetch)

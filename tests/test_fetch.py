@@ -302,8 +302,8 @@ def test_fetch_without_mirror_gets_release_files_and_names_the_mirror_only_ones(
     assert toy.verify() == []
 
 
-def test_fetch_upstream_only_files_on_request(toy, server):
-    toy.fetch(server, mirror=server.mirror, upstream_only=True)
+def test_fetch_all_release_files_files_on_request(toy, server):
+    toy.fetch(server, mirror=server.mirror, all_release_files=True)
     assert (toy.dest / "toy" / "extra.bin").read_bytes() == toy.upstream["Data/TOY/extra.bin"]
     st = {s.entry.path: s.status for s in F.verify_report("toy", toy.dest, toy.manifest)}
     assert st["extra.bin"] == "ok"
