@@ -101,9 +101,11 @@ def test_learns_both_heads_on_synthetic():
     fold = _fold("random", ds, seed=0)
     res = run_job(get_method("deepdsc"), SMALL, ds, fold, seed=0, keep_predictions=False)
     assert res.status == "finished", res.traceback
+    base = run_job(get_method("mean-effects"), {}, ds, fold, seed=0, keep_predictions=False)
     assert res.fit_info["valid_auc"] > 0.7
-    assert res.metrics["auc"] > 0.7
-    assert res.metrics["pcc"] > 0.5  # the IC50 head is trained too
+    assert res.metrics["auc"] > max(0.75, base.metrics["auc"] + 0.05)
+    assert res.metrics["pcc"] > 0.6  # the IC50 head is trained too
+    assert res.metrics["rmse"] < base.metrics["rmse"]
     assert res.fit_info["epochs_run"] <= res.fit_info["best_epoch"] + SMALL["patience"]
 
 

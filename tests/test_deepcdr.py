@@ -1,0 +1,247 @@
+"""DeepCDR: conformance, exactness of the per-entity tricks, drug-branch routing, learning on synthetic data."""
+
+import numpy as np
+import pytest
+import torch
+
+from drbench.datasets import make_synthetic
+from drbench.execution import run_job
+from drbench.methods import get_method
+from drbench.methods.deepcdr import CDRNet, DeepCDR, GraphBank, GraphBranch
+from drbench.methods.deepdsc import weighted_batch_norm
+from drbench.methods.molgraph import mol_graph
+from drbench.protocols import get_protocol
+from drbench.testing import check_method, tiny_dataset
+from drbench.view import build_query, build_train_view
+
+# fusion 200 instead of 300 keeps the per-pair convolution head cheap (300 → 151 ... → 6 becomes 200 → 51 ... → 1)
+SMALL = {"units": (32, 32), "drug_dim": 16, "cell_hidden": 32, "cell_dim": 16, "fusion": 200, "epochs": 20,
+         "batch_size": 128, "patience": 6}
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def _fold(protocol, ds, seed=0, **opts):
+    p = get_protocol(protocol)
+    return p.folds(ds, seed, **p.resolve_options(opts))[0]
+
+
+def _view(ds, fold):
+    return build_train_view(ds, fold, DeepCDR.capabilities, seed=0)
+
+
+def _query(q, smiles=None, fp=None):
+    return type(q)(rows=q.rows, cols=q.cols, cell_features=q.cell_features,
+                   drug_features={"fingerprint": q.drug_features["fingerprint"] if fp is None else fp},
+                   smiles=q.smiles if smiles is None else smiles)
+
+
+def test_check_method_passes():
+    report = check_method(get_method("deepcdr"))
+    assert sum("leak test" in c for c in report["checks"]) == 4
+
+
+# ------------------------------------------------------------------ exactness of the speed tricks
+def test_weighted_batch_norm_equals_batch_norm_on_the_expanded_batch():
+    torch.manual_seed(0)
+    x = torch.randn(5, 4)
+    w = torch.tensor([1, 3, 2, 1, 4])
+    bn1 = torch.nn.BatchNorm1d(4, momentum=0.1)
+    with torch.no_grad():
+        bn1.weight.uniform_(0.5, 2.0)
+        bn1.bias.uniform_(-1, 1)
+    bn2 = torch.nn.BatchNorm1d(4, momentum=0.1)
+    bn2.load_state_dict(bn1.state_dict())
+    out = weighted_batch_norm(x, w, bn1)
+    ref = bn2(torch.repeat_interleave(x, w, dim=0))
+    torch.testing.assert_close(torch.repeat_interleave(out, w, dim=0), ref, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(bn1.running_mean, bn2.running_mean)
+    torch.testing.assert_close(bn1.running_var, bn2.running_var)
+    bn1.eval(), bn2.eval()
+    torch.testing.assert_close(weighted_batch_norm(x, w, bn1), bn2(x))
+
+
+def _dense_reference(branch, smiles, weights, max_atoms):
+    """The reference computation: every pair's drug padded to max_atoms slots, BN over all slots, mean pool."""
+    xs, adjs = [], []
+    for s, w in zip(smiles, weights):
+        x, a = mol_graph(s).padded(max_atoms)
+        xs += [x] * int(w)
+        adjs += [a] * int(w)
+    h, a = torch.tensor(np.stack(xs)), torch.tensor(np.stack(adjs))
+    for lin, bn in zip(branch.lins, branch.bns):
+        h = torch.relu(a @ lin(h))
+        b, s, d = h.shape
+        h = bn(h.reshape(b * s, d)).reshape(b, s, d)
+    return h.mean(1)
+
+
+@pytest.mark.parametrize("mode", ["train", "eval"])
+def test_graph_branch_equals_padded_reference(mode):
+    torch.manual_seed(0)
+    smiles = ["CCO", "c1ccccc1O", "CC(=O)Nc1ccc(O)cc1", "OC(=O)c1ccccc1OC(C)=O"]
+    weights = torch.tensor([1, 3, 2, 5])
+    max_atoms = 16
+    fast = GraphBranch(units=(8, 8), out_dim=5, dropout=0.0, max_atoms=max_atoms)
+    ref = GraphBranch(units=(8, 8), out_dim=5, dropout=0.0, max_atoms=max_atoms)
+    ref.load_state_dict(fast.state_dict())
+    if mode == "eval":  # give the running statistics some non-trivial values first
+        with torch.no_grad():
+            for a, b in zip(fast.bns, ref.bns):
+                a.running_mean.uniform_(0, 1)
+                a.running_var.uniform_(0.5, 2)
+                b.load_state_dict(a.state_dict())
+        fast.eval(), ref.eval()
+    bank = GraphBank(smiles)
+    x, adj, owner = bank.batch(np.arange(len(smiles)))
+    out = fast(x, adj, owner, torch.as_tensor(bank.n_atoms), weights)
+    expected = _dense_reference(ref, smiles, weights, max_atoms)
+    idx = torch.repeat_interleave(torch.arange(len(smiles)), weights)
+    torch.testing.assert_close(out[idx], expected, rtol=1e-4, atol=1e-5)
+    for a, b in zip(fast.bns, ref.bns):
+        torch.testing.assert_close(a.running_mean, b.running_mean)
+        torch.testing.assert_close(a.running_var, b.running_var)
+
+
+def test_atom_pooling_averages_real_atoms_only():
+    torch.manual_seed(0)
+    branch = GraphBranch(units=(8,), out_dim=4, dropout=0.0, max_atoms=100, pool="atoms").eval()
+    bank = GraphBank(["CCO"])
+    x, adj, owner = bank.batch(np.array([0]))
+    out = branch(x, adj, owner, torch.as_tensor(bank.n_atoms), torch.ones(1, dtype=torch.long))
+    g = mol_graph("CCO")
+    h, a = torch.tensor(g.features), torch.tensor(g.adjacency)
+    for lin, bn in zip(branch.lins, branch.bns):
+        h = bn(torch.relu(a @ lin(h)))
+    torch.testing.assert_close(out[0], h.mean(0))
+
+
+def test_fusion_head_shapes():
+    net = CDRNet(n_genes=10, fp_dim=920)
+    x = torch.zeros(2, 1, 300)
+    shapes = []
+    for layer in net.conv:
+        x = layer(x)
+        if isinstance(layer, (torch.nn.Conv1d, torch.nn.MaxPool1d)):
+            shapes.append(x.shape[-1])
+    assert shapes == [151, 75, 71, 23, 19, 6]
+    assert x.shape == (2, 30) and net.out.in_features == 30
+
+
+# ------------------------------------------------------------------ drug-branch routing
+def _fitted(branch="graph", **kw):
+    cells, _ = tiny_dataset()
+    fold = _fold("random", cells)
+    m = DeepCDR(**{**DeepCDR.fast_params(), "drug_branch": branch, **kw}).fit(_view(cells, fold))
+    return cells, fold, m
+
+
+def test_drug_without_smiles_uses_the_fingerprint_branch():
+    cells, fold, m = _fitted("graph")
+    no_smiles = np.flatnonzero(cells.smiles == "")
+    assert len(no_smiles) == 1
+    j = no_smiles[0]
+    uses = m.drug_uses_graph(cells.smiles)
+    assert not uses[j] and uses[np.arange(len(uses)) != j].all()
+    assert m.fit_info_["fingerprint_drugs"] == 1 and m.fit_info_["graph_drugs"] == cells.shape[1] - 1
+    q = build_query(cells, fold.test)
+    base = m.predict(q).score
+    on_j, other = q.cols == j, q.cols != j
+    assert on_j.any()
+    # changing the fallback drug's fingerprint moves its scores; a graph drug's fingerprint is not used
+    fp = cells.drug_features["fingerprint"].copy()
+    fp[j] = 1 - fp[j]
+    k = int(q.cols[other][0])
+    fp[k] = 1 - fp[k]
+    moved = m.predict(_query(q, fp=fp)).score
+    assert not np.allclose(moved[on_j], base[on_j])
+    np.testing.assert_allclose(moved[other], base[other], rtol=1e-6, atol=1e-7)
+    # ... whereas its SMILES is
+    smiles = cells.smiles.copy()
+    sel = q.cols == k
+    smiles[k] = "c1ccc2ccccc2c1N(C)C"
+    changed = m.predict(_query(q, smiles=smiles)).score
+    assert not np.allclose(changed[sel], base[sel])
+    # an unparsable SMILES also falls back to fingerprints
+    assert not m.drug_uses_graph(["C1CC("])[0]
+
+
+def test_fingerprint_only_option():
+    cells, fold, m = _fitted("fingerprint")
+    assert m.fit_info_["graph_drugs"] == 0 and m.fit_info_["fingerprint_drugs"] == cells.shape[1]
+    assert not m.drug_uses_graph(cells.smiles).any()
+    q = build_query(cells, fold.test)
+    base = m.predict(q).score
+    smiles = np.array(["CCCCCCN"] * len(cells.smiles), dtype=object)
+    np.testing.assert_array_equal(m.predict(_query(q, smiles=smiles)).score, base)
+    fp = 1 - cells.drug_features["fingerprint"]
+    assert not np.allclose(m.predict(_query(q, fp=fp)).score, base)
+
+
+def test_bad_options_are_errors():
+    cells, _ = tiny_dataset()
+    view = _view(cells, _fold("random", cells))
+    with pytest.raises(Exception, match="drug_branch"):
+        DeepCDR(**DeepCDR.fast_params(), drug_branch="morgan").fit(view)
+    with pytest.raises(Exception, match="pool"):
+        DeepCDR(**DeepCDR.fast_params(), pool="max").fit(view)
+
+
+# ------------------------------------------------------------------ learning and selection
+def test_learns_on_synthetic_with_the_graph_branch():
+    """Synthetic SMILES carry only drug identity, so the GCN must learn it: classification well above chance."""
+    ds = make_synthetic(n_cells=160, n_drugs=40, n_genes=200, seed=3)
+    fold = _fold("random", ds)
+    res = run_job(get_method("deepcdr"), SMALL, ds, fold, seed=0, keep_predictions=False)
+    assert res.status == "finished", res.traceback
+    assert res.fit_info["graph_drugs"] == 39
+    assert res.fit_info["valid_auc"] > 0.7
+    assert res.metrics["auc"] > 0.65
+    assert res.fit_info["epochs_run"] <= res.fit_info["best_epoch"] + SMALL["patience"]
+
+
+def test_learns_both_heads_on_synthetic_with_fingerprints():
+    """Synthetic fingerprints are informative about the drug factors: both heads learn well."""
+    ds = make_synthetic(n_cells=160, n_drugs=40, n_genes=200, seed=3)
+    fold = _fold("random", ds)
+    res = run_job(get_method("deepcdr"), {**SMALL, "drug_branch": "fingerprint"}, ds, fold, seed=0,
+                  keep_predictions=False)
+    assert res.status == "finished", res.traceback
+    base = run_job(get_method("mean-effects"), {}, ds, fold, seed=0, keep_predictions=False)
+    assert res.metrics["auc"] > max(0.8, base.metrics["auc"] + 0.05)
+    assert res.metrics["pcc"] > 0.6
+    assert res.metrics["rmse"] < base.metrics["rmse"]
+
+
+def test_new_drug_scores_unseen_drugs_from_their_graph():
+    cells, _ = tiny_dataset()
+    fold = _fold("new-drug", cells, n_folds=3, min_positives=3)
+    view = _view(cells, fold)
+    held = fold.held_out_drugs
+    assert (view.smiles[held] == "").all()  # hidden at fit time
+    m = DeepCDR(**DeepCDR.fast_params()).fit(view)
+    q = build_query(cells, fold.test)
+    p = m.predict(q)
+    assert np.isfinite(p.score).all() and np.isfinite(p.ic50).all()
+    with_graph = [j for j in held if cells.smiles[j]]
+    assert m.drug_uses_graph(cells.smiles[with_graph]).all()
+
+
+@pytest.mark.realdata
+def test_real_gdsc_smoke(data_dir):
+    from drbench.datasets import load_dataset
+
+    ds = load_dataset("gdsc", data_dir)
+    fold = _fold("random", ds)
+    params = {**DeepCDR.defaults_for({"dataset": "gdsc"}), "epochs": 1, "max_train_pairs": 8000,
+              "batch_size": 1024, "units": (64, 64), "cell_hidden": 64}
+    res = run_job(get_method("deepcdr"), params, ds, fold, seed=0, keep_predictions=False, n_threads=1)
+    assert res.status == "finished", res.traceback
+    assert res.fit_info["train_pairs"] == 8000 and res.fit_info["fingerprint_drugs"] >= 1
+    assert res.metrics["auc"] > 0.55 and np.isfinite(res.metrics["rmse"])
