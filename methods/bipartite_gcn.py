@@ -359,6 +359,8 @@ def fit_bipartite(view, cfg: GCNConfig) -> GCNFit:
         "setup_seconds": t_loop - t_start,
         "n_input_features": int(xc.shape[1]),
     }
+    if not selecting:
+        info.pop("best_valid_auc")  # no validation score to log (NaN would be noise in the run's metrics)
     trace = {"valid_auc": list(selector.history), "loss": losses}
     return GCNFit(score=prob_k.cpu().numpy().astype(np.float64),
                   ic50=None if ic50_k is None else ic50_k.cpu().numpy().astype(np.float64), info=info, trace=trace)
