@@ -30,6 +30,11 @@ per-pair statistics of the reference); dropout masks in the branches are therefo
 one entity within a batch. Training and selection: :func:`drbench.methods.deepdsc.fit_pairs` (early
 stopping on ``view.valid`` only: validation AUC of the classification head by default, ``select_on="pcc"``
 for the IC50 head as the regression reference did).
+
+Budgets (``defaults_for``): the reference trains batch 64, Adam lr 1e-3, up to 100 epochs, patience 10 —
+kept for CCLE and the synthetic data. On GDSC (~165k training pairs) every optimiser step recomputes the
+GCN over ~225 drugs (~7k atoms), so steps, not pairs, dominate: batch 2048, lr 2e-3, at most 9 epochs,
+patience 3, to fit one fold in about 10 minutes on 2 cores (see ``benchmarks/bench_deep.py``).
 """
 
 from __future__ import annotations
