@@ -33,7 +33,7 @@ for the IC50 head as the regression reference did).
 
 Budgets (``defaults_for``): the reference trains batch 64, Adam lr 1e-3, up to 100 epochs, patience 10 —
 kept for CCLE and the synthetic data. On GDSC (~165k training pairs) every optimiser step recomputes the
-GCN over ~225 drugs (~7k atoms), so steps, not pairs, dominate: batch 2048, lr 2e-3, at most 9 epochs,
+GCN over ~225 drugs (~7k atoms), so steps, not pairs, dominate: batch 2048, lr 2e-3, at most 8 epochs,
 patience 3, to fit one fold in about 10 minutes on 2 cores (see ``benchmarks/bench_deep.py``).
 """
 
@@ -235,7 +235,7 @@ class DeepCDR(Method):
     def defaults_for(cls, context) -> dict:
         ds = str(context.get("dataset", ""))
         if ds in ("gdsc", "pdx", "tcga"):  # ~160k training pairs: larger batches to fit the time budget
-            return {"batch_size": 2048, "lr": 2e-3, "epochs": 9, "patience": 3}
+            return {"batch_size": 2048, "lr": 2e-3, "epochs": 8, "patience": 3}
         return {}
 
     @classmethod
