@@ -39,7 +39,6 @@ patience 3, to fit one fold in about 10 minutes on 2 cores (see ``benchmarks/ben
 
 from __future__ import annotations
 
-import math
 
 import numpy as np
 import torch

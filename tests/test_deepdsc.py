@@ -8,7 +8,7 @@ from drbench.datasets import make_synthetic
 from drbench.execution import run_job
 from drbench.methods import get_method
 from drbench.methods.common import safe_auc
-from drbench.methods.deepdsc import DeepDSC, fit_pairs, minmax_stats, pair_data
+from drbench.methods.deepdsc import DeepDSC, fit_pairs, minmax_stats
 from drbench.protocols import get_protocol
 from drbench.testing import check_method, tiny_dataset
 from drbench.view import build_query, build_train_view
