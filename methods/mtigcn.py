@@ -44,6 +44,13 @@ Ablations (Table 8): ``mtigcn-a`` (a = 0: no IC50 head), ``mtigcn-b`` (b = c = 0
 ``mtigcn-ab`` (neither; the NIHGCN model with MTIGCN's epochs and BCE weight). A zeroed weight is fixed:
 setting it to a non-zero value is an error. ``mtigcn-a`` and ``mtigcn-ab`` have no trained IC50 head and
 declare classification only.
+Run-time hyperparameters: ``eval_every`` (10: validation AUC every that many epochs, from the training
+forward pass), ``patience`` (200 epochs without a better validation AUC stop the fit; 0 or None: never;
+for a faithful ``--select test`` replication use ``eval_every=1 patience=0``), ``input_basis``
+(``"genes"``, the reference; ``"compact"`` trains the first layer in the row space of the z-scored
+expression, r ≤ m coordinates instead of G genes: same model class and initial outputs, ~2× faster per
+GDSC epoch, but a different Adam trajectory — measured faster-learning on GDSC, lower best AUC on CCLE;
+an option, not the default).
 """
 
 from __future__ import annotations

@@ -13,6 +13,13 @@ epochs, early stop after ``patience`` epochs without improvement), never on test
 reference kept the best *test* AUC (spec §3.5). ``heldout_stats=True`` (reference) lets held-out rows'
 features enter the per-gene z-score and BatchNorm statistics (label-free, transductive); ``False``
 restricts those statistics to entities with training entries.
+Run-time hyperparameters: ``eval_every`` (10: validation AUC every that many epochs, from the training
+forward pass), ``patience`` (200 epochs without a better validation AUC stop the fit; 0 or None: never;
+for a faithful ``--select test`` replication use ``eval_every=1 patience=0``), ``input_basis``
+(``"genes"``, the reference; ``"compact"`` trains the first layer in the row space of the z-scored
+expression, r ≤ m coordinates instead of G genes: same model class and initial outputs, ~2× faster per
+GDSC epoch, but a different Adam trajectory — measured faster-learning on GDSC, lower best AUC on CCLE;
+an option, not the default).
 """
 
 from __future__ import annotations
