@@ -71,7 +71,7 @@ def cmd_run(args) -> int:
         seeds=args.seeds, folds=args.folds, options=options, params=_method_overrides(args.set),
         selection=args.select, device=args.device, jobs=args.jobs, backend=args.backend, scheduler=args.scheduler,
         experiment=args.experiment, tracking_uri=args.tracking_uri, keep_predictions=not args.no_predictions,
-        progress=not args.quiet, force=args.force,
+        progress=not args.quiet, force=args.force, threads=args.threads,
     )
     report = run_sweep(spec)
     for name, why in report.unsupported.items():
@@ -231,6 +231,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--backend", default="loky", help="joblib backend: loky | threading | sequential | dask | ray")
     r.add_argument("--scheduler", help="dask scheduler address or ray cluster address")
     r.add_argument("--device", default="cpu", help="cpu or cuda")
+    r.add_argument("--threads", type=int, default=None, help="torch threads per job (default: cores / jobs)")
     r.add_argument("--experiment", default="drbench", help="MLflow experiment name (default drbench)")
     r.add_argument("--tracking-uri", help="MLflow tracking URI (default $MLFLOW_TRACKING_URI or sqlite:///mlflow.db)")
     r.add_argument("--no-predictions", action="store_true", help="do not store predictions as run artifacts")

@@ -51,6 +51,7 @@ class SweepSpec:
     progress: bool = True
     force: bool = False
     skip_keys: set = field(default_factory=set)  # job keys finished elsewhere (e.g. rows of a published CSV)
+    threads: int | None = None  # torch threads per job (default: cores // jobs)
 
 
 @dataclass
@@ -240,7 +241,7 @@ def run_sweep(spec: SweepSpec, on_result=None) -> SweepReport:
     })
     report.parent_run_id = parent
     top_k = options.get("top_k") if protocol.scores_unlabelled else None
-    n_threads = default_threads(spec.jobs)
+    n_threads = spec.threads or default_threads(spec.jobs)
 
     def job_tags(job: Job, fold) -> dict:
         cls = classes[job.method]
