@@ -124,4 +124,3 @@ def test_gdsc_smoke():
                   keep_predictions=False)
     assert res.status == "finished", res.traceback
     assert res.metrics["auc"] > 0.65  # the AUC dips below 0.5 in the first ~30 epochs, then rises
-    assert res.fit_seconds < 60
