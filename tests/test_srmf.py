@@ -135,4 +135,3 @@ def test_gdsc_smoke():
     assert res.status == "finished", res.traceback
     assert res.metrics["auc"] > 0.75
     assert res.metrics["pcc"] > 0.8
-    assert res.fit_seconds < 60
