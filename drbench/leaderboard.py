@@ -95,10 +95,10 @@ def _add_unsupported(df: pd.DataFrame, only=None) -> pd.DataFrame:
                 cls = reg.get(name)
             except DrbenchError:
                 continue
-            if not supports(cls, proto):
-                rows.append({"method": name, "status": "not supported", "dataset": ds, "protocol": proto,
-                             "provider": reg.provider(name), "transductive": str(cls.capabilities.transductive).lower(),
-                             "tasks": ",".join(sorted(cls.capabilities.tasks))})
+            rows.append({"method": name, "status": "not run" if supports(cls, proto) else "not supported",
+                         "dataset": ds, "protocol": proto, "provider": reg.provider(name),
+                         "transductive": str(cls.capabilities.transductive).lower(),
+                         "tasks": ",".join(sorted(cls.capabilities.tasks))})
     return pd.concat([df, pd.DataFrame(rows)], ignore_index=True) if rows else df
 
 
@@ -140,8 +140,8 @@ def _metric_col(metric: str, headline: str) -> str:
 
 
 # ---------------------------------------------------------------------------------------------- render
-def _table(part: pd.DataFrame, metrics: list[str], headline: str, unsupported: list[str], replication: bool,
-           honest: pd.DataFrame | None) -> list[str]:
+def _table(part: pd.DataFrame, metrics: list[str], headline: str, unsupported: list[tuple[str, str]],
+           replication: bool, honest: pd.DataFrame | None) -> list[str]:
     primary = metrics[0]
     pcol = _metric_col(primary, headline)
     keyed = part.assign(_k=part["seed"].astype(str) + "/" + part["fold"].astype(str))
@@ -188,8 +188,8 @@ def _table(part: pd.DataFrame, metrics: list[str], headline: str, unsupported: l
             cells.append(f"{r[primary][0] - h.mean():+.3f}" if len(h) and not np.isnan(r[primary][0]) else "—")
         cells += [f"{r['fit']:.1f}" if not np.isnan(r["fit"]) else "—", f"{r['mem']:.0f}" if not np.isnan(r["mem"]) else "—"]
         lines.append("| " + " | ".join(cells) + " |")
-    for name in sorted(unsupported):
-        lines.append("| — | " + " | ".join([name] + ["not supported"] * len(metrics) + [""] * (len(head) - 2 - len(metrics))) + " |")
+    for name, status in sorted(unsupported):
+        lines.append("| — | " + " | ".join([name] + [status] * len(metrics) + [""] * (len(head) - 2 - len(metrics))) + " |")
     notes = [f"- {r['method']}: {r['notes']}" for r in order if r["notes"]]
     if notes:
         lines += ["", "Notes recorded with the runs (— means undefined):"] + notes
@@ -215,7 +215,8 @@ def render(df: pd.DataFrame, title: str | None = None, images: dict | None = Non
     ]
     for (ds, proto), part in df.groupby(["dataset", "protocol"], sort=False):
         fin = part[part["status"] == "finished"]
-        unsupported = sorted(set(part.loc[part["status"] == "not supported", "method"]))
+        unsupported = sorted(set(zip(part.loc[part["status"].isin(["not supported", "not run"]), "method"],
+                                     part.loc[part["status"].isin(["not supported", "not run"]), "status"])))
         headline = fin["headline"].dropna().iloc[0] if fin["headline"].notna().any() else "pooled"
         test = fin["paper_test"].dropna().iloc[0] if fin["paper_test"].notna().any() else ""
         out += [f"## {ds} — {proto}" + (f" ({test})" if test else ""), ""]
