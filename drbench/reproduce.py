@@ -209,7 +209,8 @@ def write_runtime(out_dir: Path) -> None:
              f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
              f"{platform.system()} {platform.release()}, Python {platform.python_version()}. "
              "Times are measured by the runner around `fit` and `predict`; peak memory is the job process's "
-             "peak resident set (Linux VmHWM, reset before each job).", ""]
+             "peak resident set (Linux VmHWM, reset before each job). These are the recorded sweep runs: runs made "
+             "while the machine was shared are slower than quiet-machine benchmarks (README, Performance).", ""]
     if not rows:
         (out_dir / "runtime.md").write_text("\n".join(lines + ["No runs yet.", ""]))
         return
@@ -274,13 +275,20 @@ def write_index(out_dir: Path, data_dir=None) -> None:
     ]
     for b in BOARDS:
         s = state.get(b.name, {})
-        f = out_dir / f"{b.name}.md"
-        status = ("complete" if s and not s.get("jobs_failed") else "has failed jobs" if s else "not run yet")
+        csv = out_dir / f"{b.name}.csv"
+        status = "not run yet"
+        if csv.exists() and b.protocol != "case-study":
+            df = leaderboard.read_csv(csv)
+            done = int((df["status"] == "finished").sum())
+            missing = sorted(set(df.loc[df["status"] == "not run", "method"]))
+            if done:
+                status = f"partial: {done} runs; not run: {', '.join(missing)}" if missing else f"complete: {done} runs"
+        elif csv.exists():
+            status = "complete"
         t = s.get("sweep_seconds_total")
         lines.append(
             f"| [{b.name}.md]({b.name}.md) | {b.title} | `drbench reproduce --only {b.name}` | "
-            f"{f'{t / 60:.0f} min' if t else '—'} | {status if f.exists() else 'not run yet'} | "
-            f"{s.get('code_version', '—')} |")
+            f"{f'{t / 60:.0f} min' if t else '—'} | {status} | {s.get('code_version', '—')} |")
     lines += [
         "| [runtime.md](runtime.md) | fit/predict seconds and peak memory per method (Test 1, fold 0) | written by "
         "`drbench reproduce` from the Test 1 CSVs | | | |", "",
