@@ -420,6 +420,8 @@ class DeepDSC(Method):
             return {"batch_size": 128, "epochs": 100, "patience": 10, "ae_epochs": 60}
         if ds in ("gdsc", "pdx", "tcga"):  # ~165k training pairs, 5,778 genes: fit one fold in ~10 min on 2 cores
             return {"ae_epochs": 15, "epochs": 12, "patience": 4}
+        if ds.startswith("synthetic"):  # the demo set: a short budget so that `--methods all` stays interactive
+            return {"batch_size": 512, "epochs": 30, "patience": 5, "ae_epochs": 30}
         return {}
 
     @classmethod
