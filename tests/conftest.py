@@ -20,6 +20,17 @@ def _mlflow_tmp(tmp_path_factory, monkeypatch):
     yield
 
 
+@pytest.fixture()
+def one_torch_thread():
+    """Tiny problems: one intra-op thread avoids OpenMP barrier waits on a busy 2-core machine."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 @pytest.fixture(scope="session")
 def data_dir() -> Path:
     if not (DATA / "gdsc").is_dir():

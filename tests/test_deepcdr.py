@@ -19,12 +19,7 @@ SMALL = {"units": (32, 32), "drug_dim": 16, "cell_hidden": 32, "cell_dim": 16, "
          "batch_size": 128, "patience": 6}
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _fold(protocol, ds, seed=0, **opts):

@@ -17,12 +17,7 @@ SMALL = {"ae_hidden": (64, 32, 16), "ae_epochs": 10, "ae_batch_size": 32, "hidde
          "epochs": 25, "batch_size": 256, "patience": 6}
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _fold(protocol, ds, seed=0, **opts):

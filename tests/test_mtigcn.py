@@ -21,13 +21,7 @@ NAMES = ["mtigcn", "mtigcn-a", "mtigcn-b", "mtigcn-ab"]
 TINY = dict(hidden=16, out=16, epochs=20, eval_every=5, patience=None)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny problems: one intra-op thread avoids OpenMP barrier waits on a busy 2-core machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _view(seed=0, protocol="random", cls=MTIGCN, **kw):

@@ -21,13 +21,7 @@ from drbench.view import build_train_view
 SMALL = dict(hidden=32, out=32, eval_every=1, patience=None)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny problems: one intra-op thread avoids OpenMP barrier waits on a busy 2-core machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _synthetic_view(protocol="random", seed=0, method=NIHGCN, **ds_kw):
