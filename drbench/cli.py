@@ -135,7 +135,8 @@ def cmd_reproduce(args) -> int:
     only = [x.strip() for x in args.only.split(",")] if args.only else None
     summaries = reproduce(only=only, out_dir=args.out_dir, data_dir=args.data_dir, seeds=args.seeds, jobs=args.jobs,
                           tracking_uri=args.tracking_uri, experiment=args.experiment, progress=not args.quiet,
-                          dry_run=args.dry_run, folds=args.folds, also_read=args.also_read or ())
+                          dry_run=args.dry_run, folds=args.folds, also_read=args.also_read or (),
+                          only_methods=[x.strip() for x in args.methods.split(",")] if args.methods else None)
     for s in summaries:
         print(f"{s['board']}: {s['jobs_finished']} jobs finished, {s['jobs_skipped']} skipped, "
               f"{s['jobs_failed']} failed, {s.get('sweep_seconds', 0):.0f} s")
@@ -253,6 +254,7 @@ def build_parser() -> argparse.ArgumentParser:
     rp = sub.add_parser("reproduce", help="run the sweeps behind the published leaderboards and regenerate them")
     rp.add_argument("--only", help="comma-separated board names (see --list)")
     rp.add_argument("--list", action="store_true", help="list the boards")
+    rp.add_argument("--methods", help="run only these methods of each board (comma-separated; tables list all)")
     rp.add_argument("--out-dir", default="leaderboards")
     rp.add_argument("--data-dir")
     rp.add_argument("--seeds", type=_int_list, default=[0])

@@ -86,10 +86,11 @@ def _store_keys(uris, experiment) -> set[str]:
 
 
 def run_board(board: Board, out_dir: Path, *, data_dir=None, seeds=(0,), jobs=1, tracking_uri=None,
-              experiment="drbench", progress=True, dry_run=False, folds=None, also_read=()) -> dict:
+              experiment="drbench", progress=True, dry_run=False, folds=None, also_read=(), only_methods=None) -> dict:
     """Run the sweeps of one board (honest, then replication for the test-selecting methods) and write it.
 
     ``also_read``: further MLflow stores whose finished jobs count as done and whose runs join the tables.
+    ``only_methods``: run only these of the board's methods (the table still lists every method).
     """
     out = out_dir / f"{board.name}.md"
     t0 = time.time()
@@ -97,13 +98,18 @@ def run_board(board: Board, out_dir: Path, *, data_dir=None, seeds=(0,), jobs=1,
     from drbench.registry import resolve_methods
 
     methods = resolve_methods(board.methods if isinstance(board.methods, str) else ",".join(board.methods))
-    sweeps = [("validation", methods)]
-    repl = [m for m in board.replication if m in methods]
+    to_run = methods
+    if only_methods is not None:
+        wanted = set(resolve_methods(",".join(only_methods)))
+        to_run = [m for m in methods if m in wanted]
+    sweeps = [("validation", to_run)] if to_run else []
+    repl = [m for m in board.replication if m in to_run]
     if repl:
         sweeps.append(("test", repl))
     summary = {"board": board.name, "jobs_finished": 0, "jobs_failed": 0, "jobs_skipped": 0}
     for selection, ms in sweeps:
-        spec = SweepSpec(methods=",".join(ms) if board.methods != "all" or selection == "test" else "all",
+        full = board.methods == "all" and selection == "validation" and ms == methods
+        spec = SweepSpec(methods="all" if full else ",".join(ms),
                          protocol=board.protocol, dataset=board.dataset, data_dir=data_dir, seeds=list(seeds),
                          folds=folds, options=dict(board.options), selection=selection, jobs=jobs,
                          experiment=experiment, tracking_uri=tracking_uri, progress=progress, skip_keys=skip)
@@ -240,7 +246,8 @@ def update_index(out_dir: Path, summaries: list[dict], data_dir=None) -> None:
 
 
 def reproduce(only=None, out_dir="leaderboards", data_dir=None, seeds=(0,), jobs=1, tracking_uri=None,
-              experiment="drbench", progress=True, dry_run=False, folds=None, also_read=()) -> list[dict]:
+              experiment="drbench", progress=True, dry_run=False, folds=None, also_read=(),
+              only_methods=None) -> list[dict]:
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     boards = [board_by_name(n) for n in only] if only else BOARDS
@@ -248,13 +255,20 @@ def reproduce(only=None, out_dir="leaderboards", data_dir=None, seeds=(0,), jobs
     for b in boards:
         log.warning("board %s: %s / %s", b.name, b.dataset, b.protocol)
         s = run_board(b, out, data_dir=data_dir, seeds=seeds, jobs=jobs, tracking_uri=tracking_uri,
-                      experiment=experiment, progress=progress, dry_run=dry_run, folds=folds, also_read=also_read)
+                      experiment=experiment, progress=progress, dry_run=dry_run, folds=folds, also_read=also_read,
+                      only_methods=only_methods)
         summaries.append(s)
         if not dry_run:
             update_index(out, [s], data_dir)
             write_runtime(out)
             write_index(out, data_dir)
     return summaries
+
+
+def _duration(seconds) -> str:
+    if not seconds:
+        return "—"
+    return f"{seconds / 3600:.1f} h" if seconds >= 5400 else f"{seconds / 60:.0f} min" if seconds >= 60 else f"{seconds:.0f} s"
 
 
 def write_index(out_dir: Path, data_dir=None) -> None:
@@ -271,24 +285,31 @@ def write_index(out_dir: Path, data_dir=None) -> None:
         "test entries, as the reference code did; shown beside the honest numbers with the difference).", "",
         "Regenerate everything (resumable: jobs already in these CSVs or in the MLflow store are not recomputed):", "",
         "```bash", "drbench reproduce --data-dir ../shared/data", "```", "",
-        "| file | what | regenerate | sweep time so far | status | code version |", "|---|---|---|---|---|---|",
+        "`--only BOARD[,BOARD]` regenerates some boards, `--methods M[,M]` runs only some methods (the tables still "
+        "list every method; missing ones show as \"not run\"). *Recorded job time* is the sum of the fit and predict "
+        "seconds of the table's finished runs (from its CSV), i.e. single-job compute, not wall time of the sweep.", "",
+        "| file | what | regenerate | recorded job time | status | code version |", "|---|---|---|---|---|---|",
     ]
     for b in BOARDS:
         s = state.get(b.name, {})
         csv = out_dir / f"{b.name}.csv"
         status = "not run yet"
+        t = None
         if csv.exists() and b.protocol != "case-study":
             df = leaderboard.read_csv(csv)
-            done = int((df["status"] == "finished").sum())
+            fin = df[df["status"] == "finished"]
+            done = int(len(fin))
+            t = float(fin[["fit_seconds", "predict_seconds"]].fillna(0).to_numpy().sum()) if done else None
             missing = sorted(set(df.loc[df["status"] == "not run", "method"]))
             if done:
                 status = f"partial: {done} runs; not run: {', '.join(missing)}" if missing else f"complete: {done} runs"
         elif csv.exists():
             status = "complete"
-        t = s.get("sweep_seconds_total")
+        if t is None:
+            t = s.get("sweep_seconds_total")
         lines.append(
             f"| [{b.name}.md]({b.name}.md) | {b.title} | `drbench reproduce --only {b.name}` | "
-            f"{f'{t / 60:.0f} min' if t else '—'} | {status} | {s.get('code_version', '—')} |")
+            f"{_duration(t)} | {status} | {s.get('code_version', '—')} |")
     lines += [
         "| [runtime.md](runtime.md) | fit/predict seconds and peak memory per method (Test 1, fold 0) | written by "
         "`drbench reproduce` from the Test 1 CSVs | | | |", "",

@@ -40,3 +40,22 @@ def test_case_study_board_lists_top_cell_lines(tmp_path, monkeypatch):
     assert md.count("| 10 |") == 6  # the named drug + the five drugs with most unmeasured pairs
     top = pd.read_csv(out / "syn-case.csv")
     assert (top.groupby("drug_id")["rank"].max() == 10).all()
+
+
+def test_only_methods_runs_a_subset_and_the_table_still_lists_the_rest(tmp_path, monkeypatch):
+    board = Board("syn-random", "synthetic", "random", methods=["mean-effects", "drug-mean"],
+                  replication=["drug-mean"], title="synthetic test 1")
+    monkeypatch.setattr(reproduce, "BOARDS", [board])
+    out = tmp_path / "lb"
+    first = reproduce.reproduce(out_dir=out, tracking_uri=f"sqlite:///{tmp_path}/a.db", progress=False, folds=[0],
+                                only_methods=["drug-mean"])
+    assert first[0]["jobs_finished"] == 2  # drug-mean honest + replication, one fold; mean-effects not run
+    csv = pd.read_csv(out / "syn-random.csv")
+    assert set(csv.loc[csv["status"] == "finished", "method"]) == {"drug-mean"}
+    assert "mean-effects" in set(csv.loc[csv["status"] == "not run", "method"])
+    index = (out / "README.md").read_text()
+    assert "partial: 2 runs; not run: mean-effects" in index
+    # the other method later: only its jobs run
+    second = reproduce.reproduce(out_dir=out, tracking_uri=f"sqlite:///{tmp_path}/a.db", progress=False, folds=[0],
+                                 only_methods=["mean-effects"])
+    assert second[0]["jobs_finished"] == 1
