@@ -288,6 +288,11 @@ def write_index(out_dir: Path, data_dir=None) -> None:
         "`--only BOARD[,BOARD]` regenerates some boards, `--methods M[,M]` runs only some methods (the tables still "
         "list every method; missing ones show as \"not run\"). *Recorded job time* is the sum of the fit and predict "
         "seconds of the table's finished runs (from its CSV), i.e. single-job compute, not wall time of the sweep.", "",
+        "Replication runs (‡, `--select test`) use the same hyperparameters and evaluation schedule as the honest runs "
+        "(e.g. MTIGCN/NIHGCN: validation AUC every 10 epochs, patience 200); the only difference is that the "
+        "selecting entries are the test entries and no validation split is carved from training, so the "
+        "difference is the optimism of test-set selection. The reference's exact schedule (every epoch, no early "
+        "stop) is `--set mtigcn.eval_every=1 --set mtigcn.patience=0`.", "",
         "| file | what | regenerate | recorded job time | status | code version |", "|---|---|---|---|---|---|",
     ]
     for b in BOARDS:
