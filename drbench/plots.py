@@ -33,15 +33,18 @@ def curves(preds: dict[str, pd.DataFrame], path: Path, title: str) -> None:
     plt = _plt()
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4.8))
     order = sorted(preds, key=lambda m: -_auc(preds[m]))
-    for m in order:
+    colours = plt.get_cmap("tab20").colors  # 20 distinct colours; the line style changes every 10 methods too
+    styles = ["-", "--", "-.", ":"]
+    for i, m in enumerate(order):
         d = preds[m]
         y, s = d["label"].to_numpy(), d["score"].to_numpy()
         if np.unique(y).size < 2 or np.unique(s).size < 2:
             continue
         fpr, tpr, _ = roc_curve(y, s)
         prec, rec, _ = precision_recall_curve(y, s)
-        ax1.plot(fpr, tpr, lw=1.3, label=f"{m} ({auc(fpr, tpr):.3f})")
-        ax2.plot(rec, prec, lw=1.3, label=m)
+        look = dict(lw=1.3, color=colours[(2 * i) % 20 + (i // 10) % 2], ls=styles[(i // 10) % len(styles)])
+        ax1.plot(fpr, tpr, label=f"{m} ({auc(fpr, tpr):.3f})", **look)
+        ax2.plot(rec, prec, label=m, **look)
     ax1.plot([0, 1], [0, 1], ls=":", c="grey")
     ax1.set(xlabel="false positive rate", ylabel="true positive rate", title="ROC (pooled test entries)")
     ax2.set(xlabel="recall", ylabel="precision", title="precision–recall")
