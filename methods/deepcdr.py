@@ -24,6 +24,14 @@ Follows method-specs §4.5, expression-only cell branch (the PAPER fairness mode
 Keras defaults of the reference are kept where they matter: Glorot-uniform weights with zero biases,
 BatchNorm momentum 0.99 (torch ``momentum=0.01``) and epsilon 1e-3, Adam lr 1e-3.
 
+BatchNorm statistics used at prediction time (``bn_stats``): ``"population"`` (default) sets the running
+mean and variance of every BatchNorm layer, after each epoch, to the exact statistics of the training pairs
+(one pass over the unique training cells and drugs weighted by their numbers of training pairs, dropout off;
+the "precise BN" of Wu & Johnson 2021); ``"ema"`` keeps the reference's exponential running averages. With
+the reference's 0.99 momentum the running averages need thousands of steps to forget their initial values;
+the GDSC budget below takes ~80 steps per epoch, and on GDSC fold 0 (40k training pairs, 2 epochs) the EMA
+statistics gave validation PCC 0.27 against 0.76 with population statistics (validation AUC 0.704 / 0.705).
+
 Speed: the cell branch runs once per unique cell of a batch and the drug branch once per unique drug
 (BatchNorm statistics weighted by each entity's number of pairs in the batch, so they equal the
 per-pair statistics of the reference); dropout masks in the branches are therefore shared by the pairs of
@@ -53,6 +61,7 @@ from drbench.methods.molgraph import N_ATOM_FEATURES, mol_graph
 
 BN_MOMENTUM = 0.01  # Keras momentum 0.99
 BN_EPS = 1e-3
+BN_STATS = ("population", "ema")
 
 
 def _glorot(module: nn.Module) -> None:
@@ -196,6 +205,32 @@ class CDRNet(nn.Module):
         return o[:, 0], o[:, 1]
 
 
+@torch.no_grad()
+def population_bn_stats(net: "CDRNet", inputs, rows: torch.Tensor, cols: torch.Tensor) -> None:
+    """Set every BatchNorm layer's running statistics to those of the pairs ``(rows, cols)``.
+
+    The BatchNorm inputs depend on the cell or the drug only, so the statistics over the pairs are the
+    statistics over the unique cells / drugs weighted by their pair counts: one forward pass of each branch
+    with BatchNorm in training mode at momentum 1 (running := batch statistics) and dropout off.
+    """
+    bns = [m for m in net.modules() if isinstance(m, nn.BatchNorm1d)]
+    was_training = net.training
+    momenta = [b.momentum for b in bns]
+    net.eval()
+    for b in bns:
+        b.train()
+        b.momentum = 1.0
+    try:
+        ur, _, rc = unique_index(rows)
+        uc, _, cc = unique_index(cols)
+        net.cells(inputs["expr"][ur], rc)
+        net.drugs(inputs, uc, cc)
+    finally:
+        for b, mo in zip(bns, momenta):
+            b.momentum = mo
+        net.train(was_training)
+
+
 class DeepCDR(Method):
     """DeepCDR with an expression-only cell branch: drug GCN (or fingerprint MLP) + convolutional fusion."""
 
@@ -207,7 +242,8 @@ class DeepCDR(Method):
                  max_atoms: int = 100, pool: str = "padded", standardize: bool = True, epochs: int = 100,
                  batch_size: int = 64, lr: float = 1e-3, optimizer: str = "adam", weight_decay: float = 0.0,
                  grad_clip: float = 0.0, patience: int = 10, regression_weight: float = 1.0,
-                 select_on: str = "auc", max_train_pairs: int = 0, graph_disk_cache: bool = False):
+                 select_on: str = "auc", max_train_pairs: int = 0, graph_disk_cache: bool = False,
+                 bn_stats: str = "population"):
         self.drug_branch = drug_branch
         self.units = units
         self.drug_dim = drug_dim
@@ -229,6 +265,7 @@ class DeepCDR(Method):
         self.select_on = select_on
         self.max_train_pairs = max_train_pairs
         self.graph_disk_cache = graph_disk_cache
+        self.bn_stats = bn_stats
 
     @classmethod
     def defaults_for(cls, context) -> dict:
@@ -250,6 +287,8 @@ class DeepCDR(Method):
             raise UsageError(f"drug_branch must be 'graph' or 'fingerprint', got {self.drug_branch!r}")
         if self.pool not in ("padded", "atoms"):
             raise UsageError(f"pool must be 'padded' or 'atoms', got {self.pool!r}")
+        if self.bn_stats not in BN_STATS:
+            raise UsageError(f"bn_stats must be one of {BN_STATS}, got {self.bn_stats!r}")
 
     def _drug_inputs(self, smiles, fp: np.ndarray, device):
         if self.drug_branch == "graph":
@@ -291,7 +330,9 @@ class DeepCDR(Method):
                              lr=self.lr, optimizer=self.optimizer, weight_decay=self.weight_decay,
                              grad_clip=self.grad_clip or None, patience=self.patience,
                              regression_weight=self.regression_weight, select_on=self.select_on,
-                             seed=view.seed + 1, device=device)
+                             seed=view.seed + 1, device=device,
+                             after_epoch=(lambda: population_bn_stats(self.net_, inputs, train.rows.to(device), train.cols.to(device)))
+                             if self.bn_stats == "population" else None)
         self.net_.eval()
         used = np.unique(train.cols.numpy())
         info["graph_drugs"] = int(drugs["use_graph"][used].sum())

@@ -168,14 +168,15 @@ def _usable_selection(valid: Pairs, select_on: str) -> bool:
 def fit_pairs(net: nn.Module, inputs, train: Pairs, valid: Pairs, *, epochs: int, batch_size: int, lr: float,
               optimizer: str = "adam", weight_decay: float = 0.0, grad_clip: float | None = None,
               patience: int | None = 10, regression_weight: float = 1.0, select_on: str = "auc",
-              seed: int = 0, device=torch.device("cpu"), min_batch: int = 2) -> dict:
+              seed: int = 0, device=torch.device("cpu"), min_batch: int = 2, after_epoch=None) -> dict:
     """Train ``net(inputs, rows, cols) -> (logit, standardised ic50)`` on mini-batches of training pairs.
 
     Loss = BCE(logit, label) + ``regression_weight`` · MSE over pairs with a measured IC50. After every
     epoch the validation pairs are scored; ``select_on`` ("auc" of the classification head or "pcc" of
     the IC50 head) drives early stopping (``patience`` epochs without improvement) and the restored
     best weights. Without usable validation pairs the full ``epochs`` budget is trained and the last
-    weights kept. Returns fit information (numbers only).
+    weights kept. ``after_epoch()``, if given, runs after each epoch's optimiser steps and before the
+    validation scoring (DeepCDR sets its BatchNorm statistics there). Returns fit information (numbers only).
     """
     if select_on not in ("auc", "pcc"):
         raise UsageError(f"select_on must be 'auc' or 'pcc', got {select_on!r}")
@@ -224,6 +225,8 @@ def fit_pairs(net: nn.Module, inputs, train: Pairs, valid: Pairs, *, epochs: int
         if not math.isfinite(losses[-1]):
             log.warning("non-finite training loss at epoch %d; stopping", epoch)
             break
+        if after_epoch is not None:
+            after_epoch()
         if len(valid):
             p, t = predict_pairs(net, inputs, valid.rows.to(device), valid.cols.to(device))
             auc = safe_auc(vy, p)

@@ -186,6 +186,30 @@ def test_bad_options_are_errors():
         DeepCDR(**DeepCDR.fast_params(), drug_branch="morgan").fit(view)
     with pytest.raises(Exception, match="pool"):
         DeepCDR(**DeepCDR.fast_params(), pool="max").fit(view)
+    with pytest.raises(Exception, match="bn_stats"):
+        DeepCDR(**DeepCDR.fast_params(), bn_stats="batch").fit(view)
+
+
+def test_population_bn_stats_are_the_training_pairs_statistics():
+    """After fitting, the cell branch's BatchNorm running statistics equal the statistics of its input over
+    the training pairs (each cell repeated once per training pair); with ``bn_stats="ema"`` they do not."""
+    ds = make_synthetic(n_cells=60, n_drugs=12, n_genes=40, seed=5)
+    view = _view(ds, _fold("random", ds))
+    params = {**SMALL, "epochs": 2, "patience": None}
+    model = DeepCDR(**params).fit(view)
+    net = model.net_
+    tr = np.asarray(view.train) & ~np.isnan(view.binary)
+    rows = np.nonzero(tr)[0]
+    x = torch.as_tensor(model._scale(np.asarray(view.cell_features["expression"], dtype=np.float32)))
+    with torch.no_grad():
+        h = torch.tanh(net.cell1(x[torch.as_tensor(rows)])).double()  # one row per training pair
+    mean, var = h.mean(0), h.var(0, unbiased=True)
+    assert torch.allclose(net.cell_bn.running_mean.double(), mean, atol=1e-5)
+    assert torch.allclose(net.cell_bn.running_var.double(), var, rtol=1e-4, atol=1e-6)
+    ema = DeepCDR(**params, bn_stats="ema").fit(view).net_
+    with torch.no_grad():
+        h2 = torch.tanh(ema.cell1(x[torch.as_tensor(rows)])).double()
+    assert not torch.allclose(ema.cell_bn.running_var.double(), h2.var(0), rtol=0.05)
 
 
 # ------------------------------------------------------------------ learning and selection
