@@ -136,7 +136,8 @@ def cmd_reproduce(args) -> int:
     summaries = reproduce(only=only, out_dir=args.out_dir, data_dir=args.data_dir, seeds=args.seeds, jobs=args.jobs,
                           tracking_uri=args.tracking_uri, experiment=args.experiment, progress=not args.quiet,
                           dry_run=args.dry_run, folds=args.folds, also_read=args.also_read or (),
-                          only_methods=[x.strip() for x in args.methods.split(",")] if args.methods else None)
+                          only_methods=[x.strip() for x in args.methods.split(",")] if args.methods else None,
+                          write_only=args.write_only)
     for s in summaries:
         print(f"{s['board']}: {s['jobs_finished']} jobs finished, {s['jobs_skipped']} skipped, "
               f"{s['jobs_failed']} failed, {s.get('sweep_seconds', 0):.0f} s")
@@ -255,6 +256,9 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--only", help="comma-separated board names (see --list)")
     rp.add_argument("--list", action="store_true", help="list the boards")
     rp.add_argument("--methods", help="run only these methods of each board (comma-separated; tables list all)")
+    rp.add_argument("--write-only", action="store_true",
+                    help="run nothing: regenerate the boards from the recorded runs (--tracking-uri, --also-read) "
+                         "and the committed CSVs, e.g. after sweeps made with `drbench run` on other machines")
     rp.add_argument("--out-dir", default="leaderboards")
     rp.add_argument("--data-dir")
     rp.add_argument("--seeds", type=_int_list, default=[0])

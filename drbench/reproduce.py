@@ -86,11 +86,13 @@ def _store_keys(uris, experiment) -> set[str]:
 
 
 def run_board(board: Board, out_dir: Path, *, data_dir=None, seeds=(0,), jobs=1, tracking_uri=None,
-              experiment="drbench", progress=True, dry_run=False, folds=None, also_read=(), only_methods=None) -> dict:
+              experiment="drbench", progress=True, dry_run=False, folds=None, also_read=(), only_methods=None,
+              write_only=False) -> dict:
     """Run the sweeps of one board (honest, then replication for the test-selecting methods) and write it.
 
     ``also_read``: further MLflow stores whose finished jobs count as done and whose runs join the tables.
     ``only_methods``: run only these of the board's methods (the table still lists every method).
+    ``write_only``: run nothing; regenerate the board from the recorded runs and the committed CSV.
     """
     out = out_dir / f"{board.name}.md"
     t0 = time.time()
@@ -98,8 +100,8 @@ def run_board(board: Board, out_dir: Path, *, data_dir=None, seeds=(0,), jobs=1,
     from drbench.registry import resolve_methods
 
     methods = resolve_methods(board.methods if isinstance(board.methods, str) else ",".join(board.methods))
-    to_run = methods
-    if only_methods is not None:
+    to_run = [] if write_only else methods
+    if only_methods is not None and not write_only:
         wanted = set(resolve_methods(",".join(only_methods)))
         to_run = [m for m in methods if m in wanted]
     sweeps = [("validation", to_run)] if to_run else []
@@ -137,9 +139,17 @@ def write_board(board: Board, out: Path, tracking_uri=None, experiment="drbench"
     md = leaderboard.build(experiments=[experiment], tracking_uri=tracking_uri, dataset=board.dataset,
                            protocol=board.protocol, out=str(out), title=board.title, plots=True,
                            methods=None if board.methods == "all" else methods, merge_csv=True)
-    if board.note:
+    df = leaderboard.read_csv(leaderboard.csv_path(out))
+    missing = sorted(set(df.loc[df["status"] == "not run", "method"]))
+    partial = ""
+    if missing:
+        done = int((df["status"] == "finished").sum())
+        partial = (f"**Partial table:** {done} fold runs recorded so far; not run yet: {', '.join(missing)}. "
+                   f"`drbench reproduce --only {board.name}` completes it (resumable).")
+    note = " ".join(x for x in (board.note, partial) if x)
+    if note:
         head, _, rest = md.partition("\n\n")
-        out.write_text(f"{head}\n\n> {board.note}\n\n{rest}")
+        out.write_text(f"{head}\n\n> {note}\n\n{rest}")
 
 
 def write_case_study(board: Board, out: Path, tracking_uri=None, experiment="drbench") -> None:
@@ -247,7 +257,7 @@ def update_index(out_dir: Path, summaries: list[dict], data_dir=None) -> None:
 
 def reproduce(only=None, out_dir="leaderboards", data_dir=None, seeds=(0,), jobs=1, tracking_uri=None,
               experiment="drbench", progress=True, dry_run=False, folds=None, also_read=(),
-              only_methods=None) -> list[dict]:
+              only_methods=None, write_only=False) -> list[dict]:
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     boards = [board_by_name(n) for n in only] if only else BOARDS
@@ -256,7 +266,7 @@ def reproduce(only=None, out_dir="leaderboards", data_dir=None, seeds=(0,), jobs
         log.warning("board %s: %s / %s", b.name, b.dataset, b.protocol)
         s = run_board(b, out, data_dir=data_dir, seeds=seeds, jobs=jobs, tracking_uri=tracking_uri,
                       experiment=experiment, progress=progress, dry_run=dry_run, folds=folds, also_read=also_read,
-                      only_methods=only_methods)
+                      only_methods=only_methods, write_only=write_only)
         summaries.append(s)
         if not dry_run:
             update_index(out, [s], data_dir)
@@ -286,7 +296,8 @@ def write_index(out_dir: Path, data_dir=None) -> None:
         "Regenerate everything (resumable: jobs already in these CSVs or in the MLflow store are not recomputed):", "",
         "```bash", "drbench reproduce --data-dir ../shared/data", "```", "",
         "`--only BOARD[,BOARD]` regenerates some boards, `--methods M[,M]` runs only some methods (the tables still "
-        "list every method; missing ones show as \"not run\"). *Recorded job time* is the sum of the fit and predict "
+        "list every method; missing ones show as \"not run\"), `--write-only --only BOARD` rebuilds a board from its CSV "
+        "(plus any `--tracking-uri`/`--also-read` stores) without running anything. *Recorded job time* is the sum of the fit and predict "
         "seconds of the table's finished runs (from its CSV), i.e. single-job compute, not wall time of the sweep.", "",
         "Replication runs (‡, `--select test`) use the same hyperparameters and evaluation schedule as the honest runs "
         "(e.g. MTIGCN/NIHGCN: validation AUC every 10 epochs, patience 200); the only difference is that the "

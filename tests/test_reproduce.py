@@ -55,7 +55,23 @@ def test_only_methods_runs_a_subset_and_the_table_still_lists_the_rest(tmp_path,
     assert "mean-effects" in set(csv.loc[csv["status"] == "not run", "method"])
     index = (out / "README.md").read_text()
     assert "partial: 2 runs; not run: mean-effects" in index
+    assert "**Partial table:** 2 fold runs recorded so far; not run yet: mean-effects." in (out / "syn-random.md").read_text()
     # the other method later: only its jobs run
     second = reproduce.reproduce(out_dir=out, tracking_uri=f"sqlite:///{tmp_path}/a.db", progress=False, folds=[0],
                                  only_methods=["mean-effects"])
     assert second[0]["jobs_finished"] == 1
+
+
+def test_write_only_regenerates_the_board_from_its_csv_without_running(tmp_path, monkeypatch):
+    board = Board("syn-random", "synthetic", "random", methods=["mean-effects", "drug-mean"],
+                  replication=[], title="synthetic test 1", note="A note.")
+    monkeypatch.setattr(reproduce, "BOARDS", [board])
+    out = tmp_path / "lb"
+    reproduce.reproduce(out_dir=out, tracking_uri=f"sqlite:///{tmp_path}/a.db", progress=False, folds=[0])
+    md = (out / "syn-random.md").read_text()
+    assert "Partial table" not in md
+    (out / "syn-random.md").unlink()
+    again = reproduce.reproduce(out_dir=out, tracking_uri=f"sqlite:///{tmp_path}/empty.db", progress=False,
+                                folds=[0, 1], write_only=True)
+    assert again[0]["jobs_finished"] == 0 and again[0]["jobs_skipped"] == 0  # fold 1 is not run either
+    assert (out / "syn-random.md").read_text() == md
