@@ -71,7 +71,9 @@ def code_version() -> str:
         sha = subprocess.run(["git", "-C", str(here), "rev-parse", "--short=12", "HEAD"], capture_output=True,
                              text=True, timeout=5).stdout.strip()
         if sha:
-            dirty = subprocess.run(["git", "-C", str(here), "status", "--porcelain", "--untracked-files=no"],
+            # generated tables are not code: regenerating leaderboards/ does not make the code "dirty"
+            dirty = subprocess.run(["git", "-C", str(here), "status", "--porcelain", "--untracked-files=no", "--",
+                                    ".", ":(exclude)leaderboards"],
                                    capture_output=True, text=True, timeout=5).stdout.strip()
             return f"{__version__}+g{sha}{'-dirty' if dirty else ''}"
     except (OSError, subprocess.SubprocessError):
