@@ -132,6 +132,23 @@ def run_board(board: Board, out_dir: Path, *, data_dir=None, seeds=(0,), jobs=1,
     return summary
 
 
+def board_progress(csv: Path) -> tuple[int, list[str], float | None]:
+    """(finished fold runs, methods still missing runs, summed fit + predict seconds or None) of a board CSV.
+
+    Missing: methods listed as "not run", and methods with fewer honest runs than the most complete one,
+    shown as ``name (k of n)``.
+    """
+    df = leaderboard.read_csv(csv)
+    fin = df[df["status"] == "finished"]
+    seconds = float(fin[["fit_seconds", "predict_seconds"]].fillna(0).to_numpy().sum()) if len(fin) else None
+    missing = sorted(set(df.loc[df["status"] == "not run", "method"]))
+    honest = fin[fin["selection"] == "validation"].groupby("method").size()
+    if len(honest):
+        full = int(honest.max())
+        missing += [f"{m} ({int(k)} of {full})" for m, k in honest.items() if k < full]
+    return int(len(fin)), missing, seconds
+
+
 def write_board(board: Board, out: Path, tracking_uri=None, experiment="drbench", methods=None) -> None:
     if board.protocol == "case-study":
         write_case_study(board, out, tracking_uri, experiment)
@@ -139,11 +156,9 @@ def write_board(board: Board, out: Path, tracking_uri=None, experiment="drbench"
     md = leaderboard.build(experiments=[experiment], tracking_uri=tracking_uri, dataset=board.dataset,
                            protocol=board.protocol, out=str(out), title=board.title, plots=True,
                            methods=None if board.methods == "all" else methods, merge_csv=True)
-    df = leaderboard.read_csv(leaderboard.csv_path(out))
-    missing = sorted(set(df.loc[df["status"] == "not run", "method"]))
+    done, missing, _ = board_progress(leaderboard.csv_path(out))
     partial = ""
     if missing:
-        done = int((df["status"] == "finished").sum())
         partial = (f"**Partial table:** {done} fold runs recorded so far; not run yet: {', '.join(missing)}. "
                    f"`drbench reproduce --only {board.name}` completes it (resumable).")
     note = " ".join(x for x in (board.note, partial) if x)
@@ -312,11 +327,7 @@ def write_index(out_dir: Path, data_dir=None) -> None:
         status = "not run yet"
         t = None
         if csv.exists() and b.protocol != "case-study":
-            df = leaderboard.read_csv(csv)
-            fin = df[df["status"] == "finished"]
-            done = int(len(fin))
-            t = float(fin[["fit_seconds", "predict_seconds"]].fillna(0).to_numpy().sum()) if done else None
-            missing = sorted(set(df.loc[df["status"] == "not run", "method"]))
+            done, missing, t = board_progress(csv)
             if done:
                 status = f"partial: {done} runs; not run: {', '.join(missing)}" if missing else f"complete: {done} runs"
         elif csv.exists():

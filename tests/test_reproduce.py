@@ -56,10 +56,18 @@ def test_only_methods_runs_a_subset_and_the_table_still_lists_the_rest(tmp_path,
     index = (out / "README.md").read_text()
     assert "partial: 2 runs; not run: mean-effects" in index
     assert "**Partial table:** 2 fold runs recorded so far; not run yet: mean-effects." in (out / "syn-random.md").read_text()
+    # a method with fewer folds than the others keeps the board partial
+    more = reproduce.reproduce(out_dir=out, tracking_uri=f"sqlite:///{tmp_path}/a.db", progress=False, folds=[0, 1],
+                               only_methods=["drug-mean"])
+    assert more[0]["jobs_finished"] == 2
+    assert "not run: mean-effects" in (out / "README.md").read_text()
     # the other method later: only its jobs run
     second = reproduce.reproduce(out_dir=out, tracking_uri=f"sqlite:///{tmp_path}/a.db", progress=False, folds=[0],
                                  only_methods=["mean-effects"])
     assert second[0]["jobs_finished"] == 1
+    index = (out / "README.md").read_text()
+    assert "not run: mean-effects (1 of 2)" in index and "complete" not in index
+    assert "not run yet: mean-effects (1 of 2)." in (out / "syn-random.md").read_text()
 
 
 def test_write_only_regenerates_the_board_from_its_csv_without_running(tmp_path, monkeypatch):
