@@ -207,15 +207,23 @@ def render_case_study(csv: Path, title: str, k: int = 10) -> str:
         f"split carved from them); seed {seed}. Scores rank unmeasured pairs: they are predictions, not measurements.",
         f"Code version: {', '.join(sorted(set(df['code_version'].astype(str))))}.", "",
     ]
-    per_drug = df.groupby("drug_name")["unmeasured_pairs"].first().sort_values(ascending=False)
-    chosen = [d for d in CASE_DRUGS if d in per_drug.index]
-    chosen += [d for d in per_drug.index if d not in chosen][:5]
+    counts = df.groupby("drug_name")["unmeasured_pairs"].first()
+    # the five drugs with most unmeasured pairs (ties broken by name, so the choice is deterministic); a named
+    # drug that is among them is shown once, under its name, and the next drugs do not take its place
+    top5 = sorted(counts.index, key=lambda d: (-int(counts[d]), str(d)))[:5]
+    chosen = [d for d in CASE_DRUGS if d in counts.index]
+    chosen += [d for d in top5 if d not in chosen]
+    tied = sorted(d for d in counts.index if d not in top5 and top5 and counts[d] == counts[top5[-1]])
+    if tied:
+        lines += [f"Ties at the cut-off of the five drugs with most unmeasured pairs are broken by name; also at "
+                  f"{int(counts[top5[-1]])} unmeasured pairs: {', '.join(map(str, tied))} (in the CSV).", ""]
     for method, part in df.groupby("method"):
         for drug in chosen:
             g = part[part["drug_name"] == drug].sort_values("rank").head(k)
             if g.empty:
                 continue
-            why = "named in the paper" if drug in CASE_DRUGS else "among the five drugs with most unmeasured pairs"
+            why = "; ".join(w for w, yes in (("named in the paper", drug in CASE_DRUGS),
+                                             ("among the five drugs with most unmeasured pairs", drug in top5)) if yes)
             lines += [f"## {method}: {drug} ({why}; {int(g['unmeasured_pairs'].iloc[0])} unmeasured pairs)", "",
                       "| rank | cell line | score |", "|---|---|---|"]
             lines += [f"| {int(r['rank'])} | {r['cell_id']} | {r['score']:.4f} |" for _, r in g.iterrows()]
