@@ -44,6 +44,22 @@ def test_case_study_board_lists_top_cell_lines(tmp_path, monkeypatch):
     assert (top.groupby("drug_id")["rank"].max() == 10).all()
 
 
+def test_case_study_named_drug_among_the_top_five_is_not_replaced_by_the_sixth(tmp_path, monkeypatch):
+    monkeypatch.setattr(reproduce, "CASE_DRUGS", ["Named", "Absent"])
+    pairs = {"A": 607, "B": 599, "C": 578, "Named": 576, "E": 575, "F": 575, "G": 300}
+    rows = [dict(method="m", seed=0, drug_id=i, drug_name=d, rank=r, cell_id=100 + r, score=1 - r / 100,
+                 unmeasured_pairs=n, selection="validation", run_id="x", code_version="v")
+            for i, (d, n) in enumerate(pairs.items()) for r in range(1, 11)]
+    csv = tmp_path / "case.csv"
+    pd.DataFrame(rows).to_csv(csv, index=False)
+    md = reproduce.render_case_study(csv, "t")
+    heads = [line for line in md.splitlines() if line.startswith("## ")]
+    assert [h.split(": ")[1].split(" (")[0] for h in heads] == ["Named", "A", "B", "C", "E"]
+    assert "(named in the paper; among the five drugs with most unmeasured pairs; 576 unmeasured pairs)" in heads[0]
+    assert "## m: F " not in md and "## m: G " not in md  # F ties E at 575 but loses on name; G is sixth+
+    assert "also at 575 unmeasured pairs: F (in the CSV)" in md
+
+
 def test_only_methods_runs_a_subset_and_the_table_still_lists_the_rest(tmp_path, monkeypatch):
     board = Board("syn-random", "synthetic", "random", methods=["mean-effects", "drug-mean"],
                   replication=["drug-mean"], title="synthetic test 1")
