@@ -42,7 +42,8 @@ for the IC50 head as the regression reference did).
 Budgets (``defaults_for``): the reference trains batch 64, Adam lr 1e-3, up to 100 epochs, patience 10 —
 kept for CCLE and the synthetic data. On GDSC (~165k training pairs) every optimiser step recomputes the
 GCN over ~225 drugs (~7k atoms), so steps, not pairs, dominate: batch 2048, lr 2e-3, at most 8 epochs,
-patience 3, to fit one fold in about 10 minutes on 2 cores (see ``benchmarks/bench_deep.py``).
+patience 3, to fit one fold in about 10 minutes on 2 cores (see ``benchmarks/bench_deep.py``). The transfer and
+in-vivo protocols train on GDSC × the target's shared drugs (~5.5k pairs) and keep the reference budget.
 """
 
 from __future__ import annotations
@@ -62,6 +63,8 @@ from drbench.methods.molgraph import N_ATOM_FEATURES, mol_graph
 BN_MOMENTUM = 0.01  # Keras momentum 0.99
 BN_EPS = 1e-3
 BN_STATS = ("population", "ema")
+#: protocols that train on the source's shared drugs only (a few thousand pairs, not ~165k)
+SHARED_DRUG_PROTOCOLS = ("transfer", "in-vivo")
 
 
 def _glorot(module: nn.Module) -> None:
@@ -270,7 +273,10 @@ class DeepCDR(Method):
     @classmethod
     def defaults_for(cls, context) -> dict:
         ds = str(context.get("dataset", ""))
-        if ds in ("gdsc", "pdx", "tcga"):  # ~160k training pairs: larger batches to fit the time budget
+        # transfer / in-vivo train on GDSC x the target's shared drugs (~5.5k pairs): the reference budget, as for
+        # CCLE (the GDSC budget below would give them ~24 optimiser steps)
+        if ds in ("gdsc", "pdx", "tcga") and context.get("protocol") not in SHARED_DRUG_PROTOCOLS:
+            # ~160k training pairs: larger batches to fit the time budget
             return {"batch_size": 2048, "lr": 2e-3, "epochs": 8, "patience": 3}
         if ds.startswith("synthetic"):  # the demo set: a short budget so that `--methods all` stays interactive
             return {"batch_size": 512, "epochs": 20, "patience": 3}

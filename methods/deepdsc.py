@@ -29,7 +29,8 @@ Deviations from the port, for the time budget (one GDSC fold < 10 min on 2 cores
   Xavier-initialised for the same reason;
 * predictor: mini-batches of training pairs (1024; seeded shuffling from ``view.seed``), Adamax lr 1e-3,
   gradient norm clipped at 5, up to ``epochs`` (12 on GDSC, patience 4; 100 on CCLE, patience 10) instead
-  of 100 full-batch epochs at lr 4e-4.
+  of 100 full-batch epochs at lr 4e-4. The transfer and in-vivo protocols train on GDSC × the target's
+  shared drugs (~5.5k pairs) and use the CCLE budget.
 
 Selection: evaluation on ``view.valid`` after every epoch, early stopping with ``patience`` and
 best-weight restore. ``select_on="auc"`` (default) stops and selects on the **validation AUC of the
@@ -419,7 +420,8 @@ class DeepDSC(Method):
     @classmethod
     def defaults_for(cls, context) -> dict:
         ds = str(context.get("dataset", ""))
-        if ds == "ccle":  # ~8k training pairs: smaller batches, more epochs
+        if ds == "ccle" or (ds in ("gdsc", "pdx", "tcga") and context.get("protocol") in ("transfer", "in-vivo")):
+            # ~8k training pairs (CCLE; GDSC x the target's shared drugs ~5.5k): smaller batches, more epochs
             return {"batch_size": 128, "epochs": 100, "patience": 10, "ae_epochs": 60}
         if ds in ("gdsc", "pdx", "tcga"):  # ~165k training pairs, 5,778 genes: fit one fold in ~10 min on 2 cores
             return {"ae_epochs": 15, "epochs": 12, "patience": 4}

@@ -264,3 +264,17 @@ def test_real_gdsc_smoke(data_dir):
     assert res.status == "finished", res.traceback
     assert res.fit_info["train_pairs"] == 8000 and res.fit_info["fingerprint_drugs"] >= 1
     assert res.metrics["auc"] > 0.55 and np.isfinite(res.metrics["rmse"])
+
+
+def test_shared_drug_protocols_get_the_small_data_budget():
+    """Transfer / in-vivo train on GDSC x the target's shared drugs (~5.5k pairs), not on ~165k: the GDSC
+    large-batch budget (8 epochs of batch 2048) would leave them ~24 optimiser steps."""
+    from drbench.methods.deepdsc import DeepDSC
+
+    assert DeepCDR.defaults_for({"dataset": "gdsc", "protocol": "random"})["batch_size"] == 2048
+    for protocol in ("transfer", "in-vivo"):
+        assert DeepCDR.defaults_for({"dataset": "gdsc", "protocol": protocol}) == DeepCDR.defaults_for({"dataset": "ccle"})
+        assert DeepDSC.defaults_for({"dataset": "gdsc", "protocol": protocol}) == DeepDSC.defaults_for({"dataset": "ccle"})
+    assert DeepDSC.defaults_for({"dataset": "gdsc", "protocol": "new-drug"})["ae_epochs"] == 15
+    # the synthetic demo keeps its short budget in every protocol
+    assert DeepCDR.defaults_for({"dataset": "synthetic", "protocol": "in-vivo"})["epochs"] == 20
