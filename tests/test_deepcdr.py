@@ -8,7 +8,7 @@ from drbench.datasets import make_synthetic
 from drbench.execution import run_job
 from drbench.methods import get_method
 from drbench.methods.deepcdr import CDRNet, DeepCDR, GraphBank, GraphBranch
-from drbench.methods.deepdsc import weighted_batch_norm
+from drbench.methods.deepdsc import DeepDSC, weighted_batch_norm
 from drbench.methods.molgraph import mol_graph
 from drbench.protocols import get_protocol
 from drbench.testing import check_method, tiny_dataset
@@ -269,8 +269,6 @@ def test_real_gdsc_smoke(data_dir):
 def test_shared_drug_protocols_get_the_small_data_budget():
     """Transfer / in-vivo train on GDSC x the target's shared drugs (~5.5k pairs), not on ~165k: the GDSC
     large-batch budget (8 epochs of batch 2048) would leave them ~24 optimiser steps."""
-    from drbench.methods.deepdsc import DeepDSC
-
     assert DeepCDR.defaults_for({"dataset": "gdsc", "protocol": "random"})["batch_size"] == 2048
     for protocol in ("transfer", "in-vivo"):
         assert DeepCDR.defaults_for({"dataset": "gdsc", "protocol": protocol}) == DeepCDR.defaults_for({"dataset": "ccle"})
