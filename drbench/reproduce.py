@@ -213,7 +213,7 @@ def render_case_study(csv: Path, title: str, k: int = 10) -> str:
     top5 = sorted(counts.index, key=lambda d: (-int(counts[d]), str(d)))[:5]
     chosen = [d for d in CASE_DRUGS if d in counts.index]
     chosen += [d for d in top5 if d not in chosen]
-    tied = sorted(d for d in counts.index if d not in top5 and top5 and counts[d] == counts[top5[-1]])
+    tied = sorted(d for d in counts.index if d not in top5 and counts[d] == counts[top5[-1]]) if top5 else []
     if tied:
         lines += [f"Ties at the cut-off of the five drugs with most unmeasured pairs are broken by name; also at "
                   f"{int(counts[top5[-1]])} unmeasured pairs: {', '.join(map(str, tied))} (in the CSV).", ""]

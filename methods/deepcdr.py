@@ -56,15 +56,14 @@ from torch import nn
 from drbench.api import Capabilities, Method, Prediction, Query, TrainView
 from drbench.errors import UsageError
 from drbench.methods.common import finite_rows, torch_device
-from drbench.methods.deepdsc import (PROTOCOLS, expression_matrix, fingerprint_matrix, fit_pairs, pair_data,
-                                     predict_pairs, training_cells, unique_index, weighted_batch_norm)
+from drbench.methods.deepdsc import (PROTOCOLS, SHARED_DRUG_PROTOCOLS, expression_matrix, fingerprint_matrix,
+                                     fit_pairs, pair_data, predict_pairs, training_cells, unique_index,
+                                     weighted_batch_norm)
 from drbench.methods.molgraph import N_ATOM_FEATURES, mol_graph
 
 BN_MOMENTUM = 0.01  # Keras momentum 0.99
 BN_EPS = 1e-3
 BN_STATS = ("population", "ema")
-#: protocols that train on the source's shared drugs only (a few thousand pairs, not ~165k)
-SHARED_DRUG_PROTOCOLS = ("transfer", "in-vivo")
 
 
 def _glorot(module: nn.Module) -> None:

@@ -158,6 +158,11 @@ def predict_pairs(net: nn.Module, inputs, rows: torch.Tensor, cols: torch.Tensor
     return torch.cat(ps).double().numpy(), torch.cat(ts).double().numpy()
 
 
+#: protocols that train on the source's shared drugs only (GDSC x the target's drugs, ~5.5k pairs, not ~165k):
+#: they get the small-data budget in ``defaults_for`` of DeepDSC and DeepCDR
+SHARED_DRUG_PROTOCOLS = ("transfer", "in-vivo")
+
+
 def _usable_selection(valid: Pairs, select_on: str) -> bool:
     if len(valid) == 0:
         return False
@@ -420,7 +425,7 @@ class DeepDSC(Method):
     @classmethod
     def defaults_for(cls, context) -> dict:
         ds = str(context.get("dataset", ""))
-        if ds == "ccle" or (ds in ("gdsc", "pdx", "tcga") and context.get("protocol") in ("transfer", "in-vivo")):
+        if ds == "ccle" or (ds in ("gdsc", "pdx", "tcga") and context.get("protocol") in SHARED_DRUG_PROTOCOLS):
             # ~8k training pairs (CCLE; GDSC x the target's shared drugs ~5.5k): smaller batches, more epochs
             return {"batch_size": 128, "epochs": 100, "patience": 10, "ae_epochs": 60}
         if ds in ("gdsc", "pdx", "tcga"):  # ~165k training pairs, 5,778 genes: fit one fold in ~10 min on 2 cores
