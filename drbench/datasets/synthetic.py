@@ -91,5 +91,6 @@ def make_synthetic(
         smiles=smiles,
         thresholds=thr,
         drug_names=np.array([f"drug{j:03d}" for j in range(n_drugs)]),
+        cell_names=np.array([f"{prefix.lower()}-line-{i}" for i in range(m)]),
         meta={"source": f"synthetic(seed={seed})", "ic50_unit": "ln IC50 (synthetic)"},
     )
