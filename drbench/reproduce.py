@@ -324,7 +324,8 @@ def update_index(out_dir: Path, summaries: list[dict], data_dir=None) -> None:
     state = json.loads(path.read_text()) if path.exists() else {}
     for s in summaries:
         prev = state.get(s["board"], {})
-        s["sweep_seconds_total"] = round(prev.get("sweep_seconds_total", 0) + s.get("sweep_seconds", 0), 1)
+        ran = s.get("sweep_seconds", 0) if s.get("jobs_finished") else 0  # a rewrite from recorded runs is not job time
+        s["sweep_seconds_total"] = round(prev.get("sweep_seconds_total", 0) + ran, 1)
         s["code_version"] = tracking.code_version()
         state[s["board"]] = {**prev, **s}
     path.write_text(json.dumps(state, indent=2, sort_keys=True) + "\n")

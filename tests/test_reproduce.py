@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pandas as pd
 
 from drbench import reproduce
@@ -123,7 +125,10 @@ def test_write_only_regenerates_the_board_from_its_csv_without_running(tmp_path,
     md = (out / "syn-random.md").read_text()
     assert "Partial table" not in md
     (out / "syn-random.md").unlink()
+    timed = json.loads((out / "boards.json").read_text())["syn-random"]["sweep_seconds_total"]
     again = reproduce.reproduce(out_dir=out, tracking_uri=f"sqlite:///{tmp_path}/empty.db", progress=False,
                                 folds=[0, 1], write_only=True)
     assert again[0]["jobs_finished"] == 0 and again[0]["jobs_skipped"] == 0  # fold 1 is not run either
     assert (out / "syn-random.md").read_text() == md
+    # rewriting the board ran no job, so it adds no job time to the index
+    assert json.loads((out / "boards.json").read_text())["syn-random"]["sweep_seconds_total"] == timed
