@@ -139,6 +139,10 @@ def cmd_reproduce(args) -> int:
                           only_methods=[x.strip() for x in args.methods.split(",")] if args.methods else None,
                           write_only=args.write_only)
     for s in summaries:
+        if args.dry_run:
+            print(f"{s['board']}: {len(s['pending'])} method sweeps to run, {s['jobs_skipped']} jobs already done"
+                  + "".join(f"\n  {p}" for p in s["pending"]))
+            continue
         print(f"{s['board']}: {s['jobs_finished']} jobs finished, {s['jobs_skipped']} skipped, "
               f"{s['jobs_failed']} failed, {s.get('sweep_seconds', 0):.0f} s")
     return 1 if any(s["jobs_failed"] for s in summaries) else 0
@@ -266,7 +270,8 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--jobs", type=int, default=1)
     rp.add_argument("--experiment", default="drbench")
     rp.add_argument("--tracking-uri")
-    rp.add_argument("--dry-run", action="store_true", help="plan only")
+    rp.add_argument("--dry-run", action="store_true",
+                    help="run nothing: list, per board, the method sweeps and folds still to run")
     rp.add_argument("--also-read", action="append", metavar="URI",
                     help="another MLflow store whose finished jobs count as done and join the tables")
     rp.add_argument("-q", "--quiet", action="store_true")

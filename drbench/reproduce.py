@@ -124,6 +124,8 @@ def run_board(board: Board, out_dir: Path, *, data_dir=None, seeds=(0,), jobs=1,
     if repl:
         sweeps.append(("test", repl))
     summary = {"board": board.name, "jobs_finished": 0, "jobs_failed": 0, "jobs_skipped": 0}
+    if dry_run:
+        summary["pending"] = []
     for selection, ms in sweeps:
         full = board.methods == "all" and selection == "validation" and ms == methods
         spec = SweepSpec(methods="all" if full else ",".join(ms),
@@ -131,6 +133,13 @@ def run_board(board: Board, out_dir: Path, *, data_dir=None, seeds=(0,), jobs=1,
                          folds=folds, options=dict(board.options), selection=selection, jobs=jobs,
                          experiment=experiment, tracking_uri=tracking_uri, progress=progress, skip_keys=skip)
         if dry_run:
+            try:
+                todo = _pending(spec, skip | _store_keys([tracking_uri], experiment))
+            except DrbenchError as e:
+                log.error("%s (%s): %s", board.name, selection, e)
+                continue
+            summary["jobs_skipped"] += todo.pop("done")
+            summary["pending"] += [f"{m} {selection} {label}" for m, label in todo.items()]
             continue
         try:
             rep = run_sweep(spec)
@@ -145,6 +154,21 @@ def run_board(board: Board, out_dir: Path, *, data_dir=None, seeds=(0,), jobs=1,
         uris = [tracking_uri, *also_read] if also_read else tracking_uri
         write_board(board, out, tracking_uri=uris, experiment=experiment, methods=methods, data_dir=data_dir)
     return summary
+
+
+def _pending(spec: SweepSpec, finished: set) -> dict:
+    """``{method: "folds a,b (seed s)"}`` of the sweep's jobs not in ``finished``, plus ``"done"``: how many are."""
+    from drbench.runner import plan_sweep
+
+    plan = plan_sweep(spec)
+    todo = plan.pending(finished)
+    by_method: dict = {}
+    for j in todo:
+        by_method.setdefault(j.method, {}).setdefault(j.seed, []).append(plan.folds[j.seed][j.fold_pos].index)
+    out = {m: "; ".join(f"folds {','.join(map(str, sorted(f)))} (seed {s})" for s, f in sorted(per.items()))
+           for m, per in by_method.items()}
+    out["done"] = len(plan.jobs) - len(todo)
+    return out
 
 
 def board_progress(csv: Path) -> tuple[int, list[str], float | None]:

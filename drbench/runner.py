@@ -180,17 +180,37 @@ def _parallel(jobs: int, backend: str, scheduler: str | None):
     return joblib.parallel_config(backend=backend, n_jobs=jobs), None
 
 
-def run_sweep(spec: SweepSpec, on_result=None) -> SweepReport:
-    """Run a sweep; log each job as it finishes. ``on_result(job, result)`` is called in the driver."""
-    protocol, options, source, dataset, names, folds = prepare(spec)
-    c = tracking.client(spec.tracking_uri)
-    exp_id = tracking.experiment_id(c, spec.experiment)
-    version = tracking.code_version()
-    context = {"dataset": source.name, "protocol": protocol.name, "target": dataset.meta.get("target_name", "")}
-    report = SweepReport(None, exp_id)
+@dataclass
+class SweepPlan:
+    """What a sweep would run: every planned job and, against a store, the ones not finished yet."""
 
+    protocol: object
+    options: dict
+    source: Dataset
+    dataset: Dataset
+    folds: dict
+    classes: dict
+    context: dict
+    jobs: list
+    unsupported: dict
+    todo: list = field(default_factory=list)  # jobs not finished yet (see :meth:`pending`)
+
+    def pending(self, finished: set, force: bool = False) -> list:
+        """Set and return ``todo``: the jobs whose key is not in ``finished`` (all of them with ``force``)."""
+        self.todo = list(self.jobs) if force else [j for j in self.jobs if j.key not in finished]
+        return self.todo
+
+
+def plan_sweep(spec: SweepSpec) -> SweepPlan:
+    """Resolve the sweep into jobs (one per method × seed × fold); nothing is run or written.
+
+    ``todo`` starts as the jobs not in ``spec.skip_keys``; :meth:`SweepPlan.pending` narrows it against a store.
+    Raises :class:`UsageError` when no method can run the sweep.
+    """
+    protocol, options, source, dataset, names, folds = prepare(spec)
+    context = {"dataset": source.name, "protocol": protocol.name, "target": dataset.meta.get("target_name", "")}
     jobs: list[Job] = []
-    classes = {}
+    classes, unsupported = {}, {}
     all_methods = isinstance(spec.methods, str) and spec.methods.strip() == "all"
     for name in names:
         try:
@@ -198,31 +218,45 @@ def run_sweep(spec: SweepSpec, on_result=None) -> SweepReport:
         except UsageError as e:
             if not all_methods:
                 raise
-            report.unsupported[name] = f"skipped: {e}"  # a broken plugin does not stop `--methods all`
+            unsupported[name] = f"skipped: {e}"  # a broken plugin does not stop `--methods all`
             continue
         classes[name] = cls
         if not supports(cls, protocol.name):
-            report.unsupported[name] = f"not supported: {name} does not declare protocol {protocol.requires}"
+            unsupported[name] = f"not supported: {name} does not declare protocol {protocol.requires}"
             continue
         try:
             dataset.require(cls.capabilities.needs)
         except MissingFeatureError as e:
-            report.unsupported[name] = f"cannot run: {e}"
+            unsupported[name] = f"cannot run: {e}"
             continue
         params = method_params(cls, context, spec.params.get(name, {}))
         for seed, fl in folds.items():
             for pos, fold in enumerate(fl):
                 key = job_key(name, params, dataset.content_hash, fold.sha256, seed, spec.selection, protocol.name)
                 jobs.append(Job(name, params, pos, seed, key))
-    for name, why in report.unsupported.items():
+    for name, why in unsupported.items():
         log.warning("%s", why)
     if not jobs:
-        if report.unsupported:
-            raise UsageError("no method can run this sweep: " + "; ".join(report.unsupported.values()))
+        if unsupported:
+            raise UsageError("no method can run this sweep: " + "; ".join(unsupported.values()))
         raise UsageError("the sweep has no jobs")
+    plan = SweepPlan(protocol, options, source, dataset, folds, classes, context, jobs, unsupported)
+    plan.pending(set(spec.skip_keys), spec.force)
+    return plan
 
-    done = set() if spec.force else tracking.finished_job_keys(c, exp_id) | set(spec.skip_keys)
-    todo = [j for j in jobs if j.key not in done]
+
+def run_sweep(spec: SweepSpec, on_result=None) -> SweepReport:
+    """Run a sweep; log each job as it finishes. ``on_result(job, result)`` is called in the driver."""
+    plan = plan_sweep(spec)
+    protocol, options, source, dataset, folds = plan.protocol, plan.options, plan.source, plan.dataset, plan.folds
+    classes, context, jobs = plan.classes, plan.context, plan.jobs
+    names = resolve_methods(spec.methods)
+    c = tracking.client(spec.tracking_uri)
+    exp_id = tracking.experiment_id(c, spec.experiment)
+    todo = plan.pending(tracking.finished_job_keys(c, exp_id) | set(spec.skip_keys), spec.force)
+    version = tracking.code_version()
+    report = SweepReport(None, exp_id)
+    report.unsupported = plan.unsupported
     report.planned, report.skipped_done = len(jobs), len(jobs) - len(todo)
     if not todo:
         log.info("all %d jobs already finished; nothing to do", len(jobs))

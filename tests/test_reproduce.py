@@ -132,3 +132,19 @@ def test_write_only_regenerates_the_board_from_its_csv_without_running(tmp_path,
     assert (out / "syn-random.md").read_text() == md
     # rewriting the board ran no job, so it adds no job time to the index
     assert json.loads((out / "boards.json").read_text())["syn-random"]["sweep_seconds_total"] == timed
+
+
+def test_dry_run_lists_what_is_left_and_runs_nothing(tmp_path, monkeypatch):
+    board = Board("syn-random", "synthetic", "random", methods=["mean-effects", "drug-mean"],
+                  replication=["drug-mean"], title="synthetic test 1")
+    monkeypatch.setattr(reproduce, "BOARDS", [board])
+    out = tmp_path / "lb"
+    uri = f"sqlite:///{tmp_path}/a.db"
+    reproduce.reproduce(out_dir=out, tracking_uri=uri, progress=False, folds=[0], only_methods=["mean-effects"])
+    before = (out / "syn-random.csv").read_text()
+    plan = reproduce.reproduce(out_dir=out, tracking_uri=uri, progress=False, dry_run=True)
+    assert plan[0]["jobs_finished"] == 0 and plan[0]["jobs_skipped"] == 1  # mean-effects fold 0 is done
+    assert plan[0]["pending"] == ["mean-effects validation folds 1,2,3,4 (seed 0)",
+                                  "drug-mean validation folds 0,1,2,3,4 (seed 0)",
+                                  "drug-mean test folds 0,1,2,3,4 (seed 0)"]
+    assert (out / "syn-random.csv").read_text() == before  # nothing ran, nothing was rewritten
