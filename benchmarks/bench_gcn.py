@@ -12,6 +12,7 @@ Examples (from the repository root)::
     python benchmarks/bench_gcn.py --datasets gdsc --methods mtigcn --epochs 30 --naive
     python benchmarks/bench_gcn.py --datasets gdsc --methods mtigcn --full   # whole fit, default epochs/patience
     python benchmarks/bench_gcn.py --set input_basis=compact
+    python benchmarks/bench_gcn.py --gemm-ceiling --threads 2   # the matmul rate that bounds an exact epoch
 
 Skips cleanly (exit 0) when the data directory is missing. Timings are only meaningful on a quiet
 machine: the load average is printed with them.
@@ -101,6 +102,44 @@ def naive_reference_loop(view, params: dict, epochs: int, device="cpu") -> dict:
     return {"seconds_per_epoch": wall / max(1, epochs), "epochs_run": epochs, "wall": wall}
 
 
+def gemm_ceiling(threads: int, hidden: int = 1024, cells: int = 961, genes: int = 5778, drugs: int = 228) -> None:
+    """Print this CPU's fp32 matmul rate on the shapes of one MTIGCN GDSC epoch and the epoch time it bounds.
+
+    FLOPs of one exact epoch (forward + backward, full batch; elementwise parts are negligible), m cells,
+    n drugs, G genes, h units: the gene input layer 2·2mGh (forward and weight gradient; the input needs no
+    gradient), the 920-bit fingerprint layer 2·2n·920·h, three h×h layers per side 3·3·2(m+n)h² (forward,
+    input and weight gradient), the two graph products and two correlation decoders 4·3·2mnh, the cell
+    similarity Gram matrix 2·2m²h (its backward is one matmul).
+    """
+    import torch
+
+    torch.set_num_threads(threads)
+    m, n, g, h = cells, drugs, genes, hidden
+    flops = {"gene input layer (fwd + weight grad)": 2 * 2 * m * g * h,
+             "fingerprint input layer (fwd + weight grad)": 2 * 2 * n * 920 * h,
+             "three h×h layers per side: encoder, IC50, similarity (fwd + 2 bwd)": 3 * 3 * 2 * (m + n) * h * h,
+             "graph and two correlation decoders (fwd + 2 bwd)": 4 * 3 * 2 * m * n * h,
+             "cell similarity Gram (fwd + bwd)": 2 * 2 * m * m * h}
+    rates = {}
+    for shape in ((m, g, h), (g, m, h), (m, h, h), (m, m, h)):
+        a, b = torch.randn(shape[0], shape[1]), torch.randn(shape[1], shape[2])
+        for _ in range(2):
+            a @ b
+        reps, t0 = 5, time.perf_counter()
+        for _ in range(reps):
+            a @ b
+        rates[shape] = 2 * shape[0] * shape[1] * shape[2] / ((time.perf_counter() - t0) / reps) / 1e9
+    rate = min(rates.values())
+    total = sum(flops.values()) / 1e9
+    print(f"# fp32 matmul, {threads} thread(s): " + ", ".join(f"{a}x{b}x{c} {r:.0f}" for (a, b, c), r in rates.items())
+          + " GFLOP/s")
+    for k, v in flops.items():
+        print(f"#   {k}: {v / 1e9:.1f} GFLOP")
+    print(f"# one exact MTIGCN GDSC epoch: {total:.0f} GFLOP; at the slowest shape's rate ({rate:.0f} GFLOP/s) the "
+          f"matmuls alone take >= {total / rate:.2f} s/epoch, at the fastest ({max(rates.values()):.0f}) >= "
+          f"{total / max(rates.values()):.2f} s")
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -118,7 +157,13 @@ def main(argv=None) -> int:
     ap.add_argument("--naive", action="store_true", help="also time the reference-equivalent loop")
     ap.add_argument("--set", action="append", metavar="KEY=VALUE", help="hyperparameter override (repeatable)")
     ap.add_argument("--json", help="append one JSON line per measurement to this file")
+    ap.add_argument("--gemm-ceiling", action="store_true",
+                    help="only print this CPU's fp32 matmul rate on an MTIGCN GDSC epoch's shapes and the bound it sets")
     args = ap.parse_args(argv)
+    if args.gemm_ceiling:
+        print(f"# load average before: {_load_average()}")
+        gemm_ceiling(args.threads)
+        return 0
 
     data = Path(args.data_dir)
     if not (data / args.datasets[0]).is_dir():
