@@ -37,6 +37,36 @@ class JobResult:
     predictions: dict | None = None  # column name -> array, one row per scored pair
     error: str | None = None
     traceback: str | None = None
+    host: dict = field(default_factory=dict)  # machine, torch threads and load average when the job started
+
+
+def cpu_model() -> str:
+    """The CPU's model name (Linux /proc/cpuinfo), else the platform's processor or machine string."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    import platform
+
+    return platform.processor() or platform.machine()
+
+
+def host_info() -> dict:
+    """Where and how a job runs, so that its timings can be read: CPU, logical CPUs, torch threads, load."""
+    try:
+        import torch
+
+        threads = int(torch.get_num_threads())
+    except ImportError:
+        threads = None
+    try:
+        load = round(os.getloadavg()[0], 2)
+    except OSError:
+        load = None
+    return {"machine": f"{cpu_model()}, {os.cpu_count()} CPUs", "threads": threads, "load_start": load}
 
 
 class PeakMemory:
@@ -159,7 +189,7 @@ def run_job(method_cls, params: dict, dataset: Dataset, fold: Fold, *, seed: int
     """Run one (method, fold, seed) job; failures are captured in the result, never raised."""
     _set_threads(n_threads)
     name = method_cls.name
-    res = JobResult(method=name, fold=fold.index, seed=seed, status="failed", params=dict(params))
+    res = JobResult(method=name, fold=fold.index, seed=seed, status="failed", params=dict(params), host=host_info())
     try:
         method = method_cls(**params)
         res.params = method.get_params()
@@ -198,4 +228,4 @@ def default_threads(jobs: int) -> int:
     return max(1, (os.cpu_count() or 1) // max(1, jobs))
 
 
-__all__ = ["JobResult", "run_job", "fit_predict", "score_fold", "PeakMemory"]
+__all__ = ["JobResult", "run_job", "fit_predict", "score_fold", "PeakMemory", "host_info"]

@@ -309,11 +309,12 @@ def render_case_study(csv: Path, title: str, k: int = 10) -> str:
 
 def write_runtime(out_dir: Path) -> None:
     """runtime.md: fit/predict seconds and peak memory per method and dataset (Test 1, one fold), from the CSVs."""
-    import os
-    import platform
-
     rows = []
-    for name in ("gdsc-random", "ccle-random"):
+    test1 = {}  # the first Test 1 board of each dataset (gdsc-random, ccle-random; the ablation board repeats gdsc)
+    for b in BOARDS:
+        if b.protocol == "random":
+            test1.setdefault(b.dataset, b.name)
+    for name in test1.values():
         path = out_dir / f"{name}.csv"
         if path.exists():
             df = leaderboard.read_csv(path)
@@ -321,19 +322,28 @@ def write_runtime(out_dir: Path) -> None:
             df = df[df["seed"] == df["seed"].min()]
             rows.append(df)
     lines = ["# Runtime (Test 1, fold 0, seed 0, honest mode)", "",
-             f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-             f"{platform.system()} {platform.release()}, Python {platform.python_version()}. "
              "Times are measured by the runner around `fit` and `predict`; peak memory is the job process's "
              "peak resident set (Linux VmHWM, reset before each job). These are the recorded sweep runs: runs made "
-             "while the machine was shared are slower than quiet-machine benchmarks (README, Performance).", ""]
+             "while the machine was shared are slower than quiet-machine benchmarks (README, Performance). "
+             "*threads* is the job's torch thread count and *load* the machine's 1-minute load average when the job "
+             "started, both recorded with the run (— for runs recorded before drbench kept them).", ""]
     if not rows:
         (out_dir / "runtime.md").write_text("\n".join(lines + ["No runs yet.", ""]))
         return
     df = pd.concat(rows)
-    lines += ["| dataset | method | fit s | predict s | peak MB |", "|---|---|---|---|---|"]
+    machines = sorted(set(df["machine"].dropna().astype(str)))
+    if machines:
+        lines += [f"Machine{'s' if len(machines) > 1 else ''} recorded with the runs: {'; '.join(machines)}"
+                  + ("" if df["machine"].notna().all() else " (older runs: not recorded; the README's Performance "
+                                                            "section names the machine kind they ran on)") + ".", ""]
+    else:
+        lines += ["Machine: not recorded with these runs (they predate it; the README's Performance section names "
+                  "the machine kind they ran on).", ""]
+    dash = lambda v, fmt: "—" if pd.isna(v) else format(v, fmt)  # noqa: E731
+    lines += ["| dataset | method | fit s | predict s | peak MB | threads | load |", "|---|---|---|---|---|---|---|"]
     for _, r in df.sort_values(["dataset", "fit_seconds"]).iterrows():
         lines.append(f"| {r['dataset']} | {r['method']} | {r['fit_seconds']:.1f} | {r['predict_seconds']:.2f} | "
-                     f"{r['peak_rss_mb']:.0f} |")
+                     f"{r['peak_rss_mb']:.0f} | {dash(r['threads'], '.0f')} | {dash(r['load_start'], '.2f')} |")
     from drbench.plots import runtime_bars
 
     runtime_bars(df.assign(method=df["dataset"] + " " + df["method"]), out_dir / "runtime.png",

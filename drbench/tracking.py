@@ -142,6 +142,7 @@ def log_job(c, exp_id: str, parent_id: str, tags: dict, params: dict, result) ->
     plist = [Param(f"hp.{k}", _clip(v)) for k, v in result.params.items()]
     plist += [Param(k, _clip(v)) for k, v in params.items()]
     all_tags = {**tags, f"{TAG}status": result.status}
+    all_tags.update({f"{TAG}{k}": v for k, v in (getattr(result, "host", None) or {}).items() if v is not None})
     if result.notes:
         all_tags[f"{TAG}notes"] = "; ".join(sorted(set(result.notes)))
     if result.error:

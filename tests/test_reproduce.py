@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
 
 import pandas as pd
 
 from drbench import reproduce
+from drbench.execution import cpu_model
 from drbench.reproduce import Board
 
 
@@ -27,7 +29,11 @@ def test_board_resumes_from_its_published_csv(tmp_path, monkeypatch):
     assert (out / "syn-random.md").read_text() == md
     index = (out / "README.md").read_text()
     assert "`drbench reproduce --only syn-random`" in index and "complete" in index
-    assert (out / "runtime.md").exists()
+    runtime = (out / "runtime.md").read_text()
+    # each run records where and how it ran; runtime.md names that machine and the jobs' threads
+    assert f"Machine recorded with the runs: {cpu_model()}, {os.cpu_count()} CPUs." in runtime
+    assert (csv["threads"] >= 1).all() and csv["load_start"].notna().all()
+    assert "| threads | load |" in runtime
 
 
 def test_case_study_board_lists_top_cell_lines(tmp_path, monkeypatch):
