@@ -125,7 +125,7 @@ def gemm_ceiling(threads: int, hidden: int = 1024, cells: int = 961, genes: int 
         a, b = torch.randn(shape[0], shape[1]), torch.randn(shape[1], shape[2])
         for _ in range(2):
             a @ b
-        reps, t0 = 5, time.perf_counter()
+        reps, t0 = 10, time.perf_counter()
         for _ in range(reps):
             a @ b
         rates[shape] = 2 * shape[0] * shape[1] * shape[2] / ((time.perf_counter() - t0) / reps) / 1e9

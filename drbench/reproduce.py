@@ -126,6 +126,7 @@ def run_board(board: Board, out_dir: Path, *, data_dir=None, seeds=(0,), jobs=1,
     summary = {"board": board.name, "jobs_finished": 0, "jobs_failed": 0, "jobs_skipped": 0}
     if dry_run:
         summary["pending"] = []
+        recorded = _store_keys([tracking_uri], experiment)  # what a real run would skip from its own store
     for selection, ms in sweeps:
         full = board.methods == "all" and selection == "validation" and ms == methods
         spec = SweepSpec(methods="all" if full else ",".join(ms),
@@ -134,7 +135,7 @@ def run_board(board: Board, out_dir: Path, *, data_dir=None, seeds=(0,), jobs=1,
                          experiment=experiment, tracking_uri=tracking_uri, progress=progress, skip_keys=skip)
         if dry_run:
             try:
-                todo = _pending(spec, skip | _store_keys([tracking_uri], experiment))
+                todo = _pending(spec, recorded)
             except DrbenchError as e:
                 log.error("%s (%s): %s", board.name, selection, e)
                 continue
@@ -156,12 +157,13 @@ def run_board(board: Board, out_dir: Path, *, data_dir=None, seeds=(0,), jobs=1,
     return summary
 
 
-def _pending(spec: SweepSpec, finished: set) -> dict:
-    """``{method: "folds a,b (seed s)"}`` of the sweep's jobs not in ``finished``, plus ``"done"``: how many are."""
+def _pending(spec: SweepSpec, recorded: set) -> dict:
+    """``{method: "folds a,b (seed s)"}`` of the sweep's jobs neither in ``spec.skip_keys`` nor ``recorded``, plus
+    ``"done"``: how many are."""
     from drbench.runner import plan_sweep
 
     plan = plan_sweep(spec)
-    todo = plan.pending(finished)
+    todo = plan.pending(set(spec.skip_keys) | recorded)
     by_method: dict = {}
     for j in todo:
         by_method.setdefault(j.method, {}).setdefault(j.seed, []).append(plan.folds[j.seed][j.fold_pos].index)

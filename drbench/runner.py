@@ -188,6 +188,7 @@ class SweepPlan:
     options: dict
     source: Dataset
     dataset: Dataset
+    names: list
     folds: dict
     classes: dict
     context: dict
@@ -240,7 +241,7 @@ def plan_sweep(spec: SweepSpec) -> SweepPlan:
         if unsupported:
             raise UsageError("no method can run this sweep: " + "; ".join(unsupported.values()))
         raise UsageError("the sweep has no jobs")
-    plan = SweepPlan(protocol, options, source, dataset, folds, classes, context, jobs, unsupported)
+    plan = SweepPlan(protocol, options, source, dataset, names, folds, classes, context, jobs, unsupported)
     plan.pending(set(spec.skip_keys), spec.force)
     return plan
 
@@ -249,8 +250,7 @@ def run_sweep(spec: SweepSpec, on_result=None) -> SweepReport:
     """Run a sweep; log each job as it finishes. ``on_result(job, result)`` is called in the driver."""
     plan = plan_sweep(spec)
     protocol, options, source, dataset, folds = plan.protocol, plan.options, plan.source, plan.dataset, plan.folds
-    classes, context, jobs = plan.classes, plan.context, plan.jobs
-    names = resolve_methods(spec.methods)
+    names, classes, context, jobs = plan.names, plan.classes, plan.context, plan.jobs
     c = tracking.client(spec.tracking_uri)
     exp_id = tracking.experiment_id(c, spec.experiment)
     todo = plan.pending(tracking.finished_job_keys(c, exp_id) | set(spec.skip_keys), spec.force)
