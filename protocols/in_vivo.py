@@ -12,6 +12,7 @@ logic as the test rows.
 from __future__ import annotations
 
 import logging
+import math
 
 import numpy as np
 
@@ -24,6 +25,20 @@ from drbench.protocols.sampling import VALID, rng_for
 log = logging.getLogger("drbench.protocols")
 
 DEFAULT_TARGET = {"synthetic": "synthetic-vivo", "gdsc": "pdx"}
+
+
+def stable_log(x: np.ndarray) -> np.ndarray:
+    """Natural log of the positive entries (NaN elsewhere), computed by the C library's ``log`` one value at a time.
+
+    Not ``np.log``: numpy's vectorised log differs in the last bit between numpy versions and CPU code paths
+    (numpy 2.4 on an AVX2 machine disagrees with libm on ~0.1% of values), and these values feed the dataset's
+    content hash, hence every job key: with ``np.log`` a new numpy made the recorded transfer runs unrecognisable.
+    """
+    a = np.asarray(x, dtype=float)
+    out = np.full(a.shape, np.nan)
+    pos = a > 0  # NaN compares False: stays NaN
+    out[pos] = [math.log(v) for v in a[pos].tolist()]
+    return out
 
 
 def _source_rows(dataset: Dataset) -> np.ndarray:
@@ -89,8 +104,7 @@ class Transfer(Protocol):
             raise UsageError(f"drop_overlap must be one of source, target, none; got {drop_overlap!r}")
         tgt = load(target)
         if tgt.name == "ccle":  # raw µM in the data; the transfer compares on ln IC50 like GDSC (zeros have no log)
-            with np.errstate(divide="ignore", invalid="ignore"):
-                tgt = tgt.with_labels(tgt.binary, np.where(tgt.ic50 > 0, np.log(tgt.ic50), np.nan))
+            tgt = tgt.with_labels(tgt.binary, stable_log(tgt.ic50))
         overlap = sorted(set(dataset.cell_alias) & set(tgt.cell_alias))
         log.info("transfer %s -> %s: %d cell lines are in both sets (drop_overlap=%s)",
                  dataset.name, tgt.name, len(overlap), drop_overlap)
