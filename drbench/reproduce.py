@@ -235,7 +235,14 @@ def write_case_study(board: Board, out: Path, tracking_uri=None, experiment="drb
             frames.append(df)
     csv = out.with_suffix(".csv")
     if frames:
-        pd.concat(frames, ignore_index=True).to_csv(csv, index=False)
+        new = pd.concat(frames, ignore_index=True)
+        if csv.exists():  # merge: a (method, seed, selection) ranked in the store replaces its rows, others stay
+            old = pd.read_csv(csv, dtype={"cell_id": str})
+            key = ["method", "seed", "selection"]
+            redone = pd.MultiIndex.from_frame(new[key].drop_duplicates())
+            old = old[~pd.MultiIndex.from_frame(old[key]).isin(redone)]
+            new = pd.concat([old, new], ignore_index=True)
+        new.to_csv(csv, index=False)
     if csv.exists():
         add_cell_names(csv, board.dataset, data_dir)
     out.write_text(render_case_study(csv, board.title))

@@ -78,6 +78,29 @@ def test_case_study_csv_without_names_gets_them_and_is_not_rerun(tmp_path, monke
     assert reproduce.render_case_study(out / "syn-case.csv", board.title) == md
 
 
+def test_case_study_run_from_a_fresh_store_keeps_the_committed_rankings_of_other_methods(tmp_path, monkeypatch):
+    board = Board("syn-case", "synthetic", "case-study", methods=["mean-effects", "drug-mean"], replication=[],
+                  title="synthetic case study")
+    monkeypatch.setattr(reproduce, "BOARDS", [board])
+    out = tmp_path / "lb"
+    reproduce.reproduce(out_dir=out, tracking_uri=f"sqlite:///{tmp_path}/e.db", progress=False,
+                        only_methods=["mean-effects"])
+    first = pd.read_csv(out / "syn-case.csv", dtype={"cell_id": str})
+    assert set(first["method"]) == {"mean-effects"}
+    # another machine, a fresh store: only drug-mean runs, and mean-effects' committed ranking is kept as it was
+    summary = reproduce.reproduce(out_dir=out, tracking_uri=f"sqlite:///{tmp_path}/f.db", progress=False)
+    assert summary[0]["jobs_finished"] == 1
+    both = pd.read_csv(out / "syn-case.csv", dtype={"cell_id": str})
+    assert set(both["method"]) == {"mean-effects", "drug-mean"}
+    pd.testing.assert_frame_equal(both[both["method"] == "mean-effects"].reset_index(drop=True), first)
+    md = (out / "syn-case.md").read_text()
+    assert "## mean-effects: " in md and "## drug-mean: " in md
+    # rerunning a method from its store replaces its rows rather than adding a second copy
+    reproduce.write_case_study(board, out / "syn-case.md", f"sqlite:///{tmp_path}/f.db")
+    again = pd.read_csv(out / "syn-case.csv", dtype={"cell_id": str})
+    assert len(again) == len(both)
+
+
 def test_case_study_named_drug_among_the_top_five_is_not_replaced_by_the_sixth(tmp_path, monkeypatch):
     monkeypatch.setattr(reproduce, "CASE_DRUGS", ["Named", "Absent"])
     pairs = {"A": 607, "B": 599, "C": 578, "Named": 576, "E": 575, "F": 575, "G": 300}
