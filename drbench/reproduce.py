@@ -400,6 +400,17 @@ def _duration(seconds) -> str:
     return f"{seconds / 3600:.1f} h" if seconds >= 5400 else f"{seconds / 60:.0f} min" if seconds >= 60 else f"{seconds:.0f} s"
 
 
+def _run_versions(csv: Path) -> str:
+    """The code versions recorded by a board's runs: one or two by name, more as a count."""
+    if not csv.exists():
+        return "—"
+    v = pd.read_csv(csv, usecols=lambda c: c == "code_version")
+    versions = sorted(set(v["code_version"].dropna().astype(str))) if "code_version" in v.columns else []
+    if not versions:
+        return "—"
+    return ", ".join(versions) if len(versions) <= 2 else f"{len(versions)} versions (listed in the board)"
+
+
 def write_index(out_dir: Path, data_dir=None) -> None:
     """leaderboards/README.md: what each table is, the command that regenerates it, time, data, code version."""
     out_dir = Path(out_dir)
@@ -423,7 +434,9 @@ def write_index(out_dir: Path, data_dir=None) -> None:
         "selecting entries are the test entries and no validation split is carved from training, so the "
         "difference is the optimism of test-set selection. The reference's exact schedule (every epoch, no early "
         "stop) is `--set mtigcn.eval_every=1 --set mtigcn.patience=0`.", "",
-        "| file | what | regenerate | recorded job time | status | code version |", "|---|---|---|---|---|---|",
+        "*Code version of the runs* is the drbench version (git describe) each run recorded; a board made over "
+        "several sessions lists all of them under its title.", "",
+        "| file | what | regenerate | recorded job time | status | code version of the runs |", "|---|---|---|---|---|---|",
     ]
     for b in BOARDS:
         s = state.get(b.name, {})
@@ -440,7 +453,7 @@ def write_index(out_dir: Path, data_dir=None) -> None:
             t = s.get("sweep_seconds_total")
         lines.append(
             f"| [{b.name}.md]({b.name}.md) | {b.title} | `drbench reproduce --only {b.name}` | "
-            f"{_duration(t)} | {status} | {s.get('code_version', '—')} |")
+            f"{_duration(t)} | {status} | {_run_versions(csv)} |")
     lines += [
         "| [runtime.md](runtime.md) | fit/predict seconds and peak memory per method (Test 1, fold 0) | written by "
         "`drbench reproduce` from the Test 1 CSVs | | | |", "",

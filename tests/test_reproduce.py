@@ -34,6 +34,11 @@ def test_board_resumes_from_its_published_csv(tmp_path, monkeypatch):
     assert f"Machine recorded with the runs: {cpu_model()}, {os.cpu_count()} CPUs." in runtime
     assert (csv["threads"] >= 1).all() and csv["load_start"].notna().all()
     assert "| threads | load |" in runtime
+    # the index names the code that made the runs, not the code that last rewrote the files
+    csv.assign(code_version="0.0.1+gold").to_csv(out / "syn-random.csv", index=False)
+    reproduce.reproduce(out_dir=out, tracking_uri=f"sqlite:///{tmp_path}/c.db", progress=False, folds=[0, 1],
+                        write_only=True)
+    assert "| complete: 6 runs | 0.0.1+gold |" in (out / "README.md").read_text()
 
 
 def test_case_study_board_lists_top_cell_lines(tmp_path, monkeypatch):
