@@ -12,6 +12,7 @@ Examples (from the repository root)::
     python benchmarks/bench_gcn.py --datasets gdsc --methods mtigcn --epochs 30 --naive
     python benchmarks/bench_gcn.py --datasets gdsc --methods mtigcn --full   # whole fit, default epochs/patience
     python benchmarks/bench_gcn.py --set input_basis=compact
+    python benchmarks/bench_gcn.py --datasets gdsc --methods mtigcn --precisions fp32 bf16   # side by side
     python benchmarks/bench_gcn.py --gemm-ceiling --threads 2   # the matmul rate that bounds an exact epoch
 
 Skips cleanly (exit 0) when the data directory is missing. Timings are only meaningful on a quiet
@@ -129,6 +130,17 @@ def gemm_ceiling(threads: int, hidden: int = 1024, cells: int = 961, genes: int 
         for _ in range(reps):
             a @ b
         rates[shape] = 2 * shape[0] * shape[1] * shape[2] / ((time.perf_counter() - t0) / reps) / 1e9
+    bf16 = {}
+    for shape in ((m, g, h), (g, m, h), (m, h, h)):  # the dense layers' shapes, which precision="bf16" lowers
+        a, b = torch.randn(shape[0], shape[1]).bfloat16(), torch.randn(shape[1], shape[2]).bfloat16()
+        for _ in range(2):
+            a @ b
+        reps, t0 = 10, time.perf_counter()
+        for _ in range(reps):
+            a @ b
+        bf16[shape] = 2 * shape[0] * shape[1] * shape[2] / ((time.perf_counter() - t0) / reps) / 1e9
+    print(f"# bf16 matmul (precision=\"bf16\", fp32 accumulation), {threads} thread(s): "
+          + ", ".join(f"{a}x{b}x{c} {r:.0f}" for (a, b, c), r in bf16.items()) + " GFLOP/s")
     rate = min(rates.values())
     total = sum(flops.values()) / 1e9
     print(f"# fp32 matmul, {threads} thread(s): " + ", ".join(f"{a}x{b}x{c} {r:.0f}" for (a, b, c), r in rates.items())
@@ -156,6 +168,8 @@ def main(argv=None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--naive", action="store_true", help="also time the reference-equivalent loop")
     ap.add_argument("--set", action="append", metavar="KEY=VALUE", help="hyperparameter override (repeatable)")
+    ap.add_argument("--precisions", nargs="+", default=["fp32"], choices=["fp32", "bf16"],
+                    help="time each method at these precisions, side by side (bf16: the speed option)")
     ap.add_argument("--json", help="append one JSON line per measurement to this file")
     ap.add_argument("--gemm-ceiling", action="store_true",
                     help="only print this CPU's fp32 matmul rate on an MTIGCN GDSC epoch's shapes and the bound it sets")
@@ -187,13 +201,14 @@ def main(argv=None) -> int:
         ds = load_dataset(dsn, data)
         proto = get_protocol("random")
         fold = proto.folds(ds, args.seed, **proto.resolve_options({}))[args.fold]
-        for name in args.methods:
+        for name, precision in [(n, p) for n in args.methods for p in args.precisions]:
             cls = get_method(name)
             view = build_train_view(ds, fold, cls.capabilities, seed=args.seed, context={})
-            params = {**cls.defaults_for(view.context), **overrides}
+            params = {**cls.defaults_for(view.context), **overrides, "precision": precision}
             if not args.full:
                 params["epochs"] = args.epochs
             method = cls(**params)
+            impl = "ours" if precision == "fp32" else precision
             with PeakMemory() as mem:
                 t0 = time.perf_counter()
                 method.fit(view)
@@ -202,15 +217,15 @@ def main(argv=None) -> int:
             from sklearn.metrics import roc_auc_score
 
             test_auc = roc_auc_score(ds.binary[fold.test], method.score_[fold.test])
-            row = {"method": name, "dataset": dsn, "impl": "drbench", "seconds_per_epoch": info["seconds_per_epoch"],
+            row = {"method": name, "dataset": dsn, "impl": impl, "seconds_per_epoch": info["seconds_per_epoch"],
                    "epochs_run": info["epochs_run"], "wall": wall, "peak_mb": mem.peak_mb,
                    "best_epoch": info["best_epoch"], "best_valid_auc": info["best_valid_auc"], "test_auc": test_auc,
                    "params": {k: v for k, v in method.get_params().items()}, "load": _load_average()}
-            print(f"{name:10s} {dsn:7s} {'ours':6s} {row['seconds_per_epoch']:8.3f} {row['epochs_run']:6d} "
+            print(f"{name:10s} {dsn:7s} {impl:6s} {row['seconds_per_epoch']:8.3f} {row['epochs_run']:6d} "
                   f"{wall:8.1f} {mem.peak_mb:8.0f} {row['best_epoch']:7d} {row['best_valid_auc']:9.4f} "
                   f"{test_auc:8.4f}", flush=True)
             rows = [row]
-            if args.naive:
+            if args.naive and precision == "fp32":
                 with PeakMemory() as mem:
                     r = naive_reference_loop(view, method.get_params(), args.epochs)
                 rows.append({"method": name, "dataset": dsn, "impl": "naive", **r, "peak_mb": mem.peak_mb,

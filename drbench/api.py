@@ -145,10 +145,14 @@ class Method(abc.ABC):
     reference table of MTIGCN); ``fast_params()`` returns small settings for ``check_method``.
     After ``fit`` a method may fill ``self.fit_info_`` (e.g. ``{"epochs_run": 420, "best_epoch": 380}``);
     the runner logs it.
+    ``key_neutral``: hyperparameters added after runs were published, each with the value that reproduces the
+    behaviour before it existed; at that value it is left out of the job key (it is still logged as a run
+    param), so recorded runs keep their keys and are not run again.
     """
 
     name: ClassVar[str] = ""
     capabilities: ClassVar[Capabilities] = Capabilities()
+    key_neutral: ClassVar[dict] = {}
 
     def __init_subclass__(cls, **kw):
         super().__init_subclass__(**kw)

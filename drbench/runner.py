@@ -93,6 +93,12 @@ def _canonical(v):
     return v
 
 
+def key_params(cls, params: dict) -> dict:
+    """``params`` without the hyperparameters at their ``key_neutral`` value (see :class:`drbench.api.Method`)."""
+    neutral = getattr(cls, "key_neutral", {}) or {}
+    return {k: v for k, v in params.items() if not (k in neutral and v == neutral[k])}
+
+
 def method_params(cls, context: dict, overrides: dict) -> dict:
     """``__init__`` defaults, then the method's per-setting defaults, then the user's overrides."""
     base = cls().get_params()
@@ -233,7 +239,8 @@ def plan_sweep(spec: SweepSpec) -> SweepPlan:
         params = method_params(cls, context, spec.params.get(name, {}))
         for seed, fl in folds.items():
             for pos, fold in enumerate(fl):
-                key = job_key(name, params, dataset.content_hash, fold.sha256, seed, spec.selection, protocol.name)
+                key = job_key(name, key_params(cls, params), dataset.content_hash, fold.sha256, seed, spec.selection,
+                              protocol.name)
                 jobs.append(Job(name, params, pos, seed, key))
     for name, why in unsupported.items():
         log.warning("%s", why)

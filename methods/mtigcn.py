@@ -50,7 +50,8 @@ for a faithful ``--select test`` replication use ``eval_every=1 patience=0``), `
 (``"genes"``, the reference; ``"compact"`` trains the first layer in the row space of the z-scored
 expression, r ≤ m coordinates instead of G genes: same model class and initial outputs, ~2× faster per
 GDSC epoch, but a different Adam trajectory — measured faster-learning on GDSC, lower best AUC on CCLE;
-an option, not the default).
+an option, not the default), ``precision`` (``"fp32"``, exact; ``"bf16"`` runs the dense layers' products in
+bfloat16, see :mod:`drbench.methods.bipartite_gcn`: a speed option for CPUs with AVX512-BF16/AMX).
 """
 
 from __future__ import annotations
@@ -70,13 +71,15 @@ class MTIGCN(Method):
     capabilities = Capabilities(tasks={"classification", "regression"}, protocols=_PROTOCOLS, transductive=True,
                                 needs=_NEEDS, selects=True)
     _zeroed: tuple = ()
+    key_neutral = {"precision": "fp32"}  # added after the published runs; fp32 is what they ran
 
     def __init__(self, hidden: int = 1024, out: int = 1024, alpha: float = 0.25, gamma: float = 8.0,
                  epochs: int = 2000, lr: float = 1e-3, weight_decay: float = 1e-5,
                  a: float = 0.25, b: float = 0.1, c: float = 0.25, d: float = 0.75,
                  ic50_scale: float = 15.0, cell_sim_sigma: float = 2.0, shared_sim_projection: bool = True,
                  sim_activation: str = "sigmoid", sim_scale: float = 15.0, heldout_stats: bool = True,
-                 eval_every: int = 10, patience: int | None = 200, input_basis: str = "genes"):
+                 eval_every: int = 10, patience: int | None = 200, input_basis: str = "genes",
+                 precision: str = "fp32"):
         self.hidden = hidden
         self.out = out
         self.alpha = alpha
@@ -97,6 +100,7 @@ class MTIGCN(Method):
         self.eval_every = eval_every
         self.patience = patience
         self.input_basis = input_basis
+        self.precision = precision
 
     @classmethod
     def defaults_for(cls, context) -> dict:
@@ -131,7 +135,7 @@ class MTIGCN(Method):
                          cell_sim_sigma=self.cell_sim_sigma, shared_sim_projection=self.shared_sim_projection,
                          sim_activation=self.sim_activation, sim_scale=self.sim_scale,
                          heldout_stats=self.heldout_stats, eval_every=self.eval_every, patience=self.patience,
-                         input_basis=self.input_basis)
+                         input_basis=self.input_basis, precision=self.precision)
 
     def fit(self, view: TrainView) -> "MTIGCN":
         res = fit_bipartite(view, self.config())
@@ -153,12 +157,13 @@ def _ablation(name: str, doc: str, zeroed: tuple, regression: bool):
                  c: float = 0.0 if "c" in zeroed else 0.25, d: float = 0.75,
                  ic50_scale: float = 15.0, cell_sim_sigma: float = 2.0, shared_sim_projection: bool = True,
                  sim_activation: str = "sigmoid", sim_scale: float = 15.0, heldout_stats: bool = True,
-                 eval_every: int = 10, patience: int | None = 200, input_basis: str = "genes"):
+                 eval_every: int = 10, patience: int | None = 200, input_basis: str = "genes",
+                 precision: str = "fp32"):
         base_init(self, hidden=hidden, out=out, alpha=alpha, gamma=gamma, epochs=epochs, lr=lr,
                   weight_decay=weight_decay, a=a, b=b, c=c, d=d, ic50_scale=ic50_scale,
                   cell_sim_sigma=cell_sim_sigma, shared_sim_projection=shared_sim_projection,
                   sim_activation=sim_activation, sim_scale=sim_scale, heldout_stats=heldout_stats,
-                  eval_every=eval_every, patience=patience, input_basis=input_basis)
+                  eval_every=eval_every, patience=patience, input_basis=input_basis, precision=precision)
 
     return type(name, (MTIGCN,), {
         "__doc__": doc, "__init__": __init__, "_zeroed": zeroed, "__module__": __name__,

@@ -19,7 +19,8 @@ for a faithful ``--select test`` replication use ``eval_every=1 patience=0``), `
 (``"genes"``, the reference; ``"compact"`` trains the first layer in the row space of the z-scored
 expression, r ≤ m coordinates instead of G genes: same model class and initial outputs, ~2× faster per
 GDSC epoch, but a different Adam trajectory — measured faster-learning on GDSC, lower best AUC on CCLE;
-an option, not the default).
+an option, not the default), ``precision`` (``"fp32"``, exact; ``"bf16"`` runs the dense layers' products in
+bfloat16, see :mod:`drbench.methods.bipartite_gcn`: a speed option for CPUs with AVX512-BF16/AMX).
 """
 
 from __future__ import annotations
@@ -37,10 +38,12 @@ class NIHGCN(Method):
     capabilities = Capabilities(tasks={"classification"},
                                 protocols={"random", "new-cell-line", "new-drug", "in-vivo"},
                                 transductive=True, needs={"expression", "fingerprint"}, selects=True)
+    key_neutral = {"precision": "fp32"}  # added after the published runs; fp32 is what they ran
 
     def __init__(self, hidden: int = 1024, out: int = 1024, alpha: float = 0.25, gamma: float = 8.0,
                  epochs: int = 1000, lr: float = 1e-3, weight_decay: float = 1e-5, heldout_stats: bool = True,
-                 eval_every: int = 10, patience: int | None = 200, input_basis: str = "genes"):
+                 eval_every: int = 10, patience: int | None = 200, input_basis: str = "genes",
+                 precision: str = "fp32"):
         self.hidden = hidden
         self.out = out
         self.alpha = alpha
@@ -52,6 +55,7 @@ class NIHGCN(Method):
         self.eval_every = eval_every
         self.patience = patience
         self.input_basis = input_basis
+        self.precision = precision
 
     @classmethod
     def defaults_for(cls, context) -> dict:
@@ -72,7 +76,7 @@ class NIHGCN(Method):
         return GCNConfig(hidden=self.hidden, out=self.out, alpha=self.alpha, gamma=self.gamma, epochs=self.epochs,
                          lr=self.lr, weight_decay=self.weight_decay, w_ic50=0.0, w_sim_cell=0.0, w_sim_drug=0.0,
                          w_bce=1.0, heldout_stats=self.heldout_stats, eval_every=self.eval_every,
-                         patience=self.patience, input_basis=self.input_basis)
+                         patience=self.patience, input_basis=self.input_basis, precision=self.precision)
 
     def fit(self, view: TrainView) -> "NIHGCN":
         res = fit_bipartite(view, self.config())

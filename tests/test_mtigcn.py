@@ -127,6 +127,40 @@ def test_compact_basis_starts_from_the_same_outputs():
     assert compact.fit_info_["n_input_features"] < genes.fit_info_["n_input_features"]
 
 
+def test_bf16_precision_is_close_to_fp32_and_keeps_float32_scores():
+    """``precision="bf16"``: the dense products in bfloat16, everything else float32. Same initial outputs up to
+    bfloat16 rounding, scores not quantised to bfloat16's 8 bits, and it learns as well on synthetic data."""
+    _, _, view = _view(n_cells=160, n_drugs=40, n_genes=120)
+    e0 = {**TINY, "epochs": 0}
+    exact, low = MTIGCN(**e0).fit(view), MTIGCN(**e0, precision="bf16").fit(view)
+    assert low.fit_info_["low_precision"] == 1 and exact.fit_info_["low_precision"] == 0
+    assert not np.array_equal(exact.score_, low.score_)  # really a different arithmetic
+    np.testing.assert_allclose(low.score_, exact.score_, atol=0.02)
+    np.testing.assert_allclose(low.ic50_, exact.ic50_, atol=0.5)
+    assert len(np.unique(low.score_)) > 0.9 * low.score_.size  # float32 resolution, not 256 levels
+    fits = {p: MTIGCN(hidden=64, out=64, epochs=150, eval_every=5, patience=None, precision=p).fit(view)
+            for p in ("fp32", "bf16")}
+    auc = {p: m.fit_info_["best_valid_auc"] for p, m in fits.items()}
+    assert auc["bf16"] > 0.7 and abs(auc["bf16"] - auc["fp32"]) < 0.03, auc
+    with pytest.raises(UsageError, match="precision"):
+        MTIGCN(**TINY, precision="fp16").fit(view)
+
+
+def test_precision_at_fp32_leaves_the_published_job_keys_unchanged():
+    """``precision`` was added after runs were published: at "fp32" it is not part of the job key."""
+    from drbench.runner import job_key, key_params, method_params
+
+    for name in ("mtigcn", "nihgcn", "mtigcn-ab"):
+        cls = get_method(name)
+        params = method_params(cls, {"dataset": "gdsc", "protocol": "random"}, {})
+        assert params["precision"] == "fp32"
+        before = {k: v for k, v in params.items() if k != "precision"}  # the params the published runs hashed
+        key = lambda p: job_key(name, p, "h", "m", 0, "validation", "random")  # noqa: E731
+        assert key(key_params(cls, params)) == key(before)
+        bf16 = method_params(cls, {"dataset": "gdsc", "protocol": "random"}, {"precision": "bf16"})
+        assert key(key_params(cls, bf16)) != key(before)
+
+
 def test_no_nan_with_constant_genes_and_empty_fingerprints():
     ds, fold, view = _view()
     x = np.array(view.cell_features["expression"], copy=True)
