@@ -56,6 +56,9 @@ def collect(experiments=None, tracking_uri=None, dataset=None, protocol=None, me
     if not df.empty:
         df = df.sort_values("start_time").drop_duplicates("job_key", keep="last")
         df["status"] = "finished"
+        if "variant" in df.columns:  # a method run with non-default hyperparameters gets its own row
+            v = df["variant"].fillna("").astype(str)
+            df.loc[v != "", "method"] = df["method"] + "[" + v + "]"
     if previous is not None and not previous.empty:
         old = previous[previous["status"] == "finished"]
         if not df.empty:

@@ -99,6 +99,12 @@ def key_params(cls, params: dict) -> dict:
     return {k: v for k, v in params.items() if not (k in neutral and v == neutral[k])}
 
 
+def variant_label(params: dict, defaults: dict) -> str:
+    """``"k=v,..."`` of the hyperparameters that differ from the method's defaults for this setting; "" if none.
+    Tagged on every run, so a table keeps a method's runs in another setting apart (``mtigcn[precision=bf16]``)."""
+    return ",".join(f"{k}={params[k]}" for k in sorted(params) if params[k] != defaults.get(k))
+
+
 def method_params(cls, context: dict, overrides: dict) -> dict:
     """``__init__`` defaults, then the method's per-setting defaults, then the user's overrides."""
     base = cls().get_params()
@@ -200,6 +206,7 @@ class SweepPlan:
     context: dict
     jobs: list
     unsupported: dict
+    variants: dict = field(default_factory=dict)  # method -> its overrides that differ from its defaults ("" if none)
     todo: list = field(default_factory=list)  # jobs not finished yet (see :meth:`pending`)
 
     def pending(self, finished: set, force: bool = False) -> list:
@@ -217,7 +224,7 @@ def plan_sweep(spec: SweepSpec) -> SweepPlan:
     protocol, options, source, dataset, names, folds = prepare(spec)
     context = {"dataset": source.name, "protocol": protocol.name, "target": dataset.meta.get("target_name", "")}
     jobs: list[Job] = []
-    classes, unsupported = {}, {}
+    classes, unsupported, variants = {}, {}, {}
     all_methods = isinstance(spec.methods, str) and spec.methods.strip() == "all"
     for name in names:
         try:
@@ -237,6 +244,7 @@ def plan_sweep(spec: SweepSpec) -> SweepPlan:
             unsupported[name] = f"cannot run: {e}"
             continue
         params = method_params(cls, context, spec.params.get(name, {}))
+        variants[name] = variant_label(params, method_params(cls, context, {}))
         for seed, fl in folds.items():
             for pos, fold in enumerate(fl):
                 key = job_key(name, key_params(cls, params), dataset.content_hash, fold.sha256, seed, spec.selection,
@@ -248,7 +256,8 @@ def plan_sweep(spec: SweepSpec) -> SweepPlan:
         if unsupported:
             raise UsageError("no method can run this sweep: " + "; ".join(unsupported.values()))
         raise UsageError("the sweep has no jobs")
-    plan = SweepPlan(protocol, options, source, dataset, names, folds, classes, context, jobs, unsupported)
+    plan = SweepPlan(protocol, options, source, dataset, names, folds, classes, context, jobs, unsupported,
+                     variants)
     plan.pending(set(spec.skip_keys), spec.force)
     return plan
 
@@ -299,6 +308,7 @@ def run_sweep(spec: SweepSpec, on_result=None) -> SweepReport:
             f"{T}device": spec.device, f"{T}sweep_run_id": parent,
             f"{T}entity_axis": "" if fold.entity_axis is None else fold.entity_axis,
             f"{T}headline": "entity" if protocol.per_entity_headline else "pooled",
+            f"{T}variant": plan.variants.get(job.method, ""),
         }
 
     def job_params(fold) -> dict:

@@ -128,3 +128,20 @@ def test_plots_are_drawn_and_linked(recorded, tmp_path):
     assert curves.stat().st_size > 10_000 and runtime.stat().st_size > 5_000
     assert "![ROC and precision-recall curves](board-synthetic-random-curves.png)" in md
     assert leaderboard.build(from_csv=str(leaderboard.csv_path(out)), out=str(out)) == md  # same page from the CSV
+
+
+def test_runs_with_non_default_hyperparameters_get_their_own_row(tmp_path):
+    """A method run in another setting (--set) is a separate row, never pooled into the default's mean ± SD."""
+    uri = f"sqlite:///{tmp_path}/v.db"
+    base = dict(methods="drug-mean", protocol="random", dataset="synthetic", progress=False, tracking_uri=uri)
+    run_sweep(SweepSpec(**base))
+    run_sweep(SweepSpec(**base, params={"drug-mean": {"smoothing": 1.0}}))  # the default: same jobs, nothing new
+    rep = run_sweep(SweepSpec(**base, params={"drug-mean": {"smoothing": 5.0}}))
+    assert rep.finished == 5
+    out = tmp_path / "v.md"
+    md = leaderboard.build(out=str(out), tracking_uri=uri)
+    df = pd.read_csv(leaderboard.csv_path(out))
+    fin = df[df["status"] == "finished"]
+    assert fin.groupby("method").size().to_dict() == {"drug-mean": 5, "drug-mean[smoothing=5.0]": 5}
+    assert "| drug-mean[smoothing=5.0] |" in md and "(10)" not in md
+    assert leaderboard.build(from_csv=str(leaderboard.csv_path(out))) == md
