@@ -122,23 +122,19 @@ def gemm_ceiling(threads: int, hidden: int = 1024, cells: int = 961, genes: int 
              "graph and two correlation decoders (fwd + 2 bwd)": 4 * 3 * 2 * m * n * h,
              "cell similarity Gram (fwd + bwd)": 2 * 2 * m * m * h}
     rates = {}
+    def rate(shape, dtype, reps=10):
+        a, b = torch.randn(shape[0], shape[1]).to(dtype), torch.randn(shape[1], shape[2]).to(dtype)
+        for _ in range(2):
+            a @ b
+        t0 = time.perf_counter()
+        for _ in range(reps):
+            a @ b
+        return 2 * shape[0] * shape[1] * shape[2] / ((time.perf_counter() - t0) / reps) / 1e9
+
     for shape in ((m, g, h), (g, m, h), (m, h, h), (m, m, h)):
-        a, b = torch.randn(shape[0], shape[1]), torch.randn(shape[1], shape[2])
-        for _ in range(2):
-            a @ b
-        reps, t0 = 10, time.perf_counter()
-        for _ in range(reps):
-            a @ b
-        rates[shape] = 2 * shape[0] * shape[1] * shape[2] / ((time.perf_counter() - t0) / reps) / 1e9
-    bf16 = {}
-    for shape in ((m, g, h), (g, m, h), (m, h, h)):  # the dense layers' shapes, which precision="bf16" lowers
-        a, b = torch.randn(shape[0], shape[1]).bfloat16(), torch.randn(shape[1], shape[2]).bfloat16()
-        for _ in range(2):
-            a @ b
-        reps, t0 = 10, time.perf_counter()
-        for _ in range(reps):
-            a @ b
-        bf16[shape] = 2 * shape[0] * shape[1] * shape[2] / ((time.perf_counter() - t0) / reps) / 1e9
+        rates[shape] = rate(shape, torch.float32)
+    # the dense layers' shapes, which precision="bf16" lowers
+    bf16 = {shape: rate(shape, torch.bfloat16) for shape in ((m, g, h), (g, m, h), (m, h, h))}
     print(f"# bf16 matmul (precision=\"bf16\", fp32 accumulation), {threads} thread(s): "
           + ", ".join(f"{a}x{b}x{c} {r:.0f}" for (a, b, c), r in bf16.items()) + " GFLOP/s")
     rate = min(rates.values())
