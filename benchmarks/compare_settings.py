@@ -39,7 +39,8 @@ def load(source: str, method: str, dataset: str, protocol: str, selection: str) 
         for i, run_id in df["run_id"].items():
             if isinstance(run_id, str):
                 df.loc[i, "best_valid_auc"] = c.get_run(run_id).data.metrics.get("fit_info.best_valid_auc", np.nan)
-    df = df[(df["method"] == method) & (df["dataset"] == dataset) & (df["protocol"] == protocol)
+    base_name = df["method"].astype(str).str.split("[").str[0]  # tables label other settings "m[k=v]"
+    df = df[(base_name == method) & (df["dataset"] == dataset) & (df["protocol"] == protocol)
             & (df["selection"] == selection) & (df["status"] == "finished")].copy()
     df["seed"] = df["seed"].astype(int)
     df["fold"] = df["fold"].astype(int)

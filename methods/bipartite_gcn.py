@@ -34,8 +34,8 @@ parametrisation.
 fingerprint input layers, the h→f layers, the IC50 and similarity projections; ~80% of an epoch's
 FLOPs) multiply in bfloat16 with float32 accumulation, float32 master weights, Adam and bias adds; the
 graph products, BatchNorm, the correlation decoders, the similarity Gram and the losses stay float32, so
-the predicted scores keep float32 resolution. Fast on CPUs with AVX512-BF16/AMX (and GPUs); elsewhere
-bfloat16 is emulated and slower.
+the predicted scores keep float32 resolution. Fast on CPUs with AVX512-BF16/AMX (measured: README,
+Performance); on CPUs without them bfloat16 matmuls may be emulated and give no speed-up.
 """
 
 from __future__ import annotations

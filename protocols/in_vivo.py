@@ -31,8 +31,9 @@ def stable_log(x: np.ndarray) -> np.ndarray:
     """Natural log of the positive entries (NaN elsewhere), computed by the C library's ``log`` one value at a time.
 
     Not ``np.log``: numpy's vectorised log differs in the last bit between numpy versions and CPU code paths
-    (numpy 2.4 on an AVX2 machine disagrees with libm on ~0.1% of values), and these values feed the dataset's
-    content hash, hence every job key: with ``np.log`` a new numpy made the recorded transfer runs unrecognisable.
+    (numpy 2.4.6 on the session-5 AVX-512 machine disagreed with libm on ~0.1% of random values), and these feed the
+    dataset's content hash, hence every job key: with ``np.log`` a new numpy made the recorded transfer runs
+    unrecognisable.
     """
     a = np.asarray(x, dtype=float)
     out = np.full(a.shape, np.nan)
