@@ -26,6 +26,8 @@ TEST_SELECTING = ["mtigcn", "nihgcn", "mofgcn", "graphcdr", "deepcdr"]
 NAIVE = ["global-mean", "drug-mean", "cell-mean", "mean-effects"]
 ABLATION = ["mtigcn", "mtigcn-a", "mtigcn-b", "mtigcn-ab"]
 CASE_DRUGS = ["Dasatinib", "GSK690693"]
+#: how a board's note and the index name a method whose replication (--select test) runs are missing
+REPLICATION_KEY = " (‡: its replication runs, `--select test`)"
 
 
 @dataclass
@@ -173,20 +175,27 @@ def _pending(spec: SweepSpec, recorded: set) -> dict:
     return out
 
 
-def board_progress(csv: Path) -> tuple[int, list[str], float | None]:
+def board_progress(csv: Path, replication=()) -> tuple[int, list[str], float | None]:
     """(finished fold runs, methods still missing runs, summed fit + predict seconds or None) of a board CSV.
 
     Missing: methods listed as "not run", and methods with fewer honest runs than the most complete one,
-    shown as ``name (k of n)``.
+    shown as ``name (k of n)``; then, for the board's ``replication`` methods (those not "not supported"),
+    replication runs short of that count, shown as ``name ‡`` (none yet) or ``name ‡ (k of n)``.
     """
     df = leaderboard.read_csv(csv)
     fin = df[df["status"] == "finished"]
     seconds = float(fin[["fit_seconds", "predict_seconds"]].fillna(0).to_numpy().sum()) if len(fin) else None
     missing = sorted(set(df.loc[df["status"] == "not run", "method"]))
     honest = fin[fin["selection"] == "validation"].groupby("method").size()
-    if len(honest):
-        full = int(honest.max())
-        missing += [f"{m} ({int(k)} of {full})" for m, k in honest.items() if k < full]
+    full = int(honest.max()) if len(honest) else 0
+    missing += [f"{m} ({int(k)} of {full})" for m, k in honest.items() if k < full]
+    unsupported = set(df.loc[df["status"] == "not supported", "method"])
+    replicated = fin[fin["selection"] == "test"].groupby("method").size()
+    for m in replication:
+        k = int(replicated.get(m, 0))
+        if m in unsupported or k >= max(full, 1):
+            continue
+        missing.append(f"{m} ‡" if k == 0 else f"{m} ‡ ({k} of {full})")
     return int(len(fin)), missing, seconds
 
 
@@ -198,10 +207,11 @@ def write_board(board: Board, out: Path, tracking_uri=None, experiment="drbench"
     md = leaderboard.build(experiments=[experiment], tracking_uri=tracking_uri, dataset=board.dataset,
                            protocol=board.protocol, out=str(out), title=board.title, plots=True,
                            methods=None if board.methods == "all" else methods, merge_csv=True)
-    done, missing, _ = board_progress(leaderboard.csv_path(out))
+    done, missing, _ = board_progress(leaderboard.csv_path(out), board.replication)
     partial = ""
     if missing:
-        partial = (f"**Partial table:** {done} fold runs recorded so far; not run yet: {', '.join(missing)}. "
+        partial = (f"**Partial table:** {done} fold runs recorded so far; not run yet: {', '.join(missing)}"
+                   f"{REPLICATION_KEY if any('‡' in m for m in missing) else ''}. "
                    f"`drbench reproduce --only {board.name}` completes it (resumable).")
     note = " ".join(x for x in (board.note, partial) if x)
     if note:
@@ -444,7 +454,7 @@ def write_index(out_dir: Path, data_dir=None) -> None:
         status = "not run yet"
         t = None
         if csv.exists() and b.protocol != "case-study":
-            done, missing, t = board_progress(csv)
+            done, missing, t = board_progress(csv, b.replication)
             if done:
                 status = f"partial: {done} runs; not run: {', '.join(missing)}" if missing else f"complete: {done} runs"
         elif csv.exists():

@@ -182,3 +182,30 @@ def test_dry_run_lists_what_is_left_and_runs_nothing(tmp_path, monkeypatch):
                                   "drug-mean validation folds 0,1,2,3,4 (seed 0)",
                                   "drug-mean test folds 0,1,2,3,4 (seed 0)"]
     assert (out / "syn-random.csv").read_text() == before  # nothing ran, nothing was rewritten
+
+
+def test_missing_replication_runs_keep_a_board_partial(tmp_path, monkeypatch):
+    board = Board("syn-random", "synthetic", "random", methods=["mean-effects", "drug-mean"],
+                  replication=["drug-mean"], title="synthetic test 1")
+    monkeypatch.setattr(reproduce, "BOARDS", [board])
+    out = tmp_path / "lb"
+    reproduce.reproduce(out_dir=out, tracking_uri=f"sqlite:///{tmp_path}/a.db", progress=False, folds=[0, 1])
+    assert "complete: 6 runs" in (out / "README.md").read_text()
+    csv = pd.read_csv(out / "syn-random.csv")
+    replication = csv["selection"] == "test"
+    # one replication fold not recorded (yet): the honest rows are all there, the board is still partial
+    csv[~(replication & (csv["fold"] == 1))].to_csv(out / "syn-random.csv", index=False)
+    reproduce.reproduce(out_dir=out, tracking_uri=f"sqlite:///{tmp_path}/empty.db", progress=False, folds=[0, 1],
+                        write_only=True)
+    assert "| partial: 5 runs; not run: drug-mean ‡ (1 of 2) |" in (out / "README.md").read_text()
+    note = (out / "syn-random.md").read_text()
+    assert "not run yet: drug-mean ‡ (1 of 2) (‡: its replication runs, `--select test`)." in note
+    # no replication run at all
+    csv[~replication].to_csv(out / "syn-random.csv", index=False)
+    reproduce.reproduce(out_dir=out, tracking_uri=f"sqlite:///{tmp_path}/empty.db", progress=False, folds=[0, 1],
+                        write_only=True)
+    assert "| partial: 4 runs; not run: drug-mean ‡ |" in (out / "README.md").read_text()
+    # a method the protocol does not support is not asked for replication runs
+    unsupported = csv[~replication & (csv["method"] == "mean-effects")]
+    unsupported.assign(status="not supported").to_csv(out / "syn-random.csv", index=False)
+    assert reproduce.board_progress(out / "syn-random.csv", ["mean-effects"])[1] == []
