@@ -76,10 +76,24 @@ def collect(experiments=None, tracking_uri=None, dataset=None, protocol=None, me
     for col in CSV_COLUMNS:
         if col not in df.columns:
             df[col] = np.nan
-    df = df[CSV_COLUMNS]
+    df = _tidy(df[CSV_COLUMNS].copy())
     df["_p"] = df["protocol"].map(lambda p: PROTOCOL_ORDER.index(p) if p in PROTOCOL_ORDER else 99)
     df = df.sort_values(["dataset", "_p", "protocol", "selection", "method", "seed", "fold"], na_position="last")
     return df.drop(columns="_p").reset_index(drop=True)
+
+
+#: whole-number columns, written as integers (``0``, not ``0.0``) whether or not a "not run" row leaves them blank
+INTEGER_COLUMNS = ["seed", "fold", "n_entities_auc", "n_test", "n_test_positive", "threads"]
+
+
+def _tidy(df: pd.DataFrame) -> pd.DataFrame:
+    """One spelling per value in the CSV: rows merged from an earlier CSV (read back as floats and "True") and
+    rows from the store (ints and "true") otherwise give ``0`` and ``0.0``, ``true`` and ``True`` side by side,
+    and every rewrite of a board churns its CSV."""
+    for col in INTEGER_COLUMNS:
+        df[col] = pd.to_numeric(df[col], errors="coerce").round().astype("Int64")
+    df["transductive"] = df["transductive"].map(lambda v: v if pd.isna(v) else str(v).lower())
+    return df
 
 
 def _add_unsupported(df: pd.DataFrame, only=None) -> pd.DataFrame:

@@ -209,3 +209,23 @@ def test_missing_replication_runs_keep_a_board_partial(tmp_path, monkeypatch):
     unsupported = csv[~replication & (csv["method"] == "mean-effects")]
     unsupported.assign(status="not supported").to_csv(out / "syn-random.csv", index=False)
     assert reproduce.board_progress(out / "syn-random.csv", ["mean-effects"])[1] == []
+
+
+def test_a_board_grown_across_stores_writes_one_spelling_per_value(tmp_path, monkeypatch):
+    board = Board("syn-random", "synthetic", "random", methods=["mean-effects", "drug-mean"], replication=[],
+                  title="synthetic test 1")
+    monkeypatch.setattr(reproduce, "BOARDS", [board])
+    out = tmp_path / "lb"
+    reproduce.reproduce(out_dir=out, tracking_uri=f"sqlite:///{tmp_path}/a.db", progress=False, folds=[0],
+                        only_methods=["drug-mean"])  # mean-effects: a "not run" row with blank seed and fold
+    # another machine's store adds fold 1; fold 0 comes from the CSV (read back as floats before)
+    reproduce.reproduce(out_dir=out, tracking_uri=f"sqlite:///{tmp_path}/b.db", progress=False, folds=[0, 1],
+                        only_methods=["drug-mean"])
+    raw = pd.read_csv(out / "syn-random.csv", dtype=str)
+    done = raw[raw["status"] == "finished"]
+    assert sorted(done["fold"]) == ["0", "1"] and set(done["seed"]) == {"0"}
+    assert set(done["n_test"].str.isdigit()) == {True} and set(raw["transductive"]) <= {"true", "false"}
+    before = (out / "syn-random.csv").read_text()
+    reproduce.reproduce(out_dir=out, tracking_uri=f"sqlite:///{tmp_path}/c.db", progress=False, folds=[0, 1],
+                        write_only=True)
+    assert (out / "syn-random.csv").read_text() == before  # a rewrite from the CSV alone changes nothing
