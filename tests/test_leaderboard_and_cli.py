@@ -145,3 +145,43 @@ def test_runs_with_non_default_hyperparameters_get_their_own_row(tmp_path):
     assert fin.groupby("method").size().to_dict() == {"drug-mean": 5, "drug-mean[smoothing=5.0]": 5}
     assert "| drug-mean[smoothing=5.0] |" in md and "(10)" not in md
     assert leaderboard.build(from_csv=str(leaderboard.csv_path(out))) == md
+
+
+def test_fold_curves_match_sklearn_and_are_monotone():
+    from sklearn.metrics import average_precision_score, roc_auc_score
+
+    from drbench.plots import CURVE_POINTS, fold_curves
+
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 400)
+    s = y * 0.8 + rng.normal(size=400)
+    c = fold_curves(y, s)
+    assert c["roc"][0] == pytest.approx(roc_auc_score(y, s)) and c["pr"][0] == pytest.approx(average_precision_score(y, s))
+    roc, pr = c["roc"][1], c["pr"][1]
+    assert len(roc) == len(pr) == CURVE_POINTS and roc[0] == 0.0 and roc[-1] == 1.0
+    assert (np.diff(roc) >= 0).all() and (np.diff(pr) <= 1e-12).all()  # interpolated precision never rises
+    assert fold_curves(y, np.ones(400)) is None and fold_curves(np.ones(400), s) is None
+
+
+def test_curves_survive_a_redraw_from_a_store_without_the_runs(recorded, tmp_path, monkeypatch):
+    """Run predictions live in the store that made them; the curve kept beside the picture does not."""
+    from drbench import plots
+
+    out = tmp_path / "p" / "board.md"
+    leaderboard.build(out=str(out), tracking_uri=recorded, protocol="random", plots=True)
+    kept = out.parent / "board-synthetic-random-curves.csv"
+    rows = pd.read_csv(kept)
+    # every honest run with a curve (global-mean's constant prediction has none), ROC and PR each
+    assert set(rows["method"]) == {"drug-mean", "cell-mean", "mean-effects"} and len(rows) == 3 * 5 * 2
+    before = kept.read_text()
+    drawn = {}
+    monkeypatch.setattr(plots, "curves", lambda rows, path, title, n_runs=None, missing=(): drawn.update(
+        rows=rows, n_runs=n_runs, missing=missing))
+    empty = f"sqlite:///{tmp_path}/empty.db"
+    leaderboard.build(out=str(out), tracking_uri=empty, protocol="random", plots=True, merge_csv=True)
+    assert kept.read_text() == before
+    assert set(drawn["rows"]["method"]) == {"drug-mean", "cell-mean", "mean-effects"} and drawn["missing"] == []
+    # a run whose curve was never kept and whose store is not read is named, not silently left out
+    rows[rows["method"] != "cell-mean"].to_csv(kept, index=False)
+    leaderboard.build(out=str(out), tracking_uri=empty, protocol="random", plots=True, merge_csv=True)
+    assert drawn["missing"] == ["cell-mean"] and drawn["n_runs"]["drug-mean"] == 5
