@@ -440,6 +440,9 @@ def write_index(out_dir: Path, data_dir=None) -> None:
         "list every method; missing ones show as \"not run\"), `--write-only --only BOARD` rebuilds a board from its CSV "
         "(plus any `--tracking-uri`/`--also-read` stores) without running anything. *Recorded job time* is the sum of the fit and predict "
         "seconds of the table's finished runs (from its CSV), i.e. single-job compute, not wall time of the sweep.", "",
+        "Each `*-curves.png` (ROC and precision–recall, the mean of each method's honest runs) has its runs' curves in "
+        "the `.csv` of the same name, so it is redrawn without the MLflow store that holds the predictions; methods "
+        "whose runs were recorded before curves were kept are named under the picture until they are rerun.", "",
         "Replication runs (‡, `--select test`) use the same hyperparameters and evaluation schedule as the honest runs "
         "(e.g. MTIGCN/NIHGCN: validation AUC every 10 epochs, patience 200); the only difference is that the "
         "selecting entries are the test entries and no validation split is carved from training, so the "
