@@ -128,8 +128,9 @@ def run_board(board: Board, out_dir: Path, *, data_dir=None, seeds=(0,), jobs=1,
         sweeps.append(("test", repl))
     summary = {"board": board.name, "jobs_finished": 0, "jobs_failed": 0, "jobs_skipped": 0}
     if dry_run:
-        summary["pending"] = []
+        summary.update(pending=[], pending_seconds=0.0, pending_unknown=0, pending_estimates=[])
         recorded = _store_keys([tracking_uri], experiment)  # what a real run would skip from its own store
+        job_seconds = _median_job_seconds(leaderboard.csv_path(out)) if not case_study else {}
     for selection, ms in sweeps:
         full = board.methods == "all" and selection == "validation" and ms == methods
         spec = SweepSpec(methods="all" if full else ",".join(ms),
@@ -143,7 +144,17 @@ def run_board(board: Board, out_dir: Path, *, data_dir=None, seeds=(0,), jobs=1,
                 log.error("%s (%s): %s", board.name, selection, e)
                 continue
             summary["jobs_skipped"] += todo.pop("done")
-            summary["pending"] += [f"{m} {selection} {label}" for m, label in todo.items()]
+            for m, (label, n) in todo.items():
+                each = job_seconds.get(m)
+                summary["pending_estimates"].append(((board.dataset, board.protocol, str(board.options), m, selection, label),
+                                                     None if each is None else n * each))
+                if each is None:
+                    summary["pending"].append(f"{m} {selection} {label}; no recorded run of it here to estimate from")
+                    summary["pending_unknown"] += 1
+                else:
+                    est = _duration(n * each) if n * each >= 1 else "<1 s"
+                    summary["pending"].append(f"{m} {selection} {label}; ~{est} of job time ({n} × {each:.0f} s)")
+                    summary["pending_seconds"] += n * each
             continue
         try:
             rep = run_sweep(spec)
@@ -160,9 +171,20 @@ def run_board(board: Board, out_dir: Path, *, data_dir=None, seeds=(0,), jobs=1,
     return summary
 
 
+def _median_job_seconds(csv: Path) -> dict:
+    """``{method: median fit + predict seconds of its finished runs}`` in a board CSV (either selection: a
+    replication run does the same work as an honest one), to estimate what is still to run."""
+    if not csv.exists():
+        return {}
+    df = leaderboard.read_csv(csv)
+    fin = df[df["status"] == "finished"]
+    t = fin["fit_seconds"].fillna(0) + fin["predict_seconds"].fillna(0)
+    return {str(m): float(v) for m, v in t.groupby(fin["method"]).median().items()}
+
+
 def _pending(spec: SweepSpec, recorded: set) -> dict:
-    """``{method: "folds a,b (seed s)"}`` of the sweep's jobs neither in ``spec.skip_keys`` nor ``recorded``, plus
-    ``"done"``: how many are."""
+    """``{method: ("folds a,b (seed s)", number of jobs)}`` of the sweep's jobs neither in ``spec.skip_keys`` nor
+    ``recorded``, plus ``"done"``: how many are."""
     from drbench.runner import plan_sweep
 
     plan = plan_sweep(spec)
@@ -170,7 +192,8 @@ def _pending(spec: SweepSpec, recorded: set) -> dict:
     by_method: dict = {}
     for j in todo:
         by_method.setdefault(j.method, {}).setdefault(j.seed, []).append(plan.folds[j.seed][j.fold_pos].index)
-    out = {m: "; ".join(f"folds {','.join(map(str, sorted(f)))} (seed {s})" for s, f in sorted(per.items()))
+    out = {m: ("; ".join(f"folds {','.join(map(str, sorted(f)))} (seed {s})" for s, f in sorted(per.items())),
+               sum(len(f) for f in per.values()))
            for m, per in by_method.items()}
     out["done"] = len(plan.jobs) - len(todo)
     return out

@@ -178,10 +178,19 @@ def test_dry_run_lists_what_is_left_and_runs_nothing(tmp_path, monkeypatch):
     before = (out / "syn-random.csv").read_text()
     plan = reproduce.reproduce(out_dir=out, tracking_uri=uri, progress=False, dry_run=True)
     assert plan[0]["jobs_finished"] == 0 and plan[0]["jobs_skipped"] == 1  # mean-effects fold 0 is done
-    assert plan[0]["pending"] == ["mean-effects validation folds 1,2,3,4 (seed 0)",
-                                  "drug-mean validation folds 0,1,2,3,4 (seed 0)",
-                                  "drug-mean test folds 0,1,2,3,4 (seed 0)"]
+    assert plan[0]["pending"] == ["mean-effects validation folds 1,2,3,4 (seed 0); ~<1 s of job time (4 × 0 s)",
+                                  "drug-mean validation folds 0,1,2,3,4 (seed 0); no recorded run of it here to "
+                                  "estimate from",
+                                  "drug-mean test folds 0,1,2,3,4 (seed 0); no recorded run of it here to estimate from"]
+    assert plan[0]["pending_unknown"] == 2 and plan[0]["pending_seconds"] < 1
     assert (out / "syn-random.csv").read_text() == before  # nothing ran, nothing was rewritten
+    # the estimate is the method's median recorded job seconds on the board times its pending jobs
+    df = pd.read_csv(out / "syn-random.csv")
+    df.loc[df["method"] == "mean-effects", ["fit_seconds", "predict_seconds"]] = [600.0, 30.0]
+    df.to_csv(out / "syn-random.csv", index=False)
+    plan = reproduce.reproduce(out_dir=out, tracking_uri=uri, progress=False, dry_run=True)
+    assert plan[0]["pending"][0] == "mean-effects validation folds 1,2,3,4 (seed 0); ~42 min of job time (4 × 630 s)"
+    assert plan[0]["pending_seconds"] == 4 * 630
 
 
 def test_missing_replication_runs_keep_a_board_partial(tmp_path, monkeypatch):
@@ -229,3 +238,23 @@ def test_a_board_grown_across_stores_writes_one_spelling_per_value(tmp_path, mon
     reproduce.reproduce(out_dir=out, tracking_uri=f"sqlite:///{tmp_path}/c.db", progress=False, folds=[0, 1],
                         write_only=True)
     assert (out / "syn-random.csv").read_text() == before  # a rewrite from the CSV alone changes nothing
+
+
+def test_dry_run_total_counts_runs_shared_by_two_boards_once(tmp_path, monkeypatch, capsys):
+    from drbench.cli import main
+
+    boards = [Board(n, "synthetic", "random", methods=["mean-effects"], replication=[], title=n)
+              for n in ("syn-a", "syn-b")]  # two tables over the same runs, as gdsc-random and gdsc-ablation
+    monkeypatch.setattr(reproduce, "BOARDS", boards)
+    out = tmp_path / "lb"
+    uri = f"sqlite:///{tmp_path}/a.db"
+    reproduce.reproduce(out_dir=out, tracking_uri=uri, progress=False, folds=[0])
+    for b in ("syn-a", "syn-b"):
+        df = pd.read_csv(out / f"{b}.csv")
+        df.loc[df["method"] == "mean-effects", ["fit_seconds", "predict_seconds"]] = [100.0, 20.0]
+        df.to_csv(out / f"{b}.csv", index=False)
+    capsys.readouterr()
+    assert main(["reproduce", "--dry-run", "--out-dir", str(out), "--tracking-uri", uri, "-q"]) == 0
+    printed = capsys.readouterr().out
+    assert printed.count("mean-effects validation folds 1,2,3,4 (seed 0); ~8 min of job time (4 × 120 s)") == 2
+    assert "estimated job time still to run: 8 min (" in printed  # not 16
