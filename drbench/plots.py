@@ -3,7 +3,8 @@
 Curves are averages over the honest runs (folds × seeds) of one (dataset, protocol): each run's test
 predictions give its ROC curve (true positive rate on a fixed grid of false positive rates) and its
 interpolated precision–recall curve (the highest precision at recall ≥ r, on a fixed recall grid); a
-method's line is the mean over its runs and its legend gives the mean of the runs' AUCs, the table's number.
+method's line is the mean over its runs and its legend gives the mean of the runs' AUCs over all their test
+entries (the table's AUC; for Test 2 the table's headline is per held-out entity, so it differs).
 Each run's curve is kept in a CSV beside the picture (same name, ``.csv``), because run predictions live only
 in the MLflow store that made them: a board redrawn from another store, or from none, keeps every run's
 curve. Methods whose runs have neither a kept curve nor predictions in the stores read are named under the
@@ -88,7 +89,7 @@ def curves(rows: pd.DataFrame, path: Path, title: str, n_runs: dict | None = Non
         if (m, "pr") in mean:
             ax2.plot(grid, mean[(m, "pr")][1], label=m, **look)
     ax1.plot([0, 1], [0, 1], ls=":", c="grey")
-    ax1.set(xlabel="false positive rate", ylabel="true positive rate", title="ROC (mean over runs; legend: mean AUC)")
+    ax1.set(xlabel="false positive rate", ylabel="true positive rate", title="ROC (mean over runs; legend: mean AUC, all test entries)")
     ax2.set(xlabel="recall", ylabel="precision (interpolated)", title="precision–recall (mean over runs)")
     if methods:
         ax1.legend(fontsize=7, loc="lower right")
