@@ -59,8 +59,8 @@ def fold_curves(y: np.ndarray, s: np.ndarray) -> dict | None:
 
 
 def _curve_rows(run: pd.Series, c: dict) -> list[dict]:
-    return [{"method": run["method"], "seed": int(run["seed"]), "fold": int(run["fold"]), "run_id": str(run["run_id"]),
-             "kind": k, "area": round(float(area), 6), "values": ";".join(f"{v:.4f}" for v in vals)}
+    return [{"method": run["method"], "seed": int(run["seed"]), "fold": int(run["fold"]),
+             "run_id": str(run["run_id"]), "kind": k, "area": round(float(area), 6), "values": ";".join(f"{v:.4f}" for v in vals)}
             for k, (area, vals) in c.items()]
 
 
@@ -89,7 +89,8 @@ def curves(rows: pd.DataFrame, path: Path, title: str, n_runs: dict | None = Non
         if (m, "pr") in mean:
             ax2.plot(grid, mean[(m, "pr")][1], label=m, **look)
     ax1.plot([0, 1], [0, 1], ls=":", c="grey")
-    ax1.set(xlabel="false positive rate", ylabel="true positive rate", title="ROC (mean over runs; legend: mean AUC, all test entries)")
+    ax1.set(xlabel="false positive rate", ylabel="true positive rate",
+            title="ROC (mean over runs; legend: mean AUC, all test entries)")
     ax2.set(xlabel="recall", ylabel="precision (interpolated)", title="precision–recall (mean over runs)")
     if methods:
         ax1.legend(fontsize=7, loc="lower right")
@@ -137,7 +138,7 @@ def make_images(df: pd.DataFrame, out: Path, tracking_uri=None) -> list[Path]:
 
     written = []
     fin = df[(df["status"] == "finished") & (df["selection"] == "validation")]
-    uris = [u for u in (tracking_uri if isinstance(tracking_uri, (list, tuple)) else [tracking_uri])]
+    uris = tracking_uri if isinstance(tracking_uri, (list, tuple)) else [tracking_uri]
     clients = [tracking.client(u) for u in uris]
     for (ds, proto), part in fin.groupby(["dataset", "protocol"]):
         names = image_names(out.stem, ds, proto)

@@ -128,7 +128,7 @@ def run_board(board: Board, out_dir: Path, *, data_dir=None, seeds=(0,), jobs=1,
         sweeps.append(("test", repl))
     summary = {"board": board.name, "jobs_finished": 0, "jobs_failed": 0, "jobs_skipped": 0}
     if dry_run:
-        summary.update(pending=[], pending_seconds=0.0, pending_unknown=0, pending_estimates=[])
+        summary.update(pending=[], pending_estimates=[])  # estimates: ((board key..., method, selection, folds), s)
         recorded = _store_keys([tracking_uri], experiment)  # what a real run would skip from its own store
         job_seconds = _median_job_seconds(leaderboard.csv_path(out)) if not case_study else {}
     for selection, ms in sweeps:
@@ -146,15 +146,13 @@ def run_board(board: Board, out_dir: Path, *, data_dir=None, seeds=(0,), jobs=1,
             summary["jobs_skipped"] += todo.pop("done")
             for m, (label, n) in todo.items():
                 each = job_seconds.get(m)
-                summary["pending_estimates"].append(((board.dataset, board.protocol, str(board.options), m, selection, label),
-                                                     None if each is None else n * each))
+                key = (board.dataset, board.protocol, str(board.options), m, selection, label)
+                summary["pending_estimates"].append((key, None if each is None else n * each))
                 if each is None:
                     summary["pending"].append(f"{m} {selection} {label}; no recorded run of it here to estimate from")
-                    summary["pending_unknown"] += 1
                 else:
                     est = _duration(n * each) if n * each >= 1 else "<1 s"
                     summary["pending"].append(f"{m} {selection} {label}; ~{est} of job time ({n} × {each:.0f} s)")
-                    summary["pending_seconds"] += n * each
             continue
         try:
             rep = run_sweep(spec)

@@ -182,7 +182,8 @@ def test_dry_run_lists_what_is_left_and_runs_nothing(tmp_path, monkeypatch):
                                   "drug-mean validation folds 0,1,2,3,4 (seed 0); no recorded run of it here to "
                                   "estimate from",
                                   "drug-mean test folds 0,1,2,3,4 (seed 0); no recorded run of it here to estimate from"]
-    assert plan[0]["pending_unknown"] == 2 and plan[0]["pending_seconds"] < 1
+    estimates = [t for _, t in plan[0]["pending_estimates"]]
+    assert estimates[1:] == [None, None] and estimates[0] < 1
     assert (out / "syn-random.csv").read_text() == before  # nothing ran, nothing was rewritten
     # the estimate is the method's median recorded job seconds on the board times its pending jobs
     df = pd.read_csv(out / "syn-random.csv")
@@ -190,7 +191,7 @@ def test_dry_run_lists_what_is_left_and_runs_nothing(tmp_path, monkeypatch):
     df.to_csv(out / "syn-random.csv", index=False)
     plan = reproduce.reproduce(out_dir=out, tracking_uri=uri, progress=False, dry_run=True)
     assert plan[0]["pending"][0] == "mean-effects validation folds 1,2,3,4 (seed 0); ~42 min of job time (4 × 630 s)"
-    assert plan[0]["pending_seconds"] == 4 * 630
+    assert plan[0]["pending_estimates"][0][1] == 4 * 630
 
 
 def test_missing_replication_runs_keep_a_board_partial(tmp_path, monkeypatch):
