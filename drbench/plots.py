@@ -77,7 +77,8 @@ def curves(rows: pd.DataFrame, path: Path, title: str, n_runs: dict | None = Non
     for (method, kind), g in rows.groupby(["method", "kind"]):
         vals = np.array([[float(v) for v in str(x).split(";")] for x in g["values"]])
         mean[(method, kind)] = (float(g["area"].mean()), vals.mean(0), len(g))
-    methods = sorted({m for m, k in mean if k == "roc"}, key=lambda m: -mean[(m, "roc")][0])
+    # best first; ties by name (a set's order changes between processes, so the picture would too)
+    methods = sorted({m for m, k in mean if k == "roc"}, key=lambda m: (-mean[(m, "roc")][0], m))
     colours = plt.get_cmap("tab20").colors  # 20 distinct colours; the line style changes every 10 methods too
     styles = ["-", "--", "-.", ":"]
     for i, m in enumerate(methods):
