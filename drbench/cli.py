@@ -146,12 +146,12 @@ def cmd_reproduce(args) -> int:
         print(f"{s['board']}: {s['jobs_finished']} jobs finished, {s['jobs_skipped']} skipped, "
               f"{s['jobs_failed']} failed, {s.get('sweep_seconds', 0):.0f} s")
     if args.dry_run:
-        from drbench.reproduce import _duration
+        from drbench.reproduce import duration
 
         sweeps = {k: t for s in summaries for k, t in s["pending_estimates"]}  # boards that share runs count once
         total = sum(t for t in sweeps.values() if t is not None)
         unknown = sum(t is None for t in sweeps.values())
-        print(f"estimated job time still to run: {_duration(total) if total >= 1 else 'none'} (each method's median "
+        print(f"estimated job time still to run: {duration(total) if total >= 1 else 'none'} (each method's median "
               f"recorded fit + predict seconds on its board times its pending jobs; boards that share runs counted "
               f"once; --jobs N runs N at a time)"
               + (f"; {unknown} method sweep(s) with no recorded run to estimate from" if unknown else ""))

@@ -151,7 +151,7 @@ def run_board(board: Board, out_dir: Path, *, data_dir=None, seeds=(0,), jobs=1,
                 if each is None:
                     summary["pending"].append(f"{m} {selection} {label}; no recorded run of it here to estimate from")
                 else:
-                    est = _duration(n * each) if n * each >= 1 else "<1 s"
+                    est = duration(n * each) if n * each >= 1 else "<1 s"
                     summary["pending"].append(f"{m} {selection} {label}; ~{est} of job time ({n} × {each:.0f} s)")
             continue
         try:
@@ -426,7 +426,8 @@ def reproduce(only=None, out_dir="leaderboards", data_dir=None, seeds=(0,), jobs
     return summaries
 
 
-def _duration(seconds) -> str:
+def duration(seconds) -> str:
+    """Seconds as a short human duration ("42 s", "26 min", "2.9 h"); "—" for none."""
     if not seconds:
         return "—"
     return f"{seconds / 3600:.1f} h" if seconds >= 5400 else f"{seconds / 60:.0f} min" if seconds >= 60 else f"{seconds:.0f} s"
@@ -490,7 +491,7 @@ def write_index(out_dir: Path, data_dir=None) -> None:
             t = s.get("sweep_seconds_total")
         lines.append(
             f"| [{b.name}.md]({b.name}.md) | {b.title} | `drbench reproduce --only {b.name}` | "
-            f"{_duration(t)} | {status} | {_run_versions(csv)} |")
+            f"{duration(t)} | {status} | {_run_versions(csv)} |")
     lines += [
         "| [runtime.md](runtime.md) | fit/predict seconds and peak memory per method (Test 1, fold 0) | written by "
         "`drbench reproduce` from the Test 1 CSVs | | | |", "",
