@@ -16,6 +16,7 @@ from pathlib import Path
 import pandas as pd
 
 from drbench import leaderboard, tracking
+from drbench.datasets import reuse_loaded_datasets
 from drbench.errors import DrbenchError, UsageError
 from drbench.runner import SweepSpec, run_sweep
 
@@ -413,16 +414,17 @@ def reproduce(only=None, out_dir="leaderboards", data_dir=None, seeds=(0,), jobs
     out.mkdir(parents=True, exist_ok=True)
     boards = [board_by_name(n) for n in only] if only else BOARDS
     summaries = []
-    for b in boards:
-        log.warning("board %s: %s / %s", b.name, b.dataset, b.protocol)
-        s = run_board(b, out, data_dir=data_dir, seeds=seeds, jobs=jobs, tracking_uri=tracking_uri,
-                      experiment=experiment, progress=progress, dry_run=dry_run, folds=folds, also_read=also_read,
-                      only_methods=only_methods, write_only=write_only)
-        summaries.append(s)
-        if not dry_run:
-            update_index(out, [s], data_dir)
-            write_runtime(out)
-            write_index(out, data_dir)
+    with reuse_loaded_datasets():  # boards and their sweeps share one parse of each dataset
+        for b in boards:
+            log.warning("board %s: %s / %s", b.name, b.dataset, b.protocol)
+            s = run_board(b, out, data_dir=data_dir, seeds=seeds, jobs=jobs, tracking_uri=tracking_uri,
+                          experiment=experiment, progress=progress, dry_run=dry_run, folds=folds,
+                          also_read=also_read, only_methods=only_methods, write_only=write_only)
+            summaries.append(s)
+            if not dry_run:
+                update_index(out, [s], data_dir)
+                write_runtime(out)
+                write_index(out, data_dir)
     return summaries
 
 

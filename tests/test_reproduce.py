@@ -259,3 +259,33 @@ def test_dry_run_total_counts_runs_shared_by_two_boards_once(tmp_path, monkeypat
     printed = capsys.readouterr().out
     assert printed.count("mean-effects validation folds 1,2,3,4 (seed 0); ~8 min of job time (4 × 120 s)") == 2
     assert "estimated job time still to run: 8 min (" in printed  # not 16
+
+
+def test_reproduce_parses_each_dataset_once_across_boards_and_sweeps(tmp_path, monkeypatch):
+    import dataclasses
+
+    import drbench.datasets as datasets
+
+    loads = []
+    info = datasets.DATASETS["synthetic"]
+
+    def counting_loader(*a, **k):
+        loads.append(1)
+        return info.loader(*a, **k)
+
+    monkeypatch.setitem(datasets.DATASETS, "synthetic", dataclasses.replace(info, loader=counting_loader))
+    boards = [Board(n, "synthetic", "random", methods=["mean-effects", "drug-mean"], replication=["drug-mean"],
+                    title=n) for n in ("syn-a", "syn-b")]  # 2 boards × (honest + replication sweep)
+    monkeypatch.setattr(reproduce, "BOARDS", boards)
+    plan = reproduce.reproduce(out_dir=tmp_path / "lb", tracking_uri=f"sqlite:///{tmp_path}/a.db", progress=False,
+                               dry_run=True)
+    assert [len(p["pending"]) for p in plan] == [3, 3]
+    assert len(loads) == 1
+    # outside reproduce every load reads the data again (no process-wide cache of stale files)
+    first, second = datasets.load_dataset("synthetic"), datasets.load_dataset("synthetic")
+    assert first is not second and len(loads) == 3
+    with datasets.reuse_loaded_datasets():
+        a = datasets.load_dataset("synthetic")
+        with datasets.reuse_loaded_datasets():
+            assert datasets.load_dataset("synthetic") is a
+    assert datasets.load_dataset("synthetic") is not a

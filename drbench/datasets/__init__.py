@@ -8,6 +8,7 @@ A data directory is found in this order: the ``data_dir`` argument (``--data-dir
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -91,15 +92,42 @@ def dataset_names() -> list[str]:
     return list(DATASETS)
 
 
+_reused: dict | None = None  # (name, directory) -> Dataset while inside reuse_loaded_datasets()
+
+
+@contextmanager
+def reuse_loaded_datasets():
+    """Within the block, loading the same dataset from the same directory again returns the first load.
+
+    Datasets are immutable (read-only arrays), so sharing one object is safe; a command that plans many
+    sweeps over the same data (``drbench reproduce``) parses each file once instead of once per sweep.
+    Nested blocks share the outermost block's loads; outside any block every call reads the files.
+    """
+    global _reused
+    outermost = _reused is None
+    if outermost:
+        _reused = {}
+    try:
+        yield
+    finally:
+        if outermost:
+            _reused = None
+
+
 def load_dataset(name: str, data_dir: str | os.PathLike | None = None) -> Dataset:
     """Load a dataset by name (see :data:`DATASETS`)."""
     if name not in DATASETS:
         raise UsageError(f"unknown dataset {name!r}; choose one of: {', '.join(DATASETS)}")
     info = DATASETS[name]
-    if not info.needs_data_dir:
-        return info.loader()
-    return info.loader(resolve_data_dir(name, data_dir))
+    where = resolve_data_dir(name, data_dir) if info.needs_data_dir else None
+    key = (name, None if where is None else str(where.resolve()))
+    if _reused is not None and key in _reused:
+        return _reused[key]
+    ds = info.loader() if where is None else info.loader(where)
+    if _reused is not None:
+        _reused[key] = ds
+    return ds
 
 
-__all__ = ["Dataset", "combine", "make_synthetic", "load_dataset", "dataset_names", "resolve_data_dir",
-           "DATASETS", "default_cache_dir", "candidate_data_dirs"]
+__all__ = ["Dataset", "combine", "make_synthetic", "load_dataset", "reuse_loaded_datasets", "dataset_names",
+           "resolve_data_dir", "DATASETS", "default_cache_dir", "candidate_data_dirs"]
