@@ -471,9 +471,10 @@ def write_index(out_dir: Path, data_dir=None) -> None:
         "whose runs were recorded before curves were kept are named under the picture until they are rerun.", "",
         "Replication runs (‡, `--select test`) use the same hyperparameters and evaluation schedule as the honest runs "
         "(e.g. MTIGCN/NIHGCN: validation AUC every 10 epochs, patience 200); the only difference is that the "
-        "selecting entries are the test entries and no validation split is carved from training, so the "
-        "difference is the optimism of test-set selection. The reference's exact schedule (every epoch, no early "
-        "stop) is `--set mtigcn.eval_every=1 --set mtigcn.patience=0`.", "",
+        "selecting entries are the test entries (scored with their features, as the reference did, so an inductive "
+        "method such as DeepCDR sees the held-out entities' features there) and no validation split is carved from "
+        "training, so the difference is the optimism of test-set selection. The reference's exact schedule (every "
+        "epoch, no early stop) is `--set mtigcn.eval_every=1 --set mtigcn.patience=0`.", "",
         "*Code version of the runs* is the drbench version (git describe) each run recorded; a board made over "
         "several sessions lists all of them under its title.", "",
         "| file | what | regenerate | recorded job time | status | code version of the runs |", "|---|---|---|---|---|---|",

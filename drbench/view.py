@@ -5,6 +5,12 @@ labels are not in any array the method receives. In the honest mode ``valid`` is
 carved from training entries. In the replication mode (``selection="test"``) ``valid`` is the fold's
 test entries, as the reference code selected epochs on them; such runs are tagged and marked on every
 table.
+
+An inductive (non-transductive) method does not see the features of held-out entities (Test 2's
+held-out cell lines or drugs, the transfer target's cell lines) — except in the replication mode, where
+the held-out entities of the test entries are the selection set: the reference code scored them, with
+their features, after every epoch, so the view shows those features (their labels are in ``valid``
+anyway). Without them an inductive method would select its epoch on rows of missing features.
 """
 
 from __future__ import annotations
@@ -49,6 +55,9 @@ def build_train_view(dataset: Dataset, fold: Fold, capabilities: Capabilities, *
     if not capabilities.transductive:
         visible_cells[fold.held_out_cells] = False
         visible_drugs[fold.held_out_drugs] = False
+        if selection == "test":  # the selection entries must be scorable with their features (module docstring)
+            visible_cells |= valid.any(axis=1)
+            visible_drugs |= valid.any(axis=0)
     cell_features = _hide_rows(dataset.cell_features, ~visible_cells)
     drug_features = _hide_rows(dataset.drug_features, ~visible_drugs)
     smiles = np.where(visible_drugs, dataset.smiles, "").astype(object)

@@ -252,6 +252,20 @@ def test_new_drug_scores_unseen_drugs_from_their_graph():
     assert m.drug_uses_graph(cells.smiles[with_graph]).all()
 
 
+@pytest.mark.parametrize("protocol", ["new-cell-line", "new-drug"])
+def test_replication_selects_on_the_scores_it_reports(protocol):
+    """With --select test the selection entries are the test entries, so the validation AUC of the
+    restored epoch is the reported test AUC (it was not while held-out features were hidden at fit time)."""
+    ds = make_synthetic(n_cells=120, n_drugs=30, n_genes=100, seed=5)
+    p = get_protocol(protocol)
+    fold = p.folds(ds, 0, carve_valid=False, **p.resolve_options({"n_folds": 3, "min_positives": 3}))[0]
+    params = {**SMALL, "epochs": 6, "patience": 3, "drug_branch": "fingerprint"}
+    res = run_job(get_method("deepcdr"), params, ds, fold, seed=0, selection="test", keep_predictions=False)
+    assert res.status == "finished", res.traceback
+    assert res.fit_info["valid_pairs"] == int(fold.test.sum())
+    assert res.fit_info["valid_auc"] == pytest.approx(res.metrics["auc"], abs=1e-6)
+
+
 @pytest.mark.realdata
 def test_real_gdsc_smoke(data_dir):
     from drbench.datasets import load_dataset

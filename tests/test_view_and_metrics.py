@@ -55,6 +55,24 @@ def test_inductive_methods_do_not_see_held_out_features(ds):
     assert np.isfinite(q.cell_features["expression"][q.rows]).all()  # predict gets the features
 
 
+@pytest.mark.parametrize("protocol, axis", [("new-cell-line", 0), ("new-drug", 1)])
+def test_replication_mode_shows_an_inductive_method_the_features_it_selects_on(ds, protocol, axis):
+    """--select test scores the test entries every epoch (as the reference did): their held-out entities'
+    features must be in the view, or an inductive method selects on rows of missing features."""
+    p = get_protocol(protocol)
+    f = p.folds(ds, 0, carve_valid=False, n_folds=3, min_positives=3)[0]
+    v = build_train_view(ds, f, INDUCTIVE, selection="test")
+    held = f.held_out_cells if axis == 0 else f.held_out_drugs
+    block = v.cell_features["expression"] if axis == 0 else v.drug_features["fingerprint"]
+    visible = v.visible_cells if axis == 0 else v.visible_drugs
+    assert len(held) and visible[held].all() and np.isfinite(block[held]).all()
+    if axis == 1:
+        assert (v.smiles[held] == ds.smiles[held]).all()
+    assert np.isnan(v.binary[~(f.train | f.test)]).all()  # labels: still only train + the selection entries
+    honest = build_train_view(ds, p.folds(ds, 0, n_folds=3, min_positives=3)[0], INDUCTIVE)
+    assert not (honest.visible_cells if axis == 0 else honest.visible_drugs)[held].any()
+
+
 def test_auc_auprc_known_values():
     y = np.array([0, 0, 1, 1])
     s = np.array([0.1, 0.4, 0.35, 0.8])
