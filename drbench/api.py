@@ -69,7 +69,8 @@ class TrainView:
     ``binary`` / ``ic50`` are copies of the dataset's labels with every entry outside
     ``train | valid`` set to NaN. Fit on ``train`` entries; use ``valid`` entries only to choose
     epochs or hyperparameters. ``cell_features`` / ``drug_features`` have NaN rows for entities whose
-    features the method may not see (held-out entities, for an inductive method);
+    features the method may not see (held-out entities, for an inductive method — except, in the
+    replication mode, those in the ``valid`` entries, which are scored during selection);
     ``visible_cells`` / ``visible_drugs`` say which.
     ``context`` names the dataset, protocol and hyperparameter profile (e.g. ``{"dataset": "gdsc",
     "protocol": "random"}``) so a method can pick per-setting defaults; it carries no labels.

@@ -69,7 +69,9 @@ def test_replication_mode_shows_an_inductive_method_the_features_it_selects_on(d
     if axis == 1:
         assert (v.smiles[held] == ds.smiles[held]).all()
     assert np.isnan(v.binary[~(f.train | f.test)]).all()  # labels: still only train + the selection entries
-    honest = build_train_view(ds, p.folds(ds, 0, n_folds=3, min_positives=3)[0], INDUCTIVE)
+    hf = p.folds(ds, 0, n_folds=3, min_positives=3)[0]
+    assert np.array_equal(hf.test, f.test)  # both modes hold out the same entities
+    honest = build_train_view(ds, hf, INDUCTIVE)
     assert not (honest.visible_cells if axis == 0 else honest.visible_drugs)[held].any()
 
 
