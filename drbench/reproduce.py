@@ -202,8 +202,8 @@ def board_progress(csv: Path, replication=()) -> tuple[int, list[str], float | N
     """(finished fold runs, methods still missing runs, summed fit + predict seconds or None) of a board CSV.
 
     Missing: methods listed as "not run", and methods with fewer honest runs than the most complete one,
-    shown as ``name (k of n)``; then, for the board's ``replication`` methods (those not "not supported"),
-    replication runs short of that count, shown as ``name ‡`` (none yet) or ``name ‡ (k of n)``.
+    shown as ``name (k of n done)``; then, for the board's ``replication`` methods (those not "not supported"),
+    replication runs short of that count, shown as ``name ‡`` (none yet) or ``name ‡ (k of n done)``.
     """
     df = leaderboard.read_csv(csv)
     fin = df[df["status"] == "finished"]
@@ -211,14 +211,14 @@ def board_progress(csv: Path, replication=()) -> tuple[int, list[str], float | N
     missing = sorted(set(df.loc[df["status"] == "not run", "method"]))
     honest = fin[fin["selection"] == "validation"].groupby("method").size()
     full = int(honest.max()) if len(honest) else 0
-    missing += [f"{m} ({int(k)} of {full})" for m, k in honest.items() if k < full]
+    missing += [f"{m} ({int(k)} of {full} done)" for m, k in honest.items() if k < full]
     unsupported = set(df.loc[df["status"] == "not supported", "method"])
     replicated = fin[fin["selection"] == "test"].groupby("method").size()
     for m in replication:
         k = int(replicated.get(m, 0))
         if m in unsupported or k >= max(full, 1):
             continue
-        missing.append(f"{m} ‡" if k == 0 else f"{m} ‡ ({k} of {full})")
+        missing.append(f"{m} ‡" if k == 0 else f"{m} ‡ ({k} of {full} done)")
     return int(len(fin)), missing, seconds
 
 

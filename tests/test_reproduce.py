@@ -146,8 +146,8 @@ def test_only_methods_runs_a_subset_and_the_table_still_lists_the_rest(tmp_path,
                                  only_methods=["mean-effects"])
     assert second[0]["jobs_finished"] == 1
     index = (out / "README.md").read_text()
-    assert "not run: mean-effects (1 of 2)" in index and "complete" not in index
-    assert "not run yet: mean-effects (1 of 2)." in (out / "syn-random.md").read_text()
+    assert "not run: mean-effects (1 of 2 done)" in index and "complete" not in index
+    assert "not run yet: mean-effects (1 of 2 done)." in (out / "syn-random.md").read_text()
 
 
 def test_write_only_regenerates_the_board_from_its_csv_without_running(tmp_path, monkeypatch):
@@ -207,9 +207,9 @@ def test_missing_replication_runs_keep_a_board_partial(tmp_path, monkeypatch):
     csv[~(replication & (csv["fold"] == 1))].to_csv(out / "syn-random.csv", index=False)
     reproduce.reproduce(out_dir=out, tracking_uri=f"sqlite:///{tmp_path}/empty.db", progress=False, folds=[0, 1],
                         write_only=True)
-    assert "| partial: 5 runs; not run: drug-mean ‡ (1 of 2) |" in (out / "README.md").read_text()
+    assert "| partial: 5 runs; not run: drug-mean ‡ (1 of 2 done) |" in (out / "README.md").read_text()
     note = (out / "syn-random.md").read_text()
-    assert "not run yet: drug-mean ‡ (1 of 2) (‡: its replication runs, `--select test`)." in note
+    assert "not run yet: drug-mean ‡ (1 of 2 done) (‡: its replication runs, `--select test`)." in note
     # no replication run at all
     csv[~replication].to_csv(out / "syn-random.csv", index=False)
     reproduce.reproduce(out_dir=out, tracking_uri=f"sqlite:///{tmp_path}/empty.db", progress=False, folds=[0, 1],
