@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -258,8 +259,8 @@ def write_case_study(board: Board, out: Path, tracking_uri=None, experiment="drb
         for r in runs:
             if r.data.tags.get("drbench.method") not in board.methods:
                 continue
-            path = c.download_artifacts(r.info.run_id, "topk.csv", str(out.parent / ".tmp-topk"))
-            df = pd.read_csv(path)
+            with tempfile.TemporaryDirectory() as tmp:  # the artifact is read, not kept beside the boards
+                df = pd.read_csv(c.download_artifacts(r.info.run_id, "topk.csv", tmp))
             df.insert(0, "method", r.data.tags["drbench.method"])
             df.insert(1, "seed", int(r.data.tags["drbench.seed"]))
             df["selection"] = r.data.tags["drbench.selection"]

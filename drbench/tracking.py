@@ -169,9 +169,9 @@ def log_job(c, exp_id: str, parent_id: str, tags: dict, params: dict, result) ->
 
 
 def load_predictions(c, run_id: str) -> pd.DataFrame:
-    path = c.download_artifacts(run_id, PREDICTIONS, tempfile.mkdtemp())
-    with gzip.open(path, "rb") as f:
-        return pd.read_csv(io.BytesIO(f.read()))
+    with tempfile.TemporaryDirectory() as tmp:
+        with gzip.open(c.download_artifacts(run_id, PREDICTIONS, tmp), "rb") as f:
+            return pd.read_csv(io.BytesIO(f.read()))
 
 
 def runs_frame(c, exp_ids: list[str]) -> pd.DataFrame:

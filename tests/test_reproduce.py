@@ -59,6 +59,8 @@ def test_case_study_board_lists_top_cell_lines(tmp_path, monkeypatch):
     first = top[top["drug_name"] == "drug003"].sort_values("rank").iloc[0]
     assert first["cell_name"] == f"cl-line-{int(first['cell_id'][2:])}"
     assert f"| 1 | {first['cell_name']} | {first['cell_id']} |" in md
+    # the run artifacts read to build it are not left beside the published files
+    assert not [p for p in out.rglob("*") if p.name.startswith(".")]
 
 
 def test_case_study_csv_without_names_gets_them_and_is_not_rerun(tmp_path, monkeypatch):
