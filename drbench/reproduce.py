@@ -89,6 +89,14 @@ def _case_study_ranked(csv: Path) -> set[tuple[str, int]]:
     return {(str(m), int(s)) for m, s in zip(df["method"], df["seed"])}
 
 
+def _case_study_seconds(csv: Path) -> float | None:
+    """Summed fit + predict seconds of the runs ranked in a case-study CSV (None if none recorded them)."""
+    df = pd.read_csv(csv)
+    if "job_seconds" not in df.columns or df["job_seconds"].isna().all():
+        return None
+    return float(df.groupby("run_id")["job_seconds"].first().sum())
+
+
 def _store_keys(uris, experiment) -> set[str]:
     keys = set()
     for uri in uris or []:
@@ -266,6 +274,7 @@ def write_case_study(board: Board, out: Path, tracking_uri=None, experiment="drb
             df["selection"] = r.data.tags["drbench.selection"]
             df["run_id"] = r.info.run_id
             df["code_version"] = r.data.tags.get("drbench.code_version", "")
+            df["job_seconds"] = r.data.metrics.get("fit_seconds", 0) + r.data.metrics.get("predict_seconds", 0)
             frames.append(df)
     csv = out.with_suffix(".csv")
     if frames:
@@ -490,7 +499,7 @@ def write_index(out_dir: Path, data_dir=None) -> None:
             if done:
                 status = f"partial: {done} runs; not run: {', '.join(missing)}" if missing else f"complete: {done} runs"
         elif csv.exists():
-            status = "complete"
+            status, t = "complete", _case_study_seconds(csv)
         if t is None:
             t = s.get("sweep_seconds_total")
         lines.append(

@@ -59,6 +59,10 @@ def test_case_study_board_lists_top_cell_lines(tmp_path, monkeypatch):
     first = top[top["drug_name"] == "drug003"].sort_values("rank").iloc[0]
     assert first["cell_name"] == f"cl-line-{int(first['cell_id'][2:])}"
     assert f"| 1 | {first['cell_name']} | {first['cell_id']} |" in md
+    # the index gives the case study's recorded job time, from the run seconds its CSV keeps
+    assert (top["job_seconds"] > 0).all()
+    row = next(line for line in (out / "README.md").read_text().splitlines() if line.startswith("| [syn-case.md]"))
+    assert row.split(" | ")[3] != "—"
     # the run artifacts read to build it are not left beside the published files
     assert not [p for p in out.rglob("*") if p.name.startswith(".")]
 
