@@ -166,6 +166,8 @@ def score_fold(dataset: Dataset, fold: Fold, rows, cols, pred: Prediction, regre
     yt = dataset.ic50[r, c] if regression and pred.ic50 is not None else None
     yp = pred.ic50[test] if yt is not None else None
     out, notes = metrics.evaluate(y, s, yt, yp)
+    if yp is not None:
+        out["auc_ic50"] = metrics.ic50_ranking_auc(y, yp)
     if entity_axis is not None:
         ent = r if entity_axis == 0 else c
         means, counts = metrics.per_entity(ent, y, s, yt, yp)

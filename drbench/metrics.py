@@ -82,6 +82,13 @@ def regression(y: np.ndarray | None, pred: np.ndarray | None) -> tuple[dict, lis
         return {"pcc": pearson(y, pred), "scc": pearson(rankdata(y), rankdata(pred)), "rmse": rmse}, []
 
 
+def ic50_ranking_auc(y, ic50_pred) -> float:
+    """ROC AUC of the labels ranked by the *predicted IC50* alone (lower IC50 = more sensitive), pooled over the
+    test entries: the score definition of reports that turn an IC50 regressor into a classifier without the
+    per-drug thresholds. NaN where the AUC is undefined."""
+    return classification(np.asarray(y, dtype=float), -np.asarray(ic50_pred, dtype=float))[0]["auc"]
+
+
 def evaluate(y, score, ic50_true=None, ic50_pred=None) -> tuple[dict, list[str]]:
     c, n1 = classification(y, score)
     r, n2 = regression(ic50_true, ic50_pred)

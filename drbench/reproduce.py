@@ -61,7 +61,7 @@ BOARDS = [
           note="mtigcn-a: no IC50 task; mtigcn-b: no similarity task; mtigcn-ab: neither (NIHGCN-like). "
                "Same runs as gdsc-random. The reference code selected the ablations' epochs on the test set "
                "too, so all four have replication runs."),
-    Board("gdsc-case-study", "gdsc", "case-study", methods=["mtigcn"], replication=[],
+    Board("gdsc-case-study", "gdsc", "case-study", methods=["mtigcn", "mean-effects", "cell-mean"], replication=[],
           title="GDSC, Test 5 (case study: top predicted sensitive cell lines among unmeasured pairs)"),
 ]
 
@@ -248,7 +248,19 @@ def write_board(board: Board, out: Path, tracking_uri=None, experiment="drbench"
     note = " ".join(x for x in (board.note, partial) if x)
     if note:
         head, _, rest = md.partition("\n\n")
-        out.write_text(f"{head}\n\n> {note}\n\n{rest}")
+        md = f"{head}\n\n> {note}\n\n{rest}"
+    if board.protocol == "transfer":
+        from drbench import paper
+
+        paper.write_replicate_screens(out.parent, data_dir)
+        rows = paper.replicate_screen_lines(out.parent)
+        if rows:
+            md = md.rstrip("\n") + "\n\n" + "\n".join([
+                "## Replicate screen (reference row)", "",
+                "The same statistics between the two screens themselves, on the (cell line, drug) pairs both measured "
+                "(computed from the data bundle; `replicate-screens.csv`): how reproducible the target labels are. "
+                "See paper.md on reading it beside the models.", "", *rows, ""])
+    out.write_text(md)
 
 
 def write_case_study(board: Board, out: Path, tracking_uri=None, experiment="drbench", data_dir=None) -> None:
@@ -435,6 +447,10 @@ def reproduce(only=None, out_dir="leaderboards", data_dir=None, seeds=(0,), jobs
                 update_index(out, [s], data_dir)
                 write_runtime(out)
                 write_index(out, data_dir)
+        if not dry_run:
+            from drbench import paper
+
+            paper.write(out, data_dir)
     return summaries
 
 

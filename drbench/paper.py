@@ -1,0 +1,348 @@
+"""The MTIGCN paper's published numbers beside drbench's, with the evidence on each gap (``leaderboards/paper.md``).
+
+Sources, all files: the paper's result tables as printed (``paper_tables.csv``, shipped in the package and the
+only source of a paper number drbench shows), the boards' per-fold CSVs, the case-study CSV, and
+``replicate-screens.csv`` (how well one screen predicts the other on the pairs GDSC and CCLE both measured,
+computed from the data bundle by :func:`replicate_screens`). ``paper.md`` is rendered from those files alone,
+so ``drbench reproduce --write-only`` rebuilds it byte for byte without an MLflow store.
+
+A gap's cause is stated only from recorded runs: the share of test-set selection (‡ − honest on the same
+board), a score definition recorded beside the board's own (``auc_ic50``: pooled ranking by the predicted IC50),
+and a gap inside the boards' region of practical equivalence. Whatever those do not account for is written
+"unexplained", with the controlled runs that would test the remaining suspected causes.
+"""
+
+from __future__ import annotations
+
+import math
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+#: a paper number within this of drbench's comparable mean is reported as matching (the boards' AUC ROPE)
+ROPE = 0.01
+#: paper test -> (board name prefix, headline metric suffix); Test 2 headlines are per held-out entity
+TESTS = {
+    "Test 1 random": ("random", ""),
+    "Test 2 new cell line": ("new-cell-line", "_entity"),
+    "Test 2 new drug": ("new-drug", "_entity"),
+    "Test 4 ablation (random)": ("random", ""),
+}
+METRICS = {"AUC": "auc", "AUPRC": "auprc"}
+COMPARED_TABLES = (3, 5, 6, 8)
+CASE_DRUGS = ("Dasatinib", "GSK690693")
+REPLICATE_CSV = "replicate-screens.csv"
+
+
+# ---------------------------------------------------------------------------------------------- the paper's numbers
+def paper_tables() -> pd.DataFrame:
+    """Every cell of the paper's Tables 3–9 as printed: ``table, dataset, test, method, metric, value,
+    spread_as_printed`` (``value`` is text: a number, a cell-line name, or "not supported")."""
+    with resources.files("drbench").joinpath("paper_tables.csv").open("r", encoding="utf-8") as f:
+        df = pd.read_csv(f, dtype=str, keep_default_na=False)
+    df["table"] = df["table"].astype(int)
+    return df.drop_duplicates(["table", "dataset", "test", "method", "metric"]).reset_index(drop=True)
+
+
+def board_name(dataset: str, test: str) -> str:
+    """The drbench board holding the counterpart of a paper table's (dataset, test)."""
+    if test == "Test 4 ablation (random)" and dataset.lower() == "gdsc":
+        return "gdsc-ablation"
+    return f"{dataset.lower()}-{TESTS[test][0]}"
+
+
+# ---------------------------------------------------------------------------------------------- replicate screens
+def replicate_screens(gdsc, ccle) -> pd.DataFrame:
+    """How well one screen predicts the other on the (cell line, drug) pairs both measured.
+
+    Cell lines are matched by ``cell_alias`` and drugs by id, as the transfer protocol matches them; CCLE's raw
+    µM IC50 is compared as ln µM. Rows: ``GDSC → CCLE`` scores CCLE's labels by −(GDSC ln IC50), ``CCLE → GDSC``
+    the reverse; PCC / SCC are between the two ln IC50 values (the same for both rows). This is how well a
+    replicate measurement agrees: the reference point for a model trained on one screen and scored on the other
+    (not a strict bound: a model that averages over many cell lines can smooth away noise a single replicate keeps).
+    """
+    from drbench.metrics import evaluate
+    from drbench.protocols.in_vivo import stable_log
+
+    drugs = [d for d in gdsc.drug_ids if d in set(ccle.drug_ids)]
+    cells = sorted(set(gdsc.cell_alias) & set(ccle.cell_alias))
+    gi = {a: i for i, a in enumerate(gdsc.cell_alias)}
+    ci = {a: i for i, a in enumerate(ccle.cell_alias)}
+    gj = {d: j for j, d in enumerate(gdsc.drug_ids)}
+    cj = {d: j for j, d in enumerate(ccle.drug_ids)}
+    rows_g = np.array([gi[a] for a in cells], dtype=int)
+    rows_c = np.array([ci[a] for a in cells], dtype=int)
+    cols_g = np.array([gj[d] for d in drugs], dtype=int)
+    cols_c = np.array([cj[d] for d in drugs], dtype=int)
+    g_lab = gdsc.binary[np.ix_(rows_g, cols_g)].ravel()
+    c_lab = ccle.binary[np.ix_(rows_c, cols_c)].ravel()
+    g_ic = gdsc.ic50[np.ix_(rows_g, cols_g)].ravel()
+    c_ic = stable_log(ccle.ic50[np.ix_(rows_c, cols_c)]).ravel()
+    both = ~np.isnan(g_lab) & ~np.isnan(c_lab) & ~np.isnan(g_ic) & ~np.isnan(c_ic)
+    out = []
+    for direction, pred_ic, lab, true_ic in (("GDSC → CCLE", g_ic, c_lab, c_ic), ("CCLE → GDSC", c_ic, g_lab, g_ic)):
+        score = -pred_ic[both]
+        score01 = (score - score.min()) / (score.max() - score.min())  # a rank-preserving score in [0, 1]
+        m, _ = evaluate(lab[both], score01, true_ic[both], pred_ic[both])
+        out.append({"direction": direction, "cell_lines": len(cells), "drugs": len(drugs), "pairs": int(both.sum()),
+                    "positives": int((lab[both] == 1).sum()), "auc": m["auc"], "auprc": m["auprc"],
+                    "pcc": m["pcc"], "scc": m["scc"]})
+    return pd.DataFrame(out)
+
+
+def write_replicate_screens(out_dir: Path, data_dir=None) -> bool:
+    """Compute ``replicate-screens.csv`` when both datasets load; leave the committed file otherwise."""
+    from drbench.datasets import load_dataset
+    from drbench.errors import DrbenchError
+
+    try:
+        gdsc, ccle = load_dataset("gdsc", data_dir), load_dataset("ccle", data_dir)
+    except DrbenchError:
+        return False
+    (Path(out_dir) / REPLICATE_CSV).write_text(replicate_screens(gdsc, ccle).to_csv(index=False))
+    return True
+
+
+def replicate_screen_lines(out_dir: Path) -> list[str]:
+    """The replicate-screen table in markdown (empty when the CSV is absent)."""
+    path = Path(out_dir) / REPLICATE_CSV
+    if not path.exists():
+        return []
+    df = pd.read_csv(path)
+    lines = ["| replicate screen | cell lines × drugs | pairs (positives) | AUC | AUPRC | PCC (ln IC50) | SCC |",
+             "|---|---|---|---|---|---|---|"]
+    for r in df.itertuples():
+        lines.append(f"| {r.direction} | {r.cell_lines} × {r.drugs} | {r.pairs} ({r.positives}) | {r.auc:.3f} | "
+                     f"{r.auprc:.3f} | {r.pcc:.3f} | {r.scc:.3f} |")
+    return lines
+
+
+# ---------------------------------------------------------------------------------------------- case study
+def _name_key(name: str) -> str:
+    """Cell-line names as printed and as in the bundle differ in case, punctuation and an "NCI-" prefix."""
+    key = "".join(ch for ch in str(name).upper() if ch.isalnum())
+    return key[3:] if key.startswith("NCI") and len(key) > 3 else key
+
+
+def case_study_overlap(case_csv: Path, k: int = 10) -> pd.DataFrame:
+    """Per (method, drug of Table 9): how many of the paper's top ``k`` cell lines are in the method's top ``k``,
+    and the overlap two random top-``k`` lists of the drug's unmeasured pairs would have on average
+    (hypergeometric mean k·k/N)."""
+    paper = paper_tables()
+    paper = paper[paper["table"] == 9]
+    df = pd.read_csv(case_csv, dtype={"cell_id": str})
+    df = df[(df["selection"] == "validation") & (df["seed"] == df["seed"].min()) & (df["rank"] <= k)]
+    rows = []
+    for drug in CASE_DRUGS:
+        ref = {_name_key(v) for v in paper.loc[paper["method"] == f"MTIGCN {drug}", "value"]}
+        for method, part in df[df["drug_name"] == drug].groupby("method", sort=True):
+            names = part.sort_values("rank")["cell_name"].astype(str)
+            shared = [n for n in names if _name_key(n) in ref]
+            n_pairs = int(part["unmeasured_pairs"].iloc[0])
+            rows.append({"method": method, "drug": drug, "overlap": len(shared), "k": k,
+                         "unmeasured_pairs": n_pairs, "chance": k * len(ref) / n_pairs,
+                         "shared": ", ".join(shared)})
+    return pd.DataFrame(rows)
+
+
+# ---------------------------------------------------------------------------------------------- comparison
+def _folds(board_csv: Path, method: str, selection: str, metric: str) -> np.ndarray:
+    from drbench.leaderboard import read_csv
+
+    if not board_csv.exists():
+        return np.array([])
+    df = read_csv(board_csv)
+    part = df[(df["status"] == "finished") & (df["method"] == method) & (df["selection"] == selection)]
+    if metric not in part.columns:
+        return np.array([])
+    return pd.to_numeric(part[metric], errors="coerce").dropna().to_numpy()
+
+
+def _fmt(v: np.ndarray) -> str:
+    if len(v) == 0:
+        return "—"
+    sd = f" ± {v.std(ddof=1):.3f}" if len(v) > 1 else ""
+    return f"{v.mean():.3f}{sd} ({len(v)})"
+
+
+def compare_rows(out_dir: Path) -> pd.DataFrame:
+    """One row per numeric cell of Tables 3, 5, 6 and 8 with drbench's counterparts and the attributed cause."""
+    paper = paper_tables()
+    paper = paper[paper["table"].isin(COMPARED_TABLES)]
+    rows = []
+    for r in paper.itertuples():
+        try:
+            value = float(r.value)
+        except ValueError:
+            continue  # "not supported" cells: no number to compare
+        board = board_name(r.dataset, r.test)
+        csv = Path(out_dir) / f"{board}.csv"
+        metric = METRICS[r.metric] + TESTS[r.test][1]
+        method = r.method.lower()
+        honest = _folds(csv, method, "validation", metric)
+        repl = _folds(csv, method, "test", metric)
+        ours = repl if len(repl) else honest
+        row = {"table": r.table, "dataset": r.dataset, "test": r.test, "method": r.method, "metric": r.metric,
+               "drbench_metric": metric, "board": board, "paper": value, "spread_as_printed": r.spread_as_printed,
+               "honest": _fmt(honest), "replication": _fmt(repl),
+               "compared": "‡" if len(repl) else ("honest" if len(honest) else ""),
+               "delta": ours.mean() - value if len(ours) else math.nan}
+        row["cause"] = _cause(row, honest, repl, csv, method, r.metric)
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _cause(row: dict, honest: np.ndarray, repl: np.ndarray, csv: Path, method: str, metric: str) -> str:
+    """What recorded runs say about the gap (see the module docstring); never a guess."""
+    if not len(honest) and not len(repl):
+        return "no drbench runs"
+    delta = row["delta"]
+    parts = []
+    if len(repl) and len(honest):
+        parts.append(f"test-set selection {repl.mean() - honest.mean():+.3f} (‡ − honest, measured)")
+    if metric == "AUC" and row["test"] == "Test 1 random":
+        alt = _folds(csv, method, "validation", "auc_ic50")
+        if len(alt):
+            gap = alt.mean() - row["paper"]
+            verdict = ("matches the paper" if abs(gap) <= ROPE else "does not match the paper either")
+            parts.append(f"scored by pooled −IC50 ranking instead: {alt.mean():.3f} ({gap:+.3f} vs paper): "
+                         f"{verdict} — the paper's number fits that score definition" if abs(gap) <= ROPE
+                         else f"scored by pooled −IC50 ranking instead: {alt.mean():.3f} ({gap:+.3f}): {verdict}")
+            if abs(gap) <= ROPE:
+                return "; ".join(parts)
+    if abs(delta) <= ROPE:
+        return "; ".join(parts + [f"within ±{ROPE} of the paper (no gap to explain)"])
+    todo = ["Test 2 protocol (one model per held-out entity, `--per-target`): not run yet"] \
+        if row["test"].startswith("Test 2") else []
+    if method.startswith("mtigcn") or method == "nihgcn":
+        todo.append("expression panel (5,778 vs ~17k genes): not measured yet")
+    rest = "unexplained" + (f" (to test: {'; '.join(todo)})" if todo else "")
+    return "; ".join(parts + [rest])
+
+
+def _rank_agreement(rows: pd.DataFrame) -> list[str]:
+    """Kendall's τ between the paper's ranking of the methods and drbench's, per (table, dataset, test, metric)."""
+    out = []
+    for (table, ds, test, metric), part in rows.groupby(["table", "dataset", "test", "metric"], sort=True):
+        part = part.dropna(subset=["delta"])
+        if len(part) < 3:
+            continue
+        ours = part["paper"] + part["delta"]
+        tau, p = stats.kendalltau(part["paper"], ours)
+        out.append(f"| {table} | {ds} | {test} | {metric} | {len(part)} | {tau:+.2f} | {p:.3f} |")
+    return out
+
+
+def _transfer_vs_replicate(out_dir: Path) -> list[str]:
+    """The best honest mean AUC and PCC on the GDSC → CCLE transfer board beside the replicate screen's."""
+    from drbench.leaderboard import read_csv
+
+    board, rep = out_dir / "gdsc-to-ccle-transfer.csv", out_dir / REPLICATE_CSV
+    if not board.exists() or not rep.exists():
+        return []
+    df = read_csv(board)
+    df = df[(df["status"] == "finished") & (df["selection"] == "validation")]
+    screen = pd.read_csv(rep).set_index("direction").loc["GDSC → CCLE"]
+    out = []
+    for metric, label in (("auc", "AUC"), ("pcc", "PCC")):
+        means = df.groupby("method")[metric].mean().dropna()
+        if means.empty:
+            continue
+        best = means.idxmax()
+        above = sorted(m for m, v in means.items() if v > screen[metric])
+        out.append(f"- {label}: the best honest model on the transfer board, {best}, reaches {means[best]:.3f}; the "
+                   f"replicate screen {screen[metric]:.3f}. "
+                   + (f"Above the replicate: {', '.join(above)}." if above else "No model reaches the replicate."))
+    pcc = df.groupby("method")["pcc"].mean()
+    if "drug-mean" in pcc.index and pcc["drug-mean"] > screen["pcc"]:
+        out.append(f"- The per-drug training mean alone (drug-mean) reaches PCC {pcc['drug-mean']:.3f}: pooled PCC "
+                   "rewards predicting each drug's mean, which a single replicate measurement does not average.")
+    if out:
+        out += ["", "(The transfer board scores every measured CCLE entry of the shared drugs; the replicate rows the "
+                    "pairs both screens measured: nearly the same pairs.)", ""]
+    return out
+
+
+def render(out_dir: Path) -> str:
+    """paper.md from the committed files (see the module docstring)."""
+    out_dir = Path(out_dir)
+    rows = compare_rows(out_dir)
+    lines = [
+        "# The MTIGCN paper's numbers beside drbench's", "",
+        "Generated by `drbench reproduce` from the paper's tables as printed (`drbench/paper_tables.csv`) and the "
+        "boards' CSVs; nothing here is typed by hand. *Paper*: the printed value (± the printed spread, which looks "
+        "like a variance; the paper does not say). *drbench ‡*: replication mode (epochs selected on the test "
+        "entries, as the reference code did); *honest*: selected on a validation split. Cells: mean ± SD (n folds). "
+        "*Δ*: drbench − paper, using ‡ where the method has replication runs (the paper's own protocol), else honest. "
+        "Test 2 numbers are per held-out entity (the boards' headline). *Cause*: only what recorded runs measure — "
+        f"the share of test-set selection, a score definition recorded beside the board's, or a gap within ±{ROPE} "
+        "(the boards' region of practical equivalence); the rest is \"unexplained\", with the controlled runs that "
+        "would test the remaining suspected causes.", "",
+    ]
+    n = int(rows["delta"].notna().sum())
+    within = int((rows["delta"].abs() <= ROPE).sum())
+    lower = int((rows["delta"] < -ROPE).sum())
+    higher = int((rows["delta"] > ROPE).sum())
+    lines += ["## How far the published comparison holds up", "",
+              f"Of the {len(rows)} numeric cells of Tables 3, 5, 6 and 8, {n} have a drbench counterpart: {within} "
+              f"lie within ±{ROPE} of the paper, {lower} are lower by more, {higher} higher by more. "
+              "Agreement of the *rankings* (Kendall's τ between the paper's values and drbench's over the methods of "
+              "one column; p from scipy.stats.kendalltau):", "",
+              "| table | dataset | test | metric | methods | τ | p |", "|---|---|---|---|---|---|---|",
+              *_rank_agreement(rows), ""]
+    for table in COMPARED_TABLES:
+        part = rows[rows["table"] == table]
+        if part.empty:
+            continue
+        lines += [f"## Table {table}", "",
+                  "| dataset | test | method | metric | paper | drbench ‡ | drbench honest | Δ | cause |",
+                  "|---|---|---|---|---|---|---|---|---|"]
+        for r in part.itertuples():
+            spread = f" ± {r.spread_as_printed}" if r.spread_as_printed else ""
+            delta = "—" if pd.isna(r.delta) else f"{r.delta:+.3f}"
+            lines.append(f"| {r.dataset} | {r.test} | {r.method} | {r.metric} | {float(r.paper):.4f}{spread} | "
+                         f"{r.replication} | {r.honest} | {delta} | {r.cause} |")
+        lines.append("")
+    lines += ["## Tables 4 and 7", "",
+              "Table 4 (fit seconds on the authors' 4-core machine; what was timed is not stated) is not compared: "
+              "drbench's times are on the boards and in runtime.md, measured on other hardware. Table 7 (GDSC → PDX "
+              "and TCGA) cannot be run: the data bundle has no PDX or TCGA expression; the GDSC → CCLE transfer board "
+              "is the stand-in.", ""]
+    rep = replicate_screen_lines(out_dir)
+    if rep:
+        lines += ["## Replicate screens: how well one screen predicts the other", "",
+                  "On the (cell line, drug) pairs measured in both GDSC and CCLE (matched as the transfer protocol "
+                  "matches them), one screen's −ln IC50 scored against the other's labels, and the two ln IC50 "
+                  "values correlated (`replicate-screens.csv`, computed from the data bundle): how reproducible the "
+                  "labels a cross-screen model is scored on are.", "", *rep, "", *_transfer_vs_replicate(out_dir)]
+    case = out_dir / "gdsc-case-study.csv"
+    if case.exists():
+        ov = case_study_overlap(case)
+        if not ov.empty:
+            lines += ["## Table 9: the case study's top 10", "",
+                      "How many of the paper's top 10 cell lines (MTIGCN, as printed) each drbench ranking puts in its "
+                      "own top 10 (names matched ignoring case, punctuation and an \"NCI-\" prefix), beside the "
+                      "overlap two random top-10 lists of the drug's unmeasured pairs have on average (k·k/N).", "",
+                      "| drug | method | overlap with the paper's top 10 | by chance | unmeasured pairs | shared |",
+                      "|---|---|---|---|---|---|"]
+            for r in ov.itertuples():
+                lines.append(f"| {r.drug} | {r.method} | {r.overlap} of {r.k} | {r.chance:.2f} | "
+                             f"{r.unmeasured_pairs} | {r.shared or '—'} |")
+            lines.append("")
+    return "\n".join(lines)
+
+
+def write(out_dir: Path, data_dir=None, recompute: bool = True) -> Path:
+    """Write ``paper.md`` (recomputing ``replicate-screens.csv`` first when the data loads and ``recompute``)."""
+    out_dir = Path(out_dir)
+    if recompute:
+        write_replicate_screens(out_dir, data_dir)
+    path = out_dir / "paper.md"
+    path.write_text(render(out_dir))
+    return path
+
+
+__all__ = ["paper_tables", "replicate_screens", "case_study_overlap", "compare_rows", "render", "write"]
