@@ -46,11 +46,11 @@ def test_each_gap_gets_only_the_causes_its_runs_measure(tmp_path):
     got = paper.compare_rows(tmp_path)
     auc = got[(got["table"] == 3) & (got["dataset"] == "GDSC") & (got["metric"] == "AUC")].set_index("method")
     m = auc.loc["MTIGCN"]
-    assert m["compared"] == "‡" and m["delta"] == pytest.approx(0.87 - 0.8870)
-    assert "test-set selection +0.010" in m["cause"] and "unexplained" in m["cause"]
-    assert "within ±0.01" in auc.loc["NIHGCN", "cause"]
+    assert m["compared"] == "grouped ‡" and m["delta"] == pytest.approx(0.87 - 0.8870)
+    assert "test-set selection +0.010 (‡ − honest, grouped)" in m["cause"] and "remaining gap -0.017 unexplained" in m["cause"]
+    assert "remaining gap within ±0.01" in auc.loc["NIHGCN", "cause"]
     s = auc.loc["SRMF"]
-    assert s["compared"] == "honest" and s["delta"] == pytest.approx(0.88 - 0.6563)
+    assert s["compared"] == "grouped honest" and s["delta"] == pytest.approx(0.88 - 0.6563)
     assert "pooled −IC50" in s["cause"] and "fits that score definition" in s["cause"]
     assert auc.loc["DeepCDR", "cause"] == "no drbench runs"
     # the AUPRC cells of these methods have no runs on this board either
@@ -64,7 +64,7 @@ def test_test_2_gaps_name_the_per_target_protocol_as_untested(tmp_path):
     got = paper.compare_rows(tmp_path)
     row = got[(got["board"] == "gdsc-new-drug") & (got["method"] == "SRMF") & (got["metric"] == "AUC")].iloc[0]
     assert row["drbench_metric"] == "auc_entity" and row["delta"] == pytest.approx(0.75 - 0.6683)
-    assert "--per-target" in row["cause"] and row["cause"].startswith("unexplained")
+    assert "--per-target" in row["cause"] and row["cause"].startswith("remaining gap +0.082 unexplained")
 
 
 def _screen(name, aliases, drugs, binary, ic50):
@@ -109,7 +109,7 @@ def test_paper_md_renders_from_files_alone_and_deterministically(tmp_path):
     a = paper.write(tmp_path, recompute=False).read_text()
     b = paper.render(tmp_path)
     assert a == b
-    assert "| GDSC | Test 1 random | MTIGCN | AUC | 0.8870 ± 6e-6 | — | 0.868 ± 0.008 (5) | -0.019 |" in a
+    assert "| GDSC | Test 1 random | MTIGCN | AUC | 0.8870 ± 6e-6 | — | 0.868 ± 0.008 (5) | -0.019 | grouped honest |" in a
 
 
 def test_ic50_ranking_auc_scores_labels_by_the_predicted_ic50():
@@ -133,3 +133,20 @@ def test_every_run_with_an_ic50_estimate_records_the_pooled_ic50_auc():
         p = tracking.load_predictions(c, r.info.run_id)
         p = p[p["test"]]
         assert r.data.metrics["auc_ic50"] == pytest.approx(metrics.ic50_ranking_auc(p["label"], p["ic50_pred"]))
+
+
+def test_per_target_runs_become_the_closest_counterpart_with_their_share(tmp_path):
+    def rows(sel, v):
+        return [{"method": "mtigcn", "status": "finished", "dataset": "ccle", "protocol": "new-drug", "selection": sel,
+                 "seed": 0, "fold": i, "auc_entity": v} for i in range(4)]
+
+    _board(tmp_path / "ccle-new-drug.csv", rows("validation", 0.70) + rows("test", 0.72))
+    _board(tmp_path / "ccle-new-drug-per-target.csv", rows("validation", 0.74) + rows("test", 0.78))
+    got = paper.compare_rows(tmp_path)
+    row = got[(got["board"] == "ccle-new-drug") & (got["method"] == "MTIGCN") & (got["metric"] == "AUC")].iloc[0]
+    paper_value = row["paper"]
+    assert row["compared"] == "per-target ‡" and row["delta"] == pytest.approx(0.78 - paper_value)
+    assert "per-target protocol +0.060 (per-target − grouped, ‡)" in row["cause"]
+    assert "per-target protocol +0.040 (per-target − grouped, honest)" in row["cause"]
+    assert "test-set selection +0.040 (‡ − honest, per-target)" in row["cause"]
+    assert "not run yet" not in row["cause"]
