@@ -215,6 +215,7 @@ def cmd_data_info(args) -> int:
     ds = load_dataset(args.name, args.data_dir)
     info = ds.summary()
     info["missing_features"] = ds.meta.get("missing_features", {})
+    info["dropped_cell_ids"] = list(ds.meta.get("dropped_cell_ids", []))
     from drbench.protocols import get_protocol
 
     for p in ("new-cell-line", "new-drug"):
