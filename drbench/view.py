@@ -13,8 +13,9 @@ their features, after every epoch, so the view shows those features (their label
 anyway). Without them an inductive method would select its epoch on rows of missing features.
 
 Every array a method receives (in the view and in the :class:`Query`) is :func:`~drbench.datasets.core.frozen`:
-it cannot be made writable, so a method cannot change what the next job sees. Feature blocks without hidden
-rows are the dataset's own (frozen) arrays, not copies; the dicts holding them are new for every call.
+numeric and id arrays cannot be made writable, SMILES (object arrays) are the method's own read-only copies, so
+a method cannot change what the next job sees. Feature blocks without hidden rows are the dataset's own (frozen)
+arrays, not copies; the dicts holding them are new for every call.
 """
 
 from __future__ import annotations

@@ -79,7 +79,8 @@ def _expression(path: Path, cell_ids, dataset: str, warn: bool = True):
     keep = np.array([c in df.index for c in cell_ids])
     dropped = [str(c) for c, k in zip(cell_ids, keep) if not k]
     if dropped and warn:
-        unmatched = [str(c) for c in df.index if c not in set(cell_ids)]
+        wanted = set(cell_ids)
+        unmatched = [str(c) for c in df.index if c not in wanted]
         log.warning("%s: dropped %d of %d cell lines without a row in %s (first: %s)%s", dataset, len(dropped),
                     len(keep), path.name, ", ".join(dropped[:_SHOW_IDS]),
                     f"; {len(unmatched)} expression rows match no cell line (first: "
@@ -92,7 +93,8 @@ def _expression(path: Path, cell_ids, dataset: str, warn: bool = True):
 def _response(ddir: Path, resp: str, binary: str, null: str | None, ic50_range: ValueRange | None = None):
     """Cells, drugs, binary labels (NaN where unmeasured) and IC50 (NaN where unmeasured or without ``resp``).
 
-    Without a null mask every pair is measured, so the IC50 file may not miss a value."""
+    ``ic50_range`` is the IC50 file's documented range (needed with ``resp``). Without a null mask every pair
+    is measured, so the IC50 file may not miss a value."""
     rpath, bpath = ddir / resp, ddir / binary
     rdf = read_table(rpath) if resp else None
     bdf = read_table(bpath)
