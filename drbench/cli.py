@@ -215,6 +215,7 @@ def cmd_data_info(args) -> int:
     ds = load_dataset(args.name, args.data_dir)
     info = ds.summary()
     info["missing_features"] = ds.meta.get("missing_features", {})
+    info["dropped_cell_ids"] = list(ds.meta.get("dropped_cell_ids", []))
     from drbench.protocols import get_protocol
 
     for p in ("new-cell-line", "new-drug"):
@@ -260,7 +261,8 @@ def build_parser() -> argparse.ArgumentParser:
     lb.add_argument("--tracking-uri", action="append", help="tracking URI(s) to read (default as for run)")
     lb.add_argument("--dataset", help="only this dataset")
     lb.add_argument("--protocol", help="only this protocol")
-    lb.add_argument("--out", help="write markdown here (and the per-fold CSV beside it)")
+    lb.add_argument("--out", help="markdown file to write, e.g. board.md; the per-fold CSV goes beside it "
+                                  "(board.csv). A folder or a .csv name is refused")
     lb.add_argument("--from-csv", help="rebuild the markdown from a per-fold CSV instead of MLflow")
     lb.add_argument("--title", help="title of the markdown page")
     lb.add_argument("--plots", action="store_true", help="also draw ROC/PR curves and runtime bars (PNG) beside --out")

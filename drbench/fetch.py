@@ -38,7 +38,6 @@ import os
 import re
 import shutil
 import sys
-import tempfile
 import time
 import urllib.error
 import urllib.parse
@@ -48,6 +47,7 @@ import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from drbench import atomic
 from drbench.errors import DataError, UsageError
 
 log = logging.getLogger("drbench.fetch")
@@ -296,7 +296,7 @@ class Manifest:
         return cls.from_json(data)
 
     def write(self, path: Path) -> None:
-        Path(path).write_text(json.dumps(self.to_json(), indent=1) + "\n", encoding="utf-8")
+        atomic.write_text(path, json.dumps(self.to_json(), indent=1) + "\n")
 
 
 _MANIFEST: Manifest | None = None
@@ -601,9 +601,7 @@ def _download(location: str, tmp: Path, bar, dead: set | None = None) -> None:
 
 def _tmp_beside(final: Path) -> Path:
     final.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".part", dir=final.parent)
-    os.close(fd)
-    return Path(name)
+    return atomic.temp_beside(final)
 
 
 def _check_download(tmp: Path, want_size, want_sha256, want_git, what: str, location: str) -> None:
@@ -631,7 +629,7 @@ def _fetch_plain(entry: Entry, location: str, final: Path, bar, dead: set | None
             # gzip bytes but the same table
             if entry.table_sha256 is None or _safe_table_hash(tmp) != entry.table_sha256:
                 raise
-        os.replace(tmp, final)
+        atomic.commit(tmp, final)
     finally:
         tmp.unlink(missing_ok=True)
 
@@ -723,7 +721,7 @@ def _fetch_joined(entry: Entry, template: str, final: Path, bar, dead: set | Non
         if entry.table_sha256 is not None and got != entry.table_sha256:
             raise DataError(f"refused {entry.rel}: the parts were intact but their join differs from the "
                             f"bundle's table (table hash {got[:12]}… instead of {entry.table_sha256[:12]}…)")
-        os.replace(out, final)
+        atomic.commit(out, final)
     finally:
         for t in tmps:
             t.unlink(missing_ok=True)

@@ -9,12 +9,14 @@ replication (test-selected) runs in separate tables with the difference between 
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from scipy import stats
 
+from drbench import atomic
 from drbench.metrics import LOWER_IS_BETTER
 
 CSV_COLUMNS = [
@@ -32,6 +34,18 @@ PROTOCOL_ORDER = ["random", "new-cell-line", "new-drug", "in-vivo", "transfer", 
 
 def csv_path(out: str | Path) -> Path:
     return Path(out).with_suffix(".csv")
+
+
+def check_out(out: str | Path) -> None:
+    """Refuse an ``out`` that is a folder or whose per-fold CSV (``csv_path``) would be the markdown file itself."""
+    from drbench.errors import UsageError
+
+    text = str(out)
+    if text.endswith(("/", os.sep)) or Path(out).is_dir():
+        raise UsageError(f"--out {text} is a folder; give the markdown file to write, e.g. {Path(out) / 'board.md'}")
+    if csv_path(out) == Path(out):
+        raise UsageError(f"--out {text}: the per-fold CSV is written beside the markdown as {csv_path(out).name}; "
+                         f"give the markdown file, e.g. {Path(out).with_suffix('.md')}")
 
 
 # ---------------------------------------------------------------------------------------------- collect
@@ -282,8 +296,11 @@ def build(experiments=None, tracking_uri=None, dataset=None, protocol=None, out=
 
     ``plots`` also draws the curve and runtime pictures beside ``out`` (needs the MLflow runs). Pictures
     that exist beside ``out`` are linked, so ``--from-csv`` reproduces the same markdown. ``merge_csv``
-    keeps the rows of the CSV already beside ``out`` that the store does not have.
+    keeps the rows of the CSV already beside ``out`` that the store does not have. Each file is replaced
+    atomically (:mod:`drbench.atomic`); a bad ``out`` is refused before anything is read or written.
     """
+    if out is not None:
+        check_out(out)
     if from_csv:
         df = read_csv(from_csv)
     else:
@@ -292,7 +309,7 @@ def build(experiments=None, tracking_uri=None, dataset=None, protocol=None, out=
         if out is not None:
             path = csv_path(out)
             path.parent.mkdir(parents=True, exist_ok=True)
-            df.to_csv(path, index=False)
+            atomic.write_csv(df, path, index=False)
             df = read_csv(path)
         else:
             import io
@@ -308,7 +325,7 @@ def build(experiments=None, tracking_uri=None, dataset=None, protocol=None, out=
     md = render(df, title, _existing_images(df, out))
     if out is not None:
         Path(out).parent.mkdir(parents=True, exist_ok=True)
-        Path(out).write_text(md)
+        atomic.write_text(out, md)
     return md
 
 

@@ -22,6 +22,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from drbench import atomic
+
 #: a paper number within this of drbench's comparable mean is reported as matching (the boards' AUC ROPE)
 ROPE = 0.01
 #: paper test -> (board name prefix, headline metric suffix); Test 2 headlines are per held-out entity
@@ -102,7 +104,7 @@ def write_replicate_screens(out_dir: Path, data_dir=None) -> bool:
         gdsc, ccle = load_dataset("gdsc", data_dir), load_dataset("ccle", data_dir)
     except DrbenchError:
         return False
-    (Path(out_dir) / REPLICATE_CSV).write_text(replicate_screens(gdsc, ccle).to_csv(index=False))
+    atomic.write_text(Path(out_dir) / REPLICATE_CSV, replicate_screens(gdsc, ccle).to_csv(index=False))
     return True
 
 
@@ -360,7 +362,7 @@ def write(out_dir: Path, data_dir=None, recompute: bool = True) -> Path:
     if recompute:
         write_replicate_screens(out_dir, data_dir)
     path = out_dir / "paper.md"
-    path.write_text(render(out_dir))
+    atomic.write_text(path, render(out_dir))
     return path
 
 

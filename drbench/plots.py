@@ -18,6 +18,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from drbench import atomic
+
 
 def _plt():
     import matplotlib
@@ -100,7 +102,8 @@ def curves(rows: pd.DataFrame, path: Path, title: str, n_runs: dict | None = Non
         fig.text(0.01, 0.01, "no curve kept for (runs recorded before curves were kept, their store not read): "
                  + ", ".join(missing), fontsize=7, wrap=True)
     fig.tight_layout(rect=(0, 0.05 if missing else 0, 1, 1))
-    fig.savefig(path, dpi=110)
+    with atomic.replacing(path) as tmp:
+        fig.savefig(tmp, dpi=110)
     plt.close(fig)
 
 
@@ -112,7 +115,8 @@ def runtime_bars(df: pd.DataFrame, path: Path, title: str) -> None:
     ax.set_xscale("log")
     ax.set(xlabel="fit seconds per fold (log scale; mean ± SD)", title=title)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    with atomic.replacing(path) as tmp:
+        fig.savefig(tmp, dpi=110)
     plt.close(fig)
 
 
@@ -162,7 +166,7 @@ def make_images(df: pd.DataFrame, out: Path, tracking_uri=None) -> list[Path]:
         if rows.empty:
             continue
         rows = rows.sort_values(["method", "seed", "fold", "kind"]).reset_index(drop=True)
-        rows.to_csv(kept_path, index=False)
+        atomic.write_csv(rows, kept_path, index=False)
         defined = part[pd.to_numeric(part["auc"], errors="coerce").notna()]
         n_runs = defined.groupby("method").size().to_dict()
         missing = sorted(set(defined["method"]) - set(rows["method"]))

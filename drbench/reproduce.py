@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from drbench import leaderboard, tracking
+from drbench import atomic, leaderboard, tracking
 from drbench.datasets import reuse_loaded_datasets
 from drbench.errors import DrbenchError, UsageError
 from drbench.runner import SweepSpec, run_sweep
@@ -271,7 +271,7 @@ def write_board(board: Board, out: Path, tracking_uri=None, experiment="drbench"
                 "The same statistics between the two screens themselves, on the (cell line, drug) pairs both measured "
                 "(computed from the data bundle; `replicate-screens.csv`): how reproducible the target labels are. "
                 "See paper.md on reading it beside the models.", "", *rows, ""])
-    out.write_text(md)
+    atomic.write_text(out, md)
 
 
 def write_case_study(board: Board, out: Path, tracking_uri=None, experiment="drbench", data_dir=None) -> None:
@@ -308,10 +308,10 @@ def write_case_study(board: Board, out: Path, tracking_uri=None, experiment="drb
             redone = pd.MultiIndex.from_frame(new[key].drop_duplicates())
             old = old[~pd.MultiIndex.from_frame(old[key]).isin(redone)]
             new = pd.concat([old, new], ignore_index=True)
-        new.to_csv(csv, index=False)
+        atomic.write_csv(new, csv, index=False)
     if csv.exists():
         add_cell_names(csv, board.dataset, data_dir)
-    out.write_text(render_case_study(csv, board.title))
+    atomic.write_text(out, render_case_study(csv, board.title))
 
 
 def add_cell_names(csv: Path, dataset: str, data_dir=None) -> bool:
@@ -334,7 +334,7 @@ def add_cell_names(csv: Path, dataset: str, data_dir=None) -> bool:
     filled = known.fillna(df["cell_id"].map(names)).fillna(df["cell_id"])
     df = df.drop(columns=["cell_name"], errors="ignore")
     df.insert(int(df.columns.get_loc("cell_id")) + 1, "cell_name", filled)
-    df.to_csv(csv, index=False)
+    atomic.write_csv(df, csv, index=False)
     return True
 
 
@@ -403,7 +403,7 @@ def write_runtime(out_dir: Path) -> None:
              "*threads* is the job's torch thread count and *load* the machine's 1-minute load average when the job "
              "started, both recorded with the run (— for runs recorded before drbench kept them).", ""]
     if not rows:
-        (out_dir / "runtime.md").write_text("\n".join(lines + ["No runs yet.", ""]))
+        atomic.write_text(out_dir / "runtime.md", "\n".join(lines + ["No runs yet.", ""]))
         return
     df = pd.concat(rows)
     machines = sorted(set(df["machine"].dropna().astype(str)))
@@ -424,7 +424,7 @@ def write_runtime(out_dir: Path) -> None:
     runtime_bars(df.assign(method=df["dataset"] + " " + df["method"]), out_dir / "runtime.png",
                  "fit seconds, Test 1 fold 0")
     lines += ["", "![fit time per method](runtime.png)", ""]
-    (out_dir / "runtime.md").write_text("\n".join(lines))
+    atomic.write_text(out_dir / "runtime.md", "\n".join(lines))
 
 
 def update_index(out_dir: Path, summaries: list[dict], data_dir=None) -> None:
@@ -437,7 +437,7 @@ def update_index(out_dir: Path, summaries: list[dict], data_dir=None) -> None:
         s["sweep_seconds_total"] = round(prev.get("sweep_seconds_total", 0) + ran, 1)
         s["code_version"] = tracking.code_version()
         state[s["board"]] = {**prev, **s}
-    path.write_text(json.dumps(state, indent=2, sort_keys=True) + "\n")
+    atomic.write_text(path, json.dumps(state, indent=2, sort_keys=True) + "\n")
 
 
 def reproduce(only=None, out_dir="leaderboards", data_dir=None, seeds=(0,), jobs=1, tracking_uri=None,
@@ -542,4 +542,4 @@ def write_index(out_dir: Path, data_dir=None) -> None:
         "~17k-gene matrices could not be obtained). PDX and TCGA have responses only, so Test 3 is replaced by "
         "GDSC → CCLE transfer. `drbench data info gdsc` prints the dataset's content hash, recorded on every run.", "",
     ]
-    (out_dir / "README.md").write_text("\n".join(lines))
+    atomic.write_text(out_dir / "README.md", "\n".join(lines))

@@ -11,6 +11,11 @@ held-out cell lines or drugs, the transfer target's cell lines) — except in th
 the held-out entities of the test entries are the selection set: the reference code scored them, with
 their features, after every epoch, so the view shows those features (their labels are in ``valid``
 anyway). Without them an inductive method would select its epoch on rows of missing features.
+
+Every array a method receives (in the view and in the :class:`Query`) is :func:`~drbench.datasets.core.frozen`:
+numeric and id arrays cannot be made writable, SMILES (object arrays) are the method's own read-only copies, so
+a method cannot change what the next job sees. Feature blocks without hidden rows are the dataset's own (frozen)
+arrays, not copies; the dicts holding them are new for every call.
 """
 
 from __future__ import annotations
@@ -19,25 +24,22 @@ import numpy as np
 
 from drbench.api import Capabilities, Query, TrainView
 from drbench.datasets import Dataset
+from drbench.datasets.core import frozen
 from drbench.errors import UsageError
 from drbench.folds import Fold
 
 SELECTIONS = ("validation", "test")
 
 
-def _ro(a):
-    a = np.array(a, copy=True)
-    a.setflags(write=False)
-    return a
-
-
 def _hide_rows(block: dict, hidden: np.ndarray) -> dict:
+    """A new dict of the blocks with the ``hidden`` rows set to NaN (the dataset's frozen arrays where none is)."""
     out = {}
     for k, v in block.items():
-        a = np.array(v, dtype=np.float32, copy=True)
-        a[hidden] = np.nan
-        a.setflags(write=False)
-        out[k] = a
+        if hidden.any():
+            v = np.array(v, dtype=np.float32, copy=True)
+            v[hidden] = np.nan
+            v = frozen(v)
+        out[k] = v
     return out
 
 
@@ -65,14 +67,14 @@ def build_train_view(dataset: Dataset, fold: Fold, capabilities: Capabilities, *
            "protocol": fold.protocol, "selection": selection, **(context or {})}
     return TrainView(
         cell_ids=dataset.cell_ids, drug_ids=dataset.drug_ids,
-        binary=_ro(binary), ic50=_ro(ic50), train=_ro(fold.train), valid=_ro(valid),
-        cell_features=cell_features, drug_features=drug_features, smiles=_ro(smiles),
-        thresholds=dataset.thresholds, visible_cells=_ro(visible_cells), visible_drugs=_ro(visible_drugs),
+        binary=frozen(binary), ic50=frozen(ic50), train=frozen(fold.train), valid=frozen(valid),
+        cell_features=cell_features, drug_features=drug_features, smiles=frozen(smiles),
+        thresholds=dataset.thresholds, visible_cells=frozen(visible_cells), visible_drugs=frozen(visible_drugs),
         seed=int(seed), device=device, context=ctx,
     )
 
 
 def build_query(dataset: Dataset, mask: np.ndarray) -> Query:
     rows, cols = np.nonzero(mask)
-    return Query(rows=rows, cols=cols, cell_features=dataset.cell_features,
-                 drug_features=dataset.drug_features, smiles=dataset.smiles)
+    return Query(rows=frozen(rows), cols=frozen(cols), cell_features=dict(dataset.cell_features),
+                 drug_features=dict(dataset.drug_features), smiles=frozen(dataset.smiles))

@@ -164,7 +164,7 @@ def test_error_duplicate_ids(tmp_path):
 def test_error_non_binary_value(tmp_path):
     b = np.array([[1, 0, 0], [0, 0.5, 0], [0, 0, 0], [1, 0, 1]], float)
     write_layout(tmp_path, binary=b)
-    with pytest.raises(DataError, match=r"cell_drug_binary.csv: values must be 0 or 1; found 0.5 at row '102', column '22'"):
+    with pytest.raises(DataError, match=r"cell_drug_binary.csv: labels must be 0 or 1; found 0.5 at row '102', column '22'"):
         load_gdsc(tmp_path)
 
 

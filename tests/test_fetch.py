@@ -25,6 +25,7 @@ import numpy as np
 import pytest
 
 from drbench import fetch as F
+from drbench.atomic import TEMP_MARK
 from drbench.errors import DataError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -209,7 +210,7 @@ def toy(tmp_path, server):
 
 
 def _no_temp_files(d: Path):
-    return [p.name for p in d.rglob("*.part")]
+    return [p.name for p in d.rglob(f"*{TEMP_MARK}*")]
 
 
 # ============================================================================================ unit
@@ -264,6 +265,17 @@ def test_fetch_from_http_mirror_then_verify_and_resume(toy, server):
     rep = toy.report(server, mirror=server.mirror)  # everything present and intact: nothing downloaded
     assert rep.fetched == [] and len(rep.present) == len(toy.files) and server.hits == hits
     assert _no_temp_files(toy.dest) == []
+
+
+def test_fetched_files_have_the_usual_permissions(toy, server):
+    """Downloads go through a temporary file renamed into place; the result is a normal file (umask), not 0600."""
+    old = os.umask(0o022)
+    try:
+        toy.fetch(server, mirror=server.mirror)
+    finally:
+        os.umask(old)
+    modes = {p.name: p.stat().st_mode & 0o777 for p in (toy.dest / "toy").iterdir()}
+    assert modes and set(modes.values()) == {0o644}, modes
 
 
 def test_fetch_from_local_folder_mirror(toy, server):

@@ -11,15 +11,25 @@ import numpy as np
 from drbench.errors import DataError, MissingFeatureError
 
 
-def _readonly(a: np.ndarray) -> np.ndarray:
-    a = np.ascontiguousarray(a)
-    a.setflags(write=False)
-    return a
+def frozen(a) -> np.ndarray:
+    """A read-only copy of ``a`` that nobody can make writable again.
+
+    Its memory is an immutable ``bytes`` object, so ``setflags(write=True)`` raises on it, on its ``.base``
+    and on every view of it. An object array (strings of any length) cannot live in bytes: it gets a
+    read-only copy, which whoever receives it may unlock but only for itself.
+    """
+    a = np.asarray(a)
+    if a.dtype.hasobject:
+        a = a.copy()
+        a.setflags(write=False)
+        return a
+    return np.frombuffer(np.ascontiguousarray(a).tobytes(), dtype=a.dtype).reshape(a.shape)
 
 
 @dataclass(frozen=True, eq=False)
 class Dataset:
-    """A cell × drug response matrix with features. Immutable after construction.
+    """A cell × drug response matrix with features. Immutable after construction: every numeric and id array is
+    :func:`frozen` (no one can turn its write flag back on).
 
     ``binary`` is float with 1 = sensitive, 0 = resistant and NaN where the pair was never measured.
     ``ic50`` is NaN where unmeasured or unknown (e.g. patient sets have labels only).
@@ -48,19 +58,19 @@ class Dataset:
     def __post_init__(self):
         m, n = len(self.cell_ids), len(self.drug_ids)
         set_ = lambda k, v: object.__setattr__(self, k, v)  # noqa: E731 (frozen dataclass)
-        set_("cell_ids", _readonly(np.asarray(self.cell_ids).astype(str)))
-        set_("drug_ids", _readonly(np.asarray(self.drug_ids).astype(str)))
+        set_("cell_ids", frozen(np.asarray(self.cell_ids).astype(str)))
+        set_("drug_ids", frozen(np.asarray(self.drug_ids).astype(str)))
         for key in ("binary", "ic50"):
             a = np.asarray(getattr(self, key), dtype=np.float64)
             if a.shape != (m, n):
                 raise DataError(f"dataset {self.name}: {key} has shape {a.shape}, expected {(m, n)}")
-            set_(key, _readonly(a.copy()))
+            set_(key, frozen(a))
         for ids, what in ((self.cell_ids, "cell"), (self.drug_ids, "drug")):
             uniq, counts = np.unique(ids, return_counts=True)
             if (counts > 1).any():
                 raise DataError(f"dataset {self.name}: duplicate {what} ids: {list(uniq[counts > 1][:5])}")
-        cf = {k: _readonly(np.asarray(v, dtype=np.float32)) for k, v in self.cell_features.items()}
-        df = {k: _readonly(np.asarray(v, dtype=np.float32)) for k, v in self.drug_features.items()}
+        cf = {k: frozen(np.asarray(v, dtype=np.float32)) for k, v in self.cell_features.items()}
+        df = {k: frozen(np.asarray(v, dtype=np.float32)) for k, v in self.drug_features.items()}
         for k, v in cf.items():
             if v.shape[0] != m:
                 raise DataError(f"dataset {self.name}: cell feature block {k!r} has {v.shape[0]} rows, expected {m}")
@@ -69,21 +79,21 @@ class Dataset:
                 raise DataError(f"dataset {self.name}: drug feature block {k!r} has {v.shape[0]} rows, expected {n}")
         set_("cell_features", cf)
         set_("drug_features", df)
-        set_("cell_feature_names", {k: np.asarray(v).astype(str) for k, v in self.cell_feature_names.items()})
+        set_("cell_feature_names", {k: frozen(np.asarray(v).astype(str)) for k, v in self.cell_feature_names.items()})
         smiles = np.full(n, "", dtype=object) if self.smiles is None else np.asarray(self.smiles, dtype=object)
-        set_("smiles", _readonly(np.array(["" if s is None or s != s else str(s) for s in smiles], dtype=object)))
+        set_("smiles", frozen(np.array(["" if s is None or s != s else str(s) for s in smiles], dtype=object)))
         thr = np.full(n, np.nan) if self.thresholds is None else np.asarray(self.thresholds, dtype=np.float64)
-        set_("thresholds", _readonly(thr))
+        set_("thresholds", frozen(thr))
         dom = np.full(m, self.name) if self.cell_domain is None else np.asarray(self.cell_domain).astype(str)
-        set_("cell_domain", _readonly(dom))
+        set_("cell_domain", frozen(dom))
         names = self.drug_ids if self.drug_names is None else np.asarray(self.drug_names).astype(str)
-        set_("drug_names", _readonly(names))
+        set_("drug_names", frozen(names))
         alias = self.cell_ids if self.cell_alias is None else np.asarray(self.cell_alias).astype(str)
-        set_("cell_alias", _readonly(alias))
+        set_("cell_alias", frozen(alias))
         cnames = self.cell_ids if self.cell_names is None else np.asarray(self.cell_names).astype(str)
         if cnames.shape != (m,):
             raise DataError(f"dataset {self.name}: {cnames.shape[0]} cell names for {m} cell lines")
-        set_("cell_names", _readonly(cnames))
+        set_("cell_names", frozen(cnames))
         set_("meta", dict(self.meta))
         self._check_labels()
 

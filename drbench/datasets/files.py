@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import zlib
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -12,12 +13,47 @@ import pandas as pd
 from drbench.errors import DataError
 
 
+@dataclass(frozen=True)
+class ValueRange:
+    """The numbers a data file may hold: finite, within ``[low, high]`` and, when ``levels`` is given, one of
+    those. ``meaning`` says what the numbers are (it is shown in the error)."""
+
+    low: float
+    high: float
+    meaning: str
+    levels: tuple = ()
+
+    def describe(self) -> str:
+        if self.levels:
+            return " or ".join(f"{v:g}" for v in self.levels)
+        return f"within the documented range [{self.low:g}, {self.high:g}] ({self.meaning})"
+
+
+#: labels, null-mask flags and fingerprint bits
+ZERO_ONE = ValueRange(0.0, 1.0, "a 0/1 flag", levels=(0.0, 1.0))
+#: features are cast to float32: a larger magnitude would become inf
+FLOAT32 = ValueRange(-float(np.finfo(np.float32).max), float(np.finfo(np.float32).max), "the float32 range")
+
+#: other delimiters recognised in a header line, so that a file with one gets a clear error
+_OTHER_DELIMITERS = {";": "semicolon", "\t": "tab"}
+
+
+def _header_line(path: Path) -> str:
+    opener = gzip.open if path.name.endswith(".gz") else open
+    with opener(path, "rt", encoding="utf-8-sig", errors="replace") as f:
+        return f.readline()
+
+
 def read_table(path: Path, index_col=0, dtype=None) -> pd.DataFrame:
-    """Read a CSV (optionally gzipped) or raise a :class:`DataError` that names the file."""
+    """Read a comma-separated file (optionally gzipped) or raise a :class:`DataError` that names the file."""
     path = Path(path)
     if not path.exists():
         raise DataError(f"missing file: {path}")
     try:
+        header = _header_line(path)
+        for sep, name in _OTHER_DELIMITERS.items():
+            if header.count(sep) > header.count(","):
+                raise DataError(f"{path}: expected comma-separated values, but the header line is {name}-separated")
         df = pd.read_csv(path, index_col=index_col, dtype=dtype)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, EOFError,
             zlib.error, gzip.BadGzipFile, OSError, ValueError) as e:
@@ -36,8 +72,12 @@ def check_unique(ids, path: Path, what: str) -> None:
         raise DataError(f"{path}: duplicate {what} ids {dup}")
 
 
-def numeric(df: pd.DataFrame, path: Path, allow_nan: bool, what: str = "value") -> np.ndarray:
-    """The frame as float64; a non-numeric cell or (unless allowed) a missing one is an error naming it."""
+def numeric(df: pd.DataFrame, path: Path, valid: ValueRange, allow_nan: bool, what: str = "value") -> np.ndarray:
+    """The frame as float64, every number checked against ``valid``.
+
+    A non-numeric cell, a missing one (unless ``allow_nan``), ``inf``/``-inf`` (also a number too large for
+    float64, which reads as inf) and a number outside ``valid`` are each an error naming file, row and column.
+    """
     conv = df.apply(pd.to_numeric, errors="coerce")
     bad = conv.isna().to_numpy() & ~df.isna().to_numpy()
     if bad.any():
@@ -52,6 +92,18 @@ def numeric(df: pd.DataFrame, path: Path, allow_nan: bool, what: str = "value") 
             f"{path}: missing {what} at row {str(df.index[i])!r}, column {str(df.columns[j])!r} "
             "(no value may be missing in this file; is it truncated?)"
         )
+    if np.isinf(a).any():
+        i, j = np.argwhere(np.isinf(a))[0]
+        raise DataError(f"{path}: non-finite {what} {a[i, j]:g} at row {str(df.index[i])!r}, "
+                        f"column {str(df.columns[j])!r}; {what}s must be {valid.describe()}")
+    with np.errstate(invalid="ignore"):
+        outside = (a < valid.low) | (a > valid.high)
+        if valid.levels:
+            outside |= ~np.isin(a, valid.levels) & ~np.isnan(a)
+    if outside.any():
+        i, j = np.argwhere(outside)[0]
+        raise DataError(f"{path}: {what}s must be {valid.describe()}; found {a[i, j]:g} at row {str(df.index[i])!r}, "
+                        f"column {str(df.columns[j])!r}")
     return a
 
 
@@ -60,8 +112,13 @@ def same_ids(expected, found, path: Path, expected_from: Path, what: str) -> Non
     expected, found = list(expected), list(found)
     if expected == found:
         return
-    missing = [x for x in expected if x not in set(found)]
-    extra = [x for x in found if x not in set(expected)]
+    for short, n, long, m in ((path, len(found), expected_from, len(expected)),
+                              (expected_from, len(expected), path, len(found))):
+        if n < m and (found[:n] == expected[:n]):
+            raise DataError(f"{short} has only the first {n} of the {m} {what} ids of {long} "
+                            f"(is {short.name} truncated?)")
+    missing = [str(x) for x in expected if x not in set(found)]
+    extra = [str(x) for x in found if x not in set(expected)]
     if missing or extra:
         raise DataError(
             f"{what} ids in {path} do not line up with {expected_from}: "
@@ -77,7 +134,7 @@ def same_ids(expected, found, path: Path, expected_from: Path, what: str) -> Non
 def align_rows(df: pd.DataFrame, ids, path: Path, what: str, required: bool = True) -> pd.DataFrame:
     """``df`` reindexed to ``ids``; missing ids are an error when ``required``."""
     check_unique(df.index, path, what)
-    missing = [x for x in ids if x not in df.index]
+    missing = [str(x) for x in ids if x not in df.index]
     if missing and required:
         raise DataError(
             f"{path} has no row for {len(missing)} {what} id(s) of the response matrix (e.g. {missing[:3]})"
@@ -90,9 +147,4 @@ def fingerprints(path: Path, drug_ids, width: int = 920) -> np.ndarray:
     df = align_rows(df, drug_ids, path, "drug")
     if df.shape[1] != width:
         raise DataError(f"{path}: fingerprints must have {width} bits per drug, found {df.shape[1]} columns")
-    a = numeric(df, path, allow_nan=False, what="fingerprint bit")
-    bad = (a != 0) & (a != 1)
-    if bad.any():
-        i, j = np.argwhere(bad)[0]
-        raise DataError(f"{path}: fingerprint bits must be 0/1; found {float(a[i, j])!r} at row {str(df.index[i])!r}, column {str(df.columns[j])!r}")
-    return a
+    return numeric(df, path, ZERO_ONE, allow_nan=False, what="fingerprint bit")

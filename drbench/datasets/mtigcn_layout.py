@@ -1,8 +1,9 @@
 """Loaders for GDSC, CCLE, PDX and TCGA in the MTIGCN repository's data layout.
 
 Each loader reads ``<data_dir>/<name>/``; see the data bundle's PROVENANCE.md for what each file is.
-Cell lines without expression are dropped (and counted in ``meta['dropped_cells']``); PDX and TCGA
-load their responses only and record why expression is missing.
+Every number is checked against its file's documented range (below; :func:`drbench.datasets.files.numeric`).
+Cell lines without expression are dropped with a warning (count and ids in ``meta['dropped_cells']`` and
+``meta['dropped_cell_ids']``); PDX and TCGA load their responses only and record why expression is missing.
 """
 
 from __future__ import annotations
@@ -13,10 +14,23 @@ from pathlib import Path
 import numpy as np
 
 from drbench.datasets.core import Dataset
-from drbench.datasets.files import align_rows, check_unique, fingerprints, numeric, read_table, same_ids
+from drbench.datasets.files import (FLOAT32, ZERO_ONE, ValueRange, align_rows, check_unique, fingerprints, numeric,
+                                    read_table, same_ids)
 from drbench.errors import DataError
 
 log = logging.getLogger("drbench.datasets")
+
+# Documented value ranges (PROVENANCE.md gives each file's observed range). Labels, null masks and fingerprints
+# are 0/1 (ZERO_ONE); expression is any finite float32 number (FLOAT32: the bundle's is z-scored per cell line,
+# -1.2 ... 4.7, but a user's own expression file may be on another scale).
+#: GDSC ln IC50 (µM) and its per-drug thresholds: the bundle holds -9.97 ... 12.80; +-20 is e^20 µM, far beyond
+#: any tested concentration, so a raw µM value (e.g. 1e6) or a corrupted one is refused
+GDSC_LN_IC50 = ValueRange(-20.0, 20.0, "ln IC50 (µM)")
+#: CCLE raw IC50 in µM, capped at 8 by the source (the bundle holds 0 ... 8, with 390 exact zeros)
+CCLE_RAW_IC50 = ValueRange(0.0, 8.0, "IC50 µM (raw, capped at 8)")
+
+#: what the log says of the first dropped ids
+_SHOW_IDS = 5
 
 
 def _smiles(path: Path, drug_ids) -> np.ndarray:
@@ -41,10 +55,6 @@ def _drug_names(path: Path, drug_ids, name_col: str, cid_col: str) -> np.ndarray
 
 
 def _binary_checked(binary: np.ndarray, null: np.ndarray, cells, drugs, path: Path, null_path: Path) -> np.ndarray:
-    bad = (binary != 0) & (binary != 1)
-    if bad.any():
-        i, j = np.argwhere(bad)[0]
-        raise DataError(f"{path}: values must be 0 or 1; found {float(binary[i, j])!r} at row {str(cells[i])!r}, column {str(drugs[j])!r}")
     pos_unmeasured = (binary == 1) & (null == 1)
     if pos_unmeasured.any():
         i, j = np.argwhere(pos_unmeasured)[0]
@@ -57,45 +67,54 @@ def _binary_checked(binary: np.ndarray, null: np.ndarray, cells, drugs, path: Pa
     return out
 
 
-def _expression(path: Path, cell_ids, dataset: str):
-    """Expression rows for ``cell_ids`` that have one; returns (matrix, genes, kept index array)."""
+def _expression(path: Path, cell_ids, dataset: str, warn: bool = True):
+    """Expression rows for ``cell_ids`` that have one; returns (matrix, genes, kept index array, ids without a row).
+
+    The caller drops the cell lines without a row; ``warn`` logs a warning with their count and first ids (a
+    file cut at a row boundary or a mistyped id shows up here), naming expression rows that match no cell line.
+    """
     df = read_table(path)
     check_unique(df.index, path, "cell")
     check_unique(df.columns, path, "gene")
     keep = np.array([c in df.index for c in cell_ids])
+    dropped = [str(c) for c, k in zip(cell_ids, keep) if not k]
+    if dropped and warn:
+        wanted = set(cell_ids)
+        unmatched = [str(c) for c in df.index if c not in wanted]
+        log.warning("%s: dropped %d of %d cell lines without a row in %s (first: %s)%s", dataset, len(dropped),
+                    len(keep), path.name, ", ".join(dropped[:_SHOW_IDS]),
+                    f"; {len(unmatched)} expression rows match no cell line (first: "
+                    f"{', '.join(unmatched[:_SHOW_IDS])})" if unmatched else "")
     df = df.reindex([c for c in cell_ids if c in df.index])
-    x = numeric(df, path, allow_nan=False, what="expression value").astype(np.float32)
-    dropped = int((~keep).sum())
-    if dropped:
-        log.info("%s: dropped %d of %d cell lines without expression (%s)", dataset, dropped, len(keep), path.name)
-    return x, np.asarray(df.columns), np.flatnonzero(keep)
+    x = numeric(df, path, FLOAT32, allow_nan=False, what="expression value").astype(np.float32)
+    return x, np.asarray(df.columns), np.flatnonzero(keep), dropped
 
 
-def _response(ddir: Path, resp: str, binary: str, null: str | None, ic50_allow_nan: bool):
+def _response(ddir: Path, resp: str, binary: str, null: str | None, ic50_range: ValueRange | None = None):
+    """Cells, drugs, binary labels (NaN where unmeasured) and IC50 (NaN where unmeasured or without ``resp``).
+
+    ``ic50_range`` is the IC50 file's documented range (needed with ``resp``). Without a null mask every pair
+    is measured, so the IC50 file may not miss a value."""
     rpath, bpath = ddir / resp, ddir / binary
     rdf = read_table(rpath) if resp else None
     bdf = read_table(bpath)
     check_unique(bdf.index, bpath, "cell")
     check_unique(bdf.columns, bpath, "drug")
     cells, drugs = list(bdf.index), list(bdf.columns)
-    b = numeric(bdf, bpath, allow_nan=False, what="label")
+    b = numeric(bdf, bpath, ZERO_ONE, allow_nan=False, what="label")
     if null:
         npath = ddir / null
         ndf = read_table(npath)
         same_ids(cells, ndf.index, npath, bpath, "cell")
         same_ids(drugs, ndf.columns, npath, bpath, "drug")
-        nm = numeric(ndf, npath, allow_nan=False, what="null-mask flag")
-        badn = (nm != 0) & (nm != 1)
-        if badn.any():
-            i, j = np.argwhere(badn)[0]
-            raise DataError(f"{npath}: values must be 0 or 1; found {float(nm[i, j])!r} at row {str(cells[i])!r}, column {str(drugs[j])!r}")
+        nm = numeric(ndf, npath, ZERO_ONE, allow_nan=False, what="null-mask flag")
     else:
         npath, nm = bpath, np.zeros_like(b)
     binary_m = _binary_checked(b, nm, cells, drugs, bpath, npath)
     if rdf is not None:
         same_ids(cells, rdf.index, rpath, bpath, "cell")
         same_ids(drugs, rdf.columns, rpath, bpath, "drug")
-        ic50 = numeric(rdf, rpath, allow_nan=ic50_allow_nan, what="IC50")
+        ic50 = numeric(rdf, rpath, ic50_range, allow_nan=bool(null), what="IC50")
         meas = nm == 0
         if null and not np.array_equal(np.isnan(ic50), ~meas):
             i, j = np.argwhere(np.isnan(ic50) != ~meas)[0]
@@ -115,8 +134,9 @@ def _cell_line_set(name: str, ddir: Path, keep_all_cells: bool, response, thresh
     """A cell-line dataset (GDSC, CCLE): responses, fingerprints, expression (rows without it dropped)."""
     cells, drugs, binary, ic50 = response
     fp = fingerprints(ddir / "drug_feature.csv", drugs)
-    expr, genes, keep = _expression(ddir / "cell_exprs.csv.gz", cells, name)
+    expr, genes, keep, dropped = _expression(ddir / "cell_exprs.csv.gz", cells, name, warn=not keep_all_cells)
     if keep_all_cells:
+        dropped = []
         keep, missing = np.arange(len(cells)), {"expression": f"loaded with keep_all_cells: "
                                                f"{len(cells) - len(expr)} of {len(cells)} rows have no expression"}
         expr_blocks, names = {}, {}
@@ -139,7 +159,8 @@ def _cell_line_set(name: str, ddir: Path, keep_all_cells: bool, response, thresh
         meta={
             "source": f"MTIGCN layout at {ddir}",
             "ic50_unit": unit,
-            "dropped_cells": int(len(cells) - len(keep)),
+            "dropped_cells": len(dropped),
+            "dropped_cell_ids": dropped,
             "cells_in_response": int(len(cells)),
             "expression_panel": f"{len(genes)} genes (cell_exprs.csv.gz)",
             "missing_features": missing,
@@ -150,23 +171,21 @@ def _cell_line_set(name: str, ddir: Path, keep_all_cells: bool, response, thresh
 def load_gdsc(data_dir: Path, keep_all_cells: bool = False) -> Dataset:
     """``keep_all_cells=True`` keeps every row of the response matrix and drops the expression block instead."""
     ddir = Path(data_dir) / "gdsc"
-    response = _response(ddir, "cell_drug.csv", "cell_drug_binary.csv", "null_mask.csv", True)
+    response = _response(ddir, "cell_drug.csv", "cell_drug_binary.csv", "null_mask.csv", GDSC_LN_IC50)
     thr_path = ddir / "threshold.csv"
-    thr_df = read_table(thr_path)
-    check_unique(thr_df.index, thr_path, "drug")
-    thr = numeric(thr_df, thr_path, allow_nan=False, what="threshold")[:, 0]
-    thr_map = dict(zip(thr_df.index, thr))  # aligned by CID: the file's row order differs from the columns
-    thresholds = np.array([thr_map.get(d, np.nan) for d in response[1]])
+    # aligned by CID: the file's row order differs from the columns; every drug must have one
+    thr_df = align_rows(read_table(thr_path), response[1], thr_path, "drug")
+    thresholds = numeric(thr_df, thr_path, GDSC_LN_IC50, allow_nan=False, what="threshold")[:, 0]
     return _cell_line_set("gdsc", ddir, keep_all_cells, response, thresholds,
-                          "drug_smiles.csv", "ln IC50 (µM)")
+                          "drug_smiles.csv", GDSC_LN_IC50.meaning)
 
 
 def load_ccle(data_dir: Path, keep_all_cells: bool = False) -> Dataset:
     """``keep_all_cells=True`` keeps every row of the response matrix and drops the expression block instead."""
     ddir = Path(data_dir) / "ccle"
-    response = _response(ddir, "cell_drug.csv", "cell_drug_binary.csv", None, False)
+    response = _response(ddir, "cell_drug.csv", "cell_drug_binary.csv", None, CCLE_RAW_IC50)
     return _cell_line_set("ccle", ddir, keep_all_cells, response, None,
-                          "drug_name_cid.csv", "IC50 µM (raw, capped at 8)")
+                          "drug_name_cid.csv", CCLE_RAW_IC50.meaning)
 
 
 _NO_EXPR = {
@@ -177,12 +196,12 @@ _NO_EXPR = {
 
 def _load_patients(data_dir: Path, name: str, binary_file: str, null_file: str, names_file: str | None) -> Dataset:
     ddir = Path(data_dir) / name
-    cells, drugs, binary, ic50 = _response(ddir, "", binary_file, null_file, True)
+    cells, drugs, binary, ic50 = _response(ddir, "", binary_file, null_file)
     fp = fingerprints(ddir / "drug_feature.csv", drugs)
     expr_path = ddir / "cell_exprs.csv.gz"
-    cell_features, names, missing, keep = {}, {}, {}, np.arange(len(cells))
+    cell_features, names, missing, keep, dropped = {}, {}, {}, np.arange(len(cells)), []
     if expr_path.exists():
-        expr, genes, keep = _expression(expr_path, cells, name)
+        expr, genes, keep, dropped = _expression(expr_path, cells, name)
         cell_features, names = {"expression": expr}, {"expression": genes}
     else:
         missing["expression"] = _NO_EXPR[name]
@@ -202,7 +221,7 @@ def _load_patients(data_dir: Path, name: str, binary_file: str, null_file: str, 
         smiles=_smiles(ddir / "drug_smiles.csv", drugs),
         drug_names=dn,
         meta={"source": f"MTIGCN layout at {ddir}", "missing_features": missing,
-              "dropped_cells": int(len(cells) - len(keep))},
+              "dropped_cells": len(dropped), "dropped_cell_ids": dropped},
     )
 
 
