@@ -12,13 +12,13 @@ import pandas as pd
 from drbench.errors import DataError
 
 
-def read_table(path: Path, index_col=0, dtype=None) -> pd.DataFrame:
-    """Read a CSV (optionally gzipped) or raise a :class:`DataError` that names the file."""
+def read_table(path: Path, index_col=0, dtype=None, sep: str = ",") -> pd.DataFrame:
+    """Read a CSV (optionally gzipped; ``sep="\\t"`` for a TSV) or raise a :class:`DataError` that names the file."""
     path = Path(path)
     if not path.exists():
         raise DataError(f"missing file: {path}")
     try:
-        df = pd.read_csv(path, index_col=index_col, dtype=dtype)
+        df = pd.read_csv(path, index_col=index_col, dtype=dtype, sep=sep)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, EOFError,
             zlib.error, gzip.BadGzipFile, OSError, ValueError) as e:
         raise DataError(f"cannot read {path}: the file is unreadable or truncated ({type(e).__name__}: {e})") from None

@@ -2,7 +2,9 @@
 
 Each loader reads ``<data_dir>/<name>/``; see the data bundle's PROVENANCE.md for what each file is.
 Cell lines without expression are dropped (and counted in ``meta['dropped_cells']``); PDX and TCGA
-load their responses only and record why expression is missing.
+load their responses only and record why expression is missing. GDSC and CCLE cell lines carry their
+tissue (``Dataset.cell_tissue``; "" where the annotation file has none, counted in the log and in
+``drbench data info``).
 """
 
 from __future__ import annotations
@@ -110,8 +112,22 @@ def _response(ddir: Path, resp: str, binary: str, null: str | None, ic50_allow_n
     return np.array(cells), np.array(drugs), binary_m, ic50
 
 
+def _tissues(path: Path, cells, id_col: str, tissue_col: str, sep: str = ",") -> np.ndarray:
+    """The ``tissue_col`` of ``path`` for each cell id (matched on ``id_col``); "" where the file, row or value is
+    missing (tissue is metadata: no loader needs it)."""
+    if not path.exists():
+        log.info("%s not found: no tissue annotation", path)
+        return np.full(len(cells), "")
+    df = read_table(path, index_col=None, dtype={id_col: str}, sep=sep)
+    if id_col not in df.columns or tissue_col not in df.columns:
+        raise DataError(f"{path}: expected columns {id_col!r} and {tissue_col!r}, found {list(df.columns)[:8]}")
+    check_unique(df[id_col], path, "cell")
+    m = dict(zip(df[id_col], df[tissue_col].fillna("").astype(str).str.strip()))
+    return np.array([m.get(str(c), "") for c in cells])
+
+
 def _cell_line_set(name: str, ddir: Path, keep_all_cells: bool, response, thresholds,
-                   names_file: str, unit: str) -> Dataset:
+                   names_file: str, unit: str, tissue: np.ndarray, tissue_source: str) -> Dataset:
     """A cell-line dataset (GDSC, CCLE): responses, fingerprints, expression (rows without it dropped)."""
     cells, drugs, binary, ic50 = response
     fp = fingerprints(ddir / "drug_feature.csv", drugs)
@@ -122,6 +138,10 @@ def _cell_line_set(name: str, ddir: Path, keep_all_cells: bool, response, thresh
         expr_blocks, names = {}, {}
     else:
         missing, expr_blocks, names = {}, {"expression": expr}, {"expression": genes}
+    unknown = cells[keep][tissue[keep] == ""]
+    if len(unknown):
+        log.info("%s: %d of %d cell lines have no tissue annotation (e.g. %s)", name, len(unknown), len(keep),
+                 ", ".join(unknown[:3]))
     return Dataset(
         name=name,
         cell_ids=cells[keep],
@@ -136,12 +156,14 @@ def _cell_line_set(name: str, ddir: Path, keep_all_cells: bool, response, thresh
         drug_names=_drug_names(ddir / names_file, drugs, "drug_name", "cid"),
         cell_alias=_aliases(ddir, cells[keep]),
         cell_names=_cell_names(ddir, cells[keep]),
+        cell_tissue=tissue[keep],
         meta={
             "source": f"MTIGCN layout at {ddir}",
             "ic50_unit": unit,
             "dropped_cells": int(len(cells) - len(keep)),
             "cells_in_response": int(len(cells)),
             "expression_panel": f"{len(genes)} genes (cell_exprs.csv.gz)",
+            "tissue_source": tissue_source,
             "missing_features": missing,
         },
     )
@@ -157,16 +179,20 @@ def load_gdsc(data_dir: Path, keep_all_cells: bool = False) -> Dataset:
     thr = numeric(thr_df, thr_path, allow_nan=False, what="threshold")[:, 0]
     thr_map = dict(zip(thr_df.index, thr))  # aligned by CID: the file's row order differs from the columns
     thresholds = np.array([thr_map.get(d, np.nan) for d in response[1]])
+    tissue = _tissues(ddir / "gdsctools_cosmic_info.csv.gz", response[0], "COSMIC_ID", "GDSC1")
     return _cell_line_set("gdsc", ddir, keep_all_cells, response, thresholds,
-                          "drug_smiles.csv", "ln IC50 (µM)")
+                          "drug_smiles.csv", "ln IC50 (µM)", tissue,
+                          "GDSC tissue descriptor 1 (column GDSC1 of gdsctools_cosmic_info.csv.gz)")
 
 
 def load_ccle(data_dir: Path, keep_all_cells: bool = False) -> Dataset:
     """``keep_all_cells=True`` keeps every row of the response matrix and drops the expression block instead."""
     ddir = Path(data_dir) / "ccle"
     response = _response(ddir, "cell_drug.csv", "cell_drug_binary.csv", None, False)
+    tissue = _tissues(ddir / "Cell_lines_annotations_20181226.txt", response[0], "CCLE_ID", "Site_Primary", sep="\t")
     return _cell_line_set("ccle", ddir, keep_all_cells, response, None,
-                          "drug_name_cid.csv", "IC50 µM (raw, capped at 8)")
+                          "drug_name_cid.csv", "IC50 µM (raw, capped at 8)", tissue,
+                          "Site_Primary of Cell_lines_annotations_20181226.txt")
 
 
 _NO_EXPR = {
