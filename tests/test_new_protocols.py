@@ -252,3 +252,35 @@ def test_real_new_tissue_and_new_pair_counts(gdsc):
     fl = folds("new-pair", gdsc)
     assert [len(f.held_out_cells) for f in fl] == [132, 132, 131, 131, 131]
     assert [len(f.held_out_drugs) for f in fl] == [46, 46, 45, 45, 45]
+
+
+# ------------------------------------------------------------------ transfer both ways
+def test_transfer_needs_another_target(syn):
+    from drbench.datasets import load_dataset
+
+    p = get_protocol("transfer")
+    with pytest.raises(UsageError, match="target set other than 'synthetic'"):
+        p.prepare(syn, load_dataset, **p.resolve_options({}))
+    with pytest.raises(UsageError, match="drop_overlap must be one of"):
+        p.prepare(syn, load_dataset, **p.resolve_options({"drop_overlap": "both"}))
+
+
+@pytest.mark.realdata
+def test_real_transfer_ccle_to_gdsc_on_ln_ic50(gdsc, ccle, data_dir):
+    from drbench.datasets import load_dataset
+
+    p = get_protocol("transfer")
+    u = p.prepare(ccle, lambda n: load_dataset(n, data_dir), **p.resolve_options({}))
+    src = u.cell_domain == "ccle"
+    assert u.meta["overlap_cells"] == 326 and u.meta["drop_overlap"] == "target"  # auto: CCLE's 328 stay whole
+    assert (src.sum(), (~src).sum(), u.shape[1]) == (328, 961 - 326, 15)
+    assert not set(u.cell_alias[src]) & set(u.cell_alias[~src])
+    # CCLE's raw µM compared as ln µM, like GDSC's ln IC50 (which is unchanged)
+    raw = ccle.ic50[:, [list(ccle.drug_ids).index(d) for d in u.drug_ids]]
+    expected = np.where(raw > 0, np.log(np.where(raw > 0, raw, 1)), np.nan)
+    assert np.allclose(u.ic50[src], expected, rtol=0, atol=1e-12, equal_nan=True)  # (ln to the last bit: libm)
+    rows = [list(gdsc.cell_ids).index(c) for c in u.cell_ids[~src]]
+    cols = [list(gdsc.drug_ids).index(d) for d in u.drug_ids]
+    assert np.array_equal(u.ic50[~src], gdsc.ic50[np.ix_(rows, cols)], equal_nan=True)
+    f = p.folds(u, 0, **p.resolve_options({}))[0]
+    assert np.array_equal(f.test, u.measured & ~src[:, None]) and not (f.train | f.valid)[~src].any()
