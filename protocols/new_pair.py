@@ -59,7 +59,8 @@ class NewPair(Protocol):
     options = {
         "n_folds": Option(5, "grouped folds; fold k holds out cell group k and drug group k"),
         "min_positives": Option(10, "a cell line or drug is eligible with at least this many positives"),
-        "valid_fraction": Option(0.1, "fraction of the remaining eligible cell lines and drugs held out for validation"),
+        "valid_fraction": Option(0.1, "fraction of the remaining eligible cell lines and drugs held out for "
+                                      "validation"),
     }
 
     def eligible(self, dataset, min_positives=10) -> tuple[np.ndarray, np.ndarray]:

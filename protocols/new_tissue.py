@@ -1,12 +1,13 @@
 """New tissue (leave-tissue-out): every cell line of the held-out tissue is removed from training.
 
 Tissues come from ``Dataset.cell_tissue``; cell lines without one ("") are never tested (they train in
-every fold), nor are tissues without an eligible cell line. A tissue is one fold when it has at least ``min_cells`` eligible cell lines (at least
-``min_positives`` positives, Test 2's rule); smaller tissues are shuffled (seeded) and packed into groups
-of at least ``min_cells``, a remainder joining the smallest group. ``tissues`` names the tissues to hold
-out instead, one fold each. Test entries: for each eligible cell line of the held-out tissue(s), all its
-positives plus as many of its negatives (Test 2's balance); its ineligible cell lines are removed from
-training but not tested. Metrics are also averaged per held-out cell line.
+every fold), nor are tissues without an eligible cell line (at least ``min_positives`` positives, Test
+2's rule). A tissue with at least ``min_cells`` eligible cell lines is one fold; smaller tissues are
+shuffled (seeded) and packed into groups of at least ``min_cells``, a remainder joining the smallest
+group. ``tissues`` names the tissues to hold out instead, one fold each. Test entries: for each eligible
+cell line of the held-out tissue(s), all its positives plus as many of its negatives (Test 2's balance);
+its ineligible cell lines are removed from training but not tested. Metrics are also averaged per
+held-out cell line.
 
 The validation split holds out one other tissue group (drawn per fold, seeded) the same way, so
 selection also sees unseen tissues.
@@ -53,7 +54,8 @@ class NewTissue(Protocol):
     paper_test = "beyond (LTO)"
     entity_axis = CELL_AXIS
     per_entity_headline = True
-    description = "leave-tissue-out: each fold removes every cell line of a tissue (or group of small ones); metrics per cell line"
+    description = ("leave-tissue-out: each fold removes every cell line of a tissue (or of a group of small ones); "
+                   "metrics per cell line")
     options = {
         "min_cells": Option(15, "eligible cell lines a fold needs; smaller tissues are grouped"),
         "tissues": Option("", "comma-separated tissues to hold out, one fold each (default: all, grouped)"),
@@ -65,7 +67,8 @@ class NewTissue(Protocol):
         counts = self._eligible_counts(dataset, min_positives)
         if not tissues:
             return tissue_groups(counts, min_cells, rng_for(seed, 98))
-        named = [t.strip() for t in str(tissues).split(",") if t.strip()]
+        named = tissues.split(",") if isinstance(tissues, str) else list(tissues)  # CLI: "a,b"; Python: also a list
+        named = [str(t).strip() for t in named if str(t).strip()]
         bad = [t for t in named if t not in counts]
         if bad:
             raise UsageError(f"{dataset.name}: unknown tissue(s) {bad}; its tissues are: {', '.join(sorted(counts))}")
@@ -98,9 +101,9 @@ class NewTissue(Protocol):
             if carve_valid:
                 rng = rng_for(seed, k, VALID)
                 rest = {t: n for t, n in counts.items() if t not in group}
-                options = tissue_groups(rest, min_cells, rng)
-                if options:
-                    vgroup = options[int(rng.integers(len(options)))]
+                candidates = tissue_groups(rest, min_cells, rng)
+                if candidates:
+                    vgroup = candidates[int(rng.integers(len(candidates)))]
                     vcells = np.flatnonzero(np.isin(tissue, vgroup))
                     valid = entity_entries(b, np.intersect1d(vcells, elig), CELL_AXIS, rng)
                     train = remove_entities(train, vcells, CELL_AXIS)
