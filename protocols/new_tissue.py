@@ -79,7 +79,7 @@ class NewTissue(Protocol):
 
     @staticmethod
     def _eligible_counts(dataset, min_positives) -> dict[str, int]:
-        if not (dataset.cell_tissue != "").any():
+        if not dataset.has_tissue:
             raise UsageError(f"dataset {dataset.name!r} has no tissue annotation; protocol new-tissue needs one")
         elig = np.zeros(dataset.shape[0], dtype=bool)
         elig[eligible_entities(dataset.binary, CELL_AXIS, min_positives)] = True
