@@ -268,11 +268,9 @@ def test_transfer_needs_another_target(syn):
 
 
 @pytest.mark.realdata
-def test_real_transfer_ccle_to_gdsc_on_ln_ic50(gdsc, ccle, data_dir):
-    from drbench.datasets import load_dataset
-
+def test_real_transfer_ccle_to_gdsc_on_ln_ic50(gdsc, ccle):
     p = get_protocol("transfer")
-    u = p.prepare(ccle, lambda n: load_dataset(n, data_dir), **p.resolve_options({}))
+    u = p.prepare(ccle, {"gdsc": gdsc}.__getitem__, **p.resolve_options({}))  # default target of ccle: gdsc
     src = u.cell_domain == "ccle"
     assert u.meta["overlap_cells"] == 326 and u.meta["drop_overlap"] == "target"  # auto: CCLE's 328 stay whole
     assert (src.sum(), (~src).sum(), u.shape[1]) == (328, 961 - 326, 15)
