@@ -18,22 +18,25 @@ import numpy as np
 from drbench.errors import UnsupportedProtocolError
 
 TASKS = ("classification", "regression")
-PROTOCOL_KINDS = ("random", "new-cell-line", "new-drug", "in-vivo")
+PAPER_PROTOCOL_KINDS = ("random", "new-cell-line", "new-drug", "in-vivo")
+PROTOCOL_KINDS = PAPER_PROTOCOL_KINDS + ("new-pair",)
 
 
 @dataclass(frozen=True)
 class Capabilities:
     """What a method can do; shown by ``drbench methods`` and on leaderboards.
 
-    ``protocols`` uses the protocol kinds ``random`` (Test 1 and the case study), ``new-cell-line``,
-    ``new-drug`` and ``in-vivo`` (Test 3 and transfer: rows never seen in training).
+    ``protocols`` uses the protocol kinds ``random`` (Test 1 and the case study), ``new-cell-line``
+    (Test 2 and new-tissue), ``new-drug``, ``in-vivo`` (Test 3 and transfer: rows never seen in training)
+    and ``new-pair`` (pairs whose cell line and drug were both unseen). The default is the paper's four
+    kinds: ``new-pair`` is declared explicitly, by a method that scores such pairs from their features.
     ``transductive``: the method uses held-out entities' *features* at fit time (never their labels).
     ``selects``: the method picks epochs/hyperparameters on the validation entries, so the
     replication mode (``--select test``) changes its results.
     """
 
     tasks: frozenset = frozenset({"classification"})
-    protocols: frozenset = frozenset(PROTOCOL_KINDS)
+    protocols: frozenset = frozenset(PAPER_PROTOCOL_KINDS)
     transductive: bool = False
     needs: frozenset = frozenset()
     selects: bool = False
@@ -74,6 +77,7 @@ class TrainView:
     ``visible_cells`` / ``visible_drugs`` say which.
     ``context`` names the dataset, protocol and hyperparameter profile (e.g. ``{"dataset": "gdsc",
     "protocol": "random"}``) so a method can pick per-setting defaults; it carries no labels.
+    ``cell_tissue`` is each cell's tissue ("" where unknown or, like its features, not visible).
     """
 
     cell_ids: np.ndarray
@@ -91,6 +95,7 @@ class TrainView:
     seed: int = 0
     device: str = "cpu"
     context: Mapping[str, object] = field(default_factory=dict)
+    cell_tissue: np.ndarray | None = None
 
     @property
     def shape(self):
@@ -106,7 +111,7 @@ class Query:
     """Pairs to score: ``rows[k], cols[k]`` index the dataset's cells and drugs.
 
     The features of every cell and drug are given (the pairs' entities included), so an inductive
-    method can score cells or drugs it never saw at fit time.
+    method can score cells or drugs it never saw at fit time; so is every cell's tissue ("" where unknown).
     """
 
     rows: np.ndarray
@@ -114,6 +119,7 @@ class Query:
     cell_features: Mapping[str, np.ndarray]
     drug_features: Mapping[str, np.ndarray]
     smiles: np.ndarray
+    cell_tissue: np.ndarray | None = None
 
     def __len__(self):
         return len(self.rows)
@@ -134,7 +140,7 @@ class Prediction:
 
 
 def _protocol_kind(protocol: str) -> str:
-    return {"case-study": "random", "transfer": "in-vivo"}.get(protocol, protocol)
+    return {"case-study": "random", "transfer": "in-vivo", "new-tissue": "new-cell-line"}.get(protocol, protocol)
 
 
 class Method(abc.ABC):

@@ -173,12 +173,12 @@ def cmd_methods(args) -> int:
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
-    print(f"{'method':<14}{'provider':<24}{'tasks':<27}{'protocols':<44}{'transd.':<9}needs")
+    print(f"{'method':<14}{'provider':<24}{'tasks':<27}{'protocols':<47}{'transd.':<9}needs")
     for r in rows:
         if "error" in r:
             print(f"{r['name']:<14}{r['provider']:<24}LOAD ERROR: {r['error']}")
             continue
-        print(f"{r['name']:<14}{r['provider']:<24}{','.join(r['tasks']):<27}{','.join(r['protocols']):<44}"
+        print(f"{r['name']:<14}{r['provider']:<24}{','.join(r['tasks']):<27}{','.join(r['protocols']):<47}"
               f"{'yes' if r['transductive'] else 'no':<9}{','.join(r['needs']) or '-'}")
     return 0
 

@@ -29,7 +29,7 @@ CSV_COLUMNS = [
 CLASSIFICATION = ["auc", "auprc"]
 REGRESSION = ["pcc", "scc", "rmse"]
 LABELS = {"auc": "AUC", "auprc": "AUPRC", "pcc": "PCC", "scc": "SCC", "rmse": "RMSE"}
-PROTOCOL_ORDER = ["random", "new-cell-line", "new-drug", "in-vivo", "transfer", "case-study"]
+PROTOCOL_ORDER = ["random", "new-cell-line", "new-drug", "new-tissue", "new-pair", "in-vivo", "transfer", "case-study"]
 
 
 def csv_path(out: str | Path) -> Path:

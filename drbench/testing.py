@@ -21,6 +21,7 @@ PROTOCOL_OPTIONS = {
     "new-cell-line": {"n_folds": 3, "min_positives": 3},
     "new-drug": {"n_folds": 3, "min_positives": 3},
     "in-vivo": {},
+    "new-pair": {"n_folds": 3, "min_positives": 3},
 }
 
 

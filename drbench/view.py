@@ -6,7 +6,7 @@ carved from training entries. In the replication mode (``selection="test"``) ``v
 test entries, as the reference code selected epochs on them; such runs are tagged and marked on every
 table.
 
-An inductive (non-transductive) method does not see the features of held-out entities (Test 2's
+An inductive (non-transductive) method does not see the features (nor the tissue) of held-out entities (Test 2's
 held-out cell lines or drugs, the transfer target's cell lines) — except in the replication mode, where
 the held-out entities of the test entries are the selection set: the reference code scored them, with
 their features, after every epoch, so the view shows those features (their labels are in ``valid``
@@ -71,10 +71,12 @@ def build_train_view(dataset: Dataset, fold: Fold, capabilities: Capabilities, *
         cell_features=cell_features, drug_features=drug_features, smiles=frozen(smiles),
         thresholds=dataset.thresholds, visible_cells=frozen(visible_cells), visible_drugs=frozen(visible_drugs),
         seed=int(seed), device=device, context=ctx,
+        cell_tissue=frozen(np.where(visible_cells, dataset.cell_tissue, "")),
     )
 
 
 def build_query(dataset: Dataset, mask: np.ndarray) -> Query:
     rows, cols = np.nonzero(mask)
     return Query(rows=frozen(rows), cols=frozen(cols), cell_features=dict(dataset.cell_features),
-                 drug_features=dict(dataset.drug_features), smiles=frozen(dataset.smiles))
+                 drug_features=dict(dataset.drug_features), smiles=frozen(dataset.smiles),
+                 cell_tissue=dataset.cell_tissue)

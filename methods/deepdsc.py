@@ -63,7 +63,7 @@ from drbench.methods.common import EpochSelector, finite_rows, safe_auc, seeded_
 
 log = logging.getLogger("drbench.methods.deep")
 
-PROTOCOLS = {"random", "new-cell-line", "new-drug", "in-vivo"}
+PROTOCOLS = {"random", "new-cell-line", "new-drug", "in-vivo", "new-pair"}
 
 
 # ==================================================================================================

@@ -61,7 +61,7 @@ from drbench.errors import UsageError
 from drbench.methods.bipartite_gcn import GCNConfig, dataset_and_target, fit_bipartite, method_predict
 
 LAYERS = {"gdsc": (1024, 1024, 0.25), "ccle": (512, 512, 0.45)}
-_PROTOCOLS = {"random", "new-cell-line", "new-drug", "in-vivo"}
+_PROTOCOLS = {"random", "new-cell-line", "new-drug", "in-vivo", "new-pair"}
 _NEEDS = {"expression", "fingerprint"}
 
 
@@ -112,7 +112,7 @@ class MTIGCN(Method):
             out.update(hidden=h, out=f, alpha=al)
         if protocol in ("random", "case-study"):
             out.update(epochs=2000, a=0.25, b=0.1, c=0.25, d=0.75)
-        elif protocol in ("new-cell-line", "new-drug"):
+        elif protocol in ("new-cell-line", "new-drug", "new-tissue", "new-pair"):  # held-out entities: Test 2
             out.update(epochs=2000, a=0.1, b=0.1, c=0.25, d=0.75)
         elif protocol in ("in-vivo", "transfer"):
             out.update(hidden=1024, out=1024, alpha=0.1, epochs=1000, a=0.01, b=0.1, c=0.1, d=0.75)

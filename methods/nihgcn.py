@@ -36,7 +36,7 @@ class NIHGCN(Method):
     """Bipartite GCN with neighbourhood interaction; BCE on training entries; correlation decoder."""
 
     capabilities = Capabilities(tasks={"classification"},
-                                protocols={"random", "new-cell-line", "new-drug", "in-vivo"},
+                                protocols={"random", "new-cell-line", "new-drug", "in-vivo", "new-pair"},
                                 transductive=True, needs={"expression", "fingerprint"}, selects=True)
     key_neutral = {"precision": "fp32"}  # added after the published runs; fp32 is what they ran
 

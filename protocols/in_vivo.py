@@ -2,9 +2,12 @@
 
 ``in-vivo`` appends the target set (PDX, TCGA; ``synthetic-vivo`` for the synthetic set) below the
 cell lines on the shared drugs and tests on every measured target entry. ``transfer`` does the same
-from GDSC to CCLE on their shared drugs: the real-data stand-in for Test 3 while no PDX/TCGA
-expression is available. Cell lines present in both sets are reported; by default they are dropped
-from the training rows (``drop_overlap="source"``) so that no test cell line was seen in training.
+between the cell-line sets on their shared drugs, GDSC → CCLE (the real-data stand-in for Test 3 while
+no PDX/TCGA expression is available) or CCLE → GDSC; CCLE's raw IC50 (µM) is compared as ln IC50 like
+GDSC's, on whichever side it is. Cell lines present in both sets are reported and dropped from one
+side so that no test cell line was seen in training: by default (``drop_overlap="auto"``) from the
+larger set, which keeps the smaller whole (GDSC → CCLE: from the GDSC training rows; CCLE → GDSC,
+where 326 of CCLE's 328 cell lines are in GDSC: from the GDSC test rows).
 The validation split holds out a fraction of the training rows (all their measured entries), the same
 logic as the test rows.
 """
@@ -25,6 +28,7 @@ from drbench.protocols.sampling import VALID, rng_for
 log = logging.getLogger("drbench.protocols")
 
 DEFAULT_TARGET = {"synthetic": "synthetic-vivo", "gdsc": "pdx"}
+TRANSFER_TARGET = {"gdsc": "ccle", "ccle": "gdsc"}
 
 
 def stable_log(x: np.ndarray) -> np.ndarray:
@@ -40,6 +44,13 @@ def stable_log(x: np.ndarray) -> np.ndarray:
     pos = a > 0  # NaN compares False: stays NaN
     out[pos] = [math.log(v) for v in a[pos].tolist()]
     return out
+
+
+def _ln_ic50(dataset: Dataset) -> Dataset:
+    """CCLE with its raw IC50 (µM) as ln IC50, the unit of GDSC (zeros have no log); other sets unchanged."""
+    if dataset.name != "ccle":
+        return dataset
+    return dataset.with_labels(dataset.binary, stable_log(dataset.ic50))
 
 
 def _source_rows(dataset: Dataset) -> np.ndarray:
@@ -93,31 +104,35 @@ class Transfer(Protocol):
     paper_test = "Test 3 (stand-in)"
     requires = "in-vivo"
     entity_axis = 1
-    description = "GDSC → CCLE on shared drugs; overlapping cell lines dropped from training by default"
+    description = "GDSC → CCLE or CCLE → GDSC on shared drugs; cell lines in both sets dropped from the larger"
     options = {
-        "target": Option("ccle", "target cell-line set"),
-        "drop_overlap": Option("source", "cell lines in both sets: drop from 'source' rows, 'target' rows, or 'none'"),
+        "target": Option("", "target cell-line set (default: ccle from gdsc, gdsc from ccle)"),
+        "drop_overlap": Option("auto", "cell lines in both sets: drop from 'source' rows, 'target' rows, "
+                                       "'auto' (the larger set's) or 'none'"),
         "valid_fraction": Option(0.1, "fraction of training rows held out for validation"),
     }
 
-    def prepare(self, dataset, load, target="ccle", drop_overlap="source", valid_fraction=0.1):
-        if drop_overlap not in ("source", "target", "none"):
-            raise UsageError(f"drop_overlap must be one of source, target, none; got {drop_overlap!r}")
-        tgt = load(target)
-        if tgt.name == "ccle":  # raw µM in the data; the transfer compares on ln IC50 like GDSC (zeros have no log)
-            tgt = tgt.with_labels(tgt.binary, stable_log(tgt.ic50))
-        overlap = sorted(set(dataset.cell_alias) & set(tgt.cell_alias))
+    def prepare(self, dataset, load, target="", drop_overlap="auto", valid_fraction=0.1):
+        if drop_overlap not in ("source", "target", "auto", "none"):
+            raise UsageError(f"drop_overlap must be one of source, target, auto, none; got {drop_overlap!r}")
+        target = target or TRANSFER_TARGET.get(dataset.name, "")
+        if not target or target == dataset.name:
+            raise UsageError(f"protocol transfer needs a target set other than {dataset.name!r}: "
+                             "pass --option target=NAME (gdsc or ccle)")
+        src, tgt = (_ln_ic50(d) for d in (dataset, load(target)))
+        overlap = sorted(set(src.cell_alias) & set(tgt.cell_alias))
+        if drop_overlap == "auto":
+            drop_overlap = "source" if src.shape[0] >= tgt.shape[0] else "target"
         log.info("transfer %s -> %s: %d cell lines are in both sets (drop_overlap=%s)",
-                 dataset.name, tgt.name, len(overlap), drop_overlap)
-        src = dataset
+                 src.name, tgt.name, len(overlap), drop_overlap)
         if drop_overlap == "source":
-            src = dataset.subset(rows=~np.isin(dataset.cell_alias, overlap))
+            src = src.subset(rows=~np.isin(src.cell_alias, overlap))
         elif drop_overlap == "target":
             tgt = tgt.subset(rows=~np.isin(tgt.cell_alias, overlap))
         out = combine(src, tgt)
         meta = dict(out.meta, overlap_cells=len(overlap), drop_overlap=drop_overlap,
-                    target_ic50_unit="ln IC50 (µM), from raw CCLE IC50 > 0")
+                    ic50_unit="ln IC50 (µM); CCLE's from its raw IC50 > 0")
         return out._replace(meta=meta)
 
-    def folds(self, dataset, seed, carve_valid=True, target="ccle", drop_overlap="source", valid_fraction=0.1):
+    def folds(self, dataset, seed, carve_valid=True, target="", drop_overlap="auto", valid_fraction=0.1):
         return [_fold(self.name, dataset, seed, carve_valid, valid_fraction)]

@@ -258,3 +258,20 @@ def test_real_ccle_raw_ic50(data_dir):
     ccle = load_dataset("ccle", data_dir)
     assert ccle.shape == (328, 24)
     assert np.nanmax(ccle.ic50) == 8.0
+
+
+def test_tissue_comes_from_the_cosmic_info_and_is_empty_where_unknown(tmp_path):
+    d = write_layout(tmp_path)
+    assert (load_gdsc(tmp_path).cell_tissue == "").all()  # no annotation file: every tissue unknown
+    info = pd.DataFrame({"SAMPLE_NAME": ["A", "B", "D"], "COSMIC_ID": [101, 102, 104], "GDSC1": ["skin", None, "bone"]})
+    info.to_csv(d / "gdsctools_cosmic_info.csv.gz", index=False, compression="gzip")
+    ds = load_gdsc(tmp_path)
+    assert list(ds.cell_tissue) == ["skin", "", "", "bone"]  # 102 has no value, 103 no row
+    assert ds.summary()["cells_without_tissue_first"] == ["102", "103"]
+    assert list(ds.subset(rows=[3, 0]).cell_tissue) == ["bone", "skin"]
+    info.rename(columns={"GDSC1": "tissue"}).to_csv(d / "gdsctools_cosmic_info.csv.gz", index=False, compression="gzip")
+    with pytest.raises(DataError, match="gdsctools_cosmic_info.csv.gz: expected columns 'COSMIC_ID' and 'GDSC1'"):
+        load_gdsc(tmp_path)
+    pd.concat([info, info.iloc[:1]]).to_csv(d / "gdsctools_cosmic_info.csv.gz", index=False, compression="gzip")
+    with pytest.raises(DataError, match=r"duplicate cell ids \['101'\]"):
+        load_gdsc(tmp_path)

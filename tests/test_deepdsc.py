@@ -32,13 +32,13 @@ def _view(ds, fold, **kw):
 def test_check_method_passes():
     report = check_method(get_method("deepdsc"))
     assert "unsupported protocol error" in report["checks"]
-    assert sum("leak test" in c for c in report["checks"]) == 4
+    assert sum("leak test" in c for c in report["checks"]) == 5  # the paper's four kinds and new-pair
 
 
 def test_capabilities():
     caps = DeepDSC.capabilities
     assert not caps.transductive and caps.selects and caps.regression
-    assert caps.protocols == {"random", "new-cell-line", "new-drug", "in-vivo"}
+    assert caps.protocols == {"random", "new-cell-line", "new-drug", "in-vivo", "new-pair"}
 
 
 def test_minmax_is_proper_and_fitted_on_autoencoder_rows():

@@ -29,7 +29,7 @@ def _view(seed=0):
 
 def test_check_method():
     report = check_method(get_method("graphcdr"))
-    assert sum(c.startswith(("random", "new-", "in-vivo")) for c in report["checks"]) == 4
+    assert sum(c.startswith(("random", "new-", "in-vivo")) for c in report["checks"]) == 5  # with new-pair
 
 
 def test_check_method_replicating_the_reference_bugs():

@@ -25,7 +25,7 @@ def _fold(ds, protocol="random", **opts):
 
 def test_check_method():
     report = check_method(get_method("mofgcn"))
-    assert sum(c.startswith(("random", "new-", "in-vivo")) for c in report["checks"]) == 4
+    assert sum(c.startswith(("random", "new-", "in-vivo")) for c in report["checks"]) == 5  # with new-pair
 
 
 def test_defaults_follow_the_reference_per_dataset():

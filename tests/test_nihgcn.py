@@ -44,7 +44,7 @@ def test_capabilities():
     caps = get_method("nihgcn").capabilities
     assert caps.tasks == {"classification"} and caps.transductive and caps.selects
     assert caps.needs == {"expression", "fingerprint"}
-    assert caps.protocols == {"random", "new-cell-line", "new-drug", "in-vivo"}
+    assert caps.protocols == {"random", "new-cell-line", "new-drug", "in-vivo", "new-pair"}
 
 
 def test_normalized_adjacency_on_a_tiny_matrix():

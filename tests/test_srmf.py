@@ -23,7 +23,7 @@ def _fold(ds, protocol="random", **opts):
 def test_check_method():
     report = check_method(get_method("srmf"))
     assert "unsupported protocol error" in report["checks"]
-    assert sum(c.startswith(("random", "new-", "in-vivo")) for c in report["checks"]) == 4
+    assert sum(c.startswith(("random", "new-", "in-vivo")) for c in report["checks"]) == 5  # with new-pair
 
 
 def test_batched_row_update_equals_per_row_solves():

@@ -37,6 +37,8 @@ class Dataset:
     ``drug_features`` maps ``"fingerprint"`` to an (n, 920) array. ``smiles`` is one string per drug
     ("" where unknown). ``cell_domain`` names the source of each row (``"gdsc"``, ``"pdx"``, ...)
     so that a union of a cell-line set and a target set stays one Dataset.
+    ``cell_tissue`` is the tissue of origin of each cell line ("" where unknown); it is metadata, not
+    part of :attr:`content_hash` (adding it left the hash, and with it every recorded job key, unchanged).
     """
 
     name: str
@@ -53,6 +55,7 @@ class Dataset:
     drug_names: np.ndarray | None = None
     cell_alias: np.ndarray | None = None
     cell_names: np.ndarray | None = None
+    cell_tissue: np.ndarray | None = None
     meta: Mapping[str, object] = field(default_factory=dict)
 
     def __post_init__(self):
@@ -94,6 +97,10 @@ class Dataset:
         if cnames.shape != (m,):
             raise DataError(f"dataset {self.name}: {cnames.shape[0]} cell names for {m} cell lines")
         set_("cell_names", frozen(cnames))
+        tissue = np.full(m, "") if self.cell_tissue is None else np.asarray(self.cell_tissue).astype(str)
+        if tissue.shape != (m,):
+            raise DataError(f"dataset {self.name}: {tissue.shape[0]} tissues for {m} cell lines")
+        set_("cell_tissue", frozen(tissue))
         set_("meta", dict(self.meta))
         self._check_labels()
 
@@ -162,8 +169,13 @@ class Dataset:
             self.__dict__["_hash"] = cached
         return cached
 
+    @property
+    def has_tissue(self) -> bool:
+        return bool((self.cell_tissue != "").any())
+
     def summary(self) -> dict:
         meas = self.measured
+        unknown = self.cell_ids[self.cell_tissue == ""]
         return {
             "name": self.name,
             "cells": int(self.shape[0]),
@@ -176,6 +188,9 @@ class Dataset:
             "drug_features": {k: list(v.shape) for k, v in self.drug_features.items()},
             "smiles": int(sum(bool(s) for s in self.smiles)),
             "domains": {str(d): int((self.cell_domain == d).sum()) for d in np.unique(self.cell_domain)},
+            "tissues": int(len(set(self.cell_tissue.tolist()) - {""})),
+            "cells_without_tissue": int(len(unknown)),
+            "cells_without_tissue_first": unknown[:5].tolist(),
             "content_hash": self.content_hash,
             **{k: v for k, v in self.meta.items() if isinstance(v, (str, int, float))},
         }
@@ -213,6 +228,7 @@ class Dataset:
             drug_names=self.drug_names[c],
             cell_alias=self.cell_alias[r],
             cell_names=self.cell_names[r],
+            cell_tissue=self.cell_tissue[r],
             meta=self.meta,
         )
 
@@ -272,5 +288,6 @@ def combine(source: Dataset, target: Dataset, name: str | None = None) -> Datase
         drug_names=src.drug_names,
         cell_alias=np.concatenate([src.cell_alias, tgt.cell_alias]),
         cell_names=np.concatenate([src.cell_names, tgt.cell_names]),
+        cell_tissue=np.concatenate([src.cell_tissue, tgt.cell_tissue]),
         meta=meta,
     )

@@ -34,8 +34,8 @@ ZERO_ONE = ValueRange(0.0, 1.0, "a 0/1 flag", levels=(0.0, 1.0))
 #: features are cast to float32: a larger magnitude would become inf
 FLOAT32 = ValueRange(-float(np.finfo(np.float32).max), float(np.finfo(np.float32).max), "the float32 range")
 
-#: other delimiters recognised in a header line, so that a file with one gets a clear error
-_OTHER_DELIMITERS = {";": "semicolon", "\t": "tab"}
+#: delimiters recognised in a header line, so that a file with another one than expected gets a clear error
+_DELIMITERS = {",": "comma", ";": "semicolon", "\t": "tab"}
 
 
 def _header_line(path: Path) -> str:
@@ -44,17 +44,19 @@ def _header_line(path: Path) -> str:
         return f.readline()
 
 
-def read_table(path: Path, index_col=0, dtype=None) -> pd.DataFrame:
-    """Read a comma-separated file (optionally gzipped) or raise a :class:`DataError` that names the file."""
+def read_table(path: Path, index_col=0, dtype=None, sep: str = ",") -> pd.DataFrame:
+    """Read a comma-separated file (optionally gzipped; ``sep="\\t"`` for a tab-separated one) or raise a
+    :class:`DataError` that names the file."""
     path = Path(path)
     if not path.exists():
         raise DataError(f"missing file: {path}")
     try:
         header = _header_line(path)
-        for sep, name in _OTHER_DELIMITERS.items():
-            if header.count(sep) > header.count(","):
-                raise DataError(f"{path}: expected comma-separated values, but the header line is {name}-separated")
-        df = pd.read_csv(path, index_col=index_col, dtype=dtype)
+        for other, name in _DELIMITERS.items():
+            if other != sep and header.count(other) > header.count(sep):
+                raise DataError(f"{path}: expected {_DELIMITERS[sep]}-separated values, but the header line is "
+                                f"{name}-separated")
+        df = pd.read_csv(path, index_col=index_col, dtype=dtype, sep=sep)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, EOFError,
             zlib.error, gzip.BadGzipFile, OSError, ValueError) as e:
         raise DataError(f"cannot read {path}: the file is unreadable or truncated ({type(e).__name__}: {e})") from None

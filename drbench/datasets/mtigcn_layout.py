@@ -4,6 +4,8 @@ Each loader reads ``<data_dir>/<name>/``; see the data bundle's PROVENANCE.md fo
 Every number is checked against its file's documented range (below; :func:`drbench.datasets.files.numeric`).
 Cell lines without expression are dropped with a warning (count and ids in ``meta['dropped_cells']`` and
 ``meta['dropped_cell_ids']``); PDX and TCGA load their responses only and record why expression is missing.
+GDSC and CCLE cell lines carry their tissue (``Dataset.cell_tissue``; "" where the annotation file has
+none, counted in the log and in ``drbench data info``).
 """
 
 from __future__ import annotations
@@ -129,8 +131,22 @@ def _response(ddir: Path, resp: str, binary: str, null: str | None, ic50_range: 
     return np.array(cells), np.array(drugs), binary_m, ic50
 
 
+def _tissues(path: Path, cells, id_col: str, tissue_col: str, sep: str = ",") -> np.ndarray:
+    """The ``tissue_col`` of ``path`` for each cell id (matched on ``id_col``); "" where the file, row or value is
+    missing (tissue is metadata: no loader needs it)."""
+    if not path.exists():
+        log.debug("%s not found: no tissue annotation", path)
+        return np.full(len(cells), "")
+    df = read_table(path, index_col=None, dtype={id_col: str}, sep=sep)
+    if id_col not in df.columns or tissue_col not in df.columns:
+        raise DataError(f"{path}: expected columns {id_col!r} and {tissue_col!r}, found {list(df.columns)[:8]}")
+    check_unique(df[id_col], path, "cell")
+    m = dict(zip(df[id_col], df[tissue_col].fillna("").astype(str).str.strip()))
+    return np.array([m.get(str(c), "") for c in cells])
+
+
 def _cell_line_set(name: str, ddir: Path, keep_all_cells: bool, response, thresholds,
-                   names_file: str, unit: str) -> Dataset:
+                   names_file: str, unit: str, tissue: np.ndarray, tissue_source: str) -> Dataset:
     """A cell-line dataset (GDSC, CCLE): responses, fingerprints, expression (rows without it dropped)."""
     cells, drugs, binary, ic50 = response
     fp = fingerprints(ddir / "drug_feature.csv", drugs)
@@ -142,6 +158,10 @@ def _cell_line_set(name: str, ddir: Path, keep_all_cells: bool, response, thresh
         expr_blocks, names = {}, {}
     else:
         missing, expr_blocks, names = {}, {"expression": expr}, {"expression": genes}
+    unknown = cells[keep][tissue[keep] == ""]
+    if len(unknown):
+        log.debug("%s: %d of %d cell lines have no tissue annotation (e.g. %s)", name, len(unknown), len(keep),
+                 ", ".join(unknown[:3]))
     return Dataset(
         name=name,
         cell_ids=cells[keep],
@@ -156,6 +176,7 @@ def _cell_line_set(name: str, ddir: Path, keep_all_cells: bool, response, thresh
         drug_names=_drug_names(ddir / names_file, drugs, "drug_name", "cid"),
         cell_alias=_aliases(ddir, cells[keep]),
         cell_names=_cell_names(ddir, cells[keep]),
+        cell_tissue=tissue[keep],
         meta={
             "source": f"MTIGCN layout at {ddir}",
             "ic50_unit": unit,
@@ -163,6 +184,7 @@ def _cell_line_set(name: str, ddir: Path, keep_all_cells: bool, response, thresh
             "dropped_cell_ids": dropped,
             "cells_in_response": int(len(cells)),
             "expression_panel": f"{len(genes)} genes (cell_exprs.csv.gz)",
+            "tissue_source": tissue_source,
             "missing_features": missing,
         },
     )
@@ -176,16 +198,20 @@ def load_gdsc(data_dir: Path, keep_all_cells: bool = False) -> Dataset:
     # aligned by CID: the file's row order differs from the columns; every drug must have one
     thr_df = align_rows(read_table(thr_path), response[1], thr_path, "drug")
     thresholds = numeric(thr_df, thr_path, GDSC_LN_IC50, allow_nan=False, what="threshold")[:, 0]
+    tissue = _tissues(ddir / "gdsctools_cosmic_info.csv.gz", response[0], "COSMIC_ID", "GDSC1")
     return _cell_line_set("gdsc", ddir, keep_all_cells, response, thresholds,
-                          "drug_smiles.csv", GDSC_LN_IC50.meaning)
+                          "drug_smiles.csv", GDSC_LN_IC50.meaning, tissue,
+                          "GDSC tissue descriptor 1 (column GDSC1 of gdsctools_cosmic_info.csv.gz)")
 
 
 def load_ccle(data_dir: Path, keep_all_cells: bool = False) -> Dataset:
     """``keep_all_cells=True`` keeps every row of the response matrix and drops the expression block instead."""
     ddir = Path(data_dir) / "ccle"
     response = _response(ddir, "cell_drug.csv", "cell_drug_binary.csv", None, CCLE_RAW_IC50)
+    tissue = _tissues(ddir / "Cell_lines_annotations_20181226.txt", response[0], "CCLE_ID", "Site_Primary", sep="\t")
     return _cell_line_set("ccle", ddir, keep_all_cells, response, None,
-                          "drug_name_cid.csv", CCLE_RAW_IC50.meaning)
+                          "drug_name_cid.csv", CCLE_RAW_IC50.meaning, tissue,
+                          "Site_Primary of Cell_lines_annotations_20181226.txt")
 
 
 _NO_EXPR = {

@@ -6,6 +6,9 @@ pairs are positive. Expression is a noisy linear image of the cell factors (so i
 fingerprints are thresholded projections of the drug factors, and SMILES are small valid molecules.
 The in-vivo companion has extra rows from the same model (with a batch shift in expression), few
 measured drugs and binary labels only, so Test 3 runs end to end without patient data.
+Each cell line has a tissue (``tissue_0`` ...), the largest of a random projection of its latent
+factors (so tissue carries signal), drawn from its own generator so that the labels and features do not
+depend on it; about 3% of cell lines have none (""), as real annotations have gaps.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ def _smiles(rng: np.random.Generator) -> str:
 
 
 @lru_cache(maxsize=8)
-def _generate(n_cells, n_drugs, n_genes, rank, pos_rate, missing_rate, n_invivo, invivo_drugs, seed):
+def _generate(n_cells, n_drugs, n_genes, rank, pos_rate, missing_rate, n_invivo, invivo_drugs, n_tissues, seed):
     rng = np.random.default_rng(seed)
     total = n_cells + n_invivo
     u = rng.normal(size=(total, rank))
@@ -56,7 +59,10 @@ def _generate(n_cells, n_drugs, n_genes, rank, pos_rate, missing_rate, n_invivo,
     ic50 = np.where(measured, ic50, np.nan)
     smiles = np.array([_smiles(rng) for _ in range(n_drugs)], dtype=object)
     smiles[-1] = ""  # one drug without a SMILES, like the antibodies in GDSC
-    return ic50, binary, expr.astype(np.float32), fp, thresholds, smiles
+    trng = np.random.default_rng([seed, 1])  # a separate stream: adding tissues changed no other value
+    tissue = np.array([f"tissue_{t}" for t in np.argmax(u @ trng.normal(size=(rank, n_tissues)), axis=1)])
+    tissue[trng.random(total) < 0.03] = ""
+    return ic50, binary, expr.astype(np.float32), fp, thresholds, smiles, tissue
 
 
 def make_synthetic(
@@ -69,11 +75,12 @@ def make_synthetic(
     seed: int = 0,
     n_invivo: int = 60,
     invivo_drugs: int = 6,
+    n_tissues: int = 6,
     part: str = "cells",
 ) -> Dataset:
     """The synthetic cell-line set (``part="cells"``) or its in-vivo companion (``part="invivo"``)."""
-    ic50, binary, expr, fp, thr, smiles = _generate(
-        n_cells, n_drugs, n_genes, rank, pos_rate, missing_rate, n_invivo, invivo_drugs, seed
+    ic50, binary, expr, fp, thr, smiles, tissue = _generate(
+        n_cells, n_drugs, n_genes, rank, pos_rate, missing_rate, n_invivo, invivo_drugs, n_tissues, seed
     )
     rows = slice(0, n_cells) if part == "cells" else slice(n_cells, n_cells + n_invivo)
     prefix = "CL" if part == "cells" else "PT"
@@ -92,5 +99,6 @@ def make_synthetic(
         thresholds=thr,
         drug_names=np.array([f"drug{j:03d}" for j in range(n_drugs)]),
         cell_names=np.array([f"{prefix.lower()}-line-{i}" for i in range(m)]),
+        cell_tissue=tissue[rows] if part == "cells" else None,
         meta={"source": f"synthetic(seed={seed})", "ic50_unit": "ln IC50 (synthetic)"},
     )
