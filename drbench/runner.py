@@ -23,6 +23,8 @@ from drbench.api import supports
 from drbench.datasets import Dataset, load_dataset
 from drbench.errors import MissingFeatureError, UsageError
 from drbench.execution import JobResult, default_threads, run_job
+from drbench.inputs import check_sweep
+from drbench.params import check_params
 from drbench.registry import get_method, methods as method_registry, resolve_methods
 from drbench.view import SELECTIONS
 
@@ -106,13 +108,15 @@ def variant_label(params: dict, defaults: dict) -> str:
 
 
 def method_params(cls, context: dict, overrides: dict) -> dict:
-    """``__init__`` defaults, then the method's per-setting defaults, then the user's overrides."""
+    """``__init__`` defaults, then the method's per-setting defaults, then the user's overrides, each checked
+    against its declared type (:func:`drbench.params.check_params`: ``3.0`` for an int becomes ``3``, ``2.5``
+    is refused), so the params a job records are the ones the method runs with."""
     base = cls().get_params()
     base.update(cls.defaults_for(context))
     unknown = set(overrides) - set(base)
     if unknown:
         raise UsageError(f"method {cls.name!r} has no hyperparameter(s) {sorted(unknown)}; valid: {sorted(base)}")
-    base.update(overrides)
+    base.update(check_params(cls, overrides))
     return {k: _canonical(v) for k, v in base.items()}
 
 
@@ -120,6 +124,7 @@ def prepare(spec: SweepSpec):
     """Resolve names and build (protocol, options, dataset, folds per seed). Raises clear errors."""
     from drbench.protocols import get_protocol
 
+    check_sweep(spec, BACKENDS)
     if spec.selection not in SELECTIONS:
         raise UsageError(f"unknown selection mode {spec.selection!r}; choose one of: {', '.join(SELECTIONS)}")
     protocol = get_protocol(spec.protocol)

@@ -74,7 +74,8 @@ class InVivo(Protocol):
     description = "train on all measured cell-line entries; test on every measured entry of a target set (rows appended)"
     options = {
         "target": Option("", "target set: pdx or tcga (gdsc), synthetic-vivo (synthetic); default by dataset"),
-        "valid_fraction": Option(0.1, "fraction of training rows held out (all their entries) for validation"),
+        "valid_fraction": Option(0.1, "fraction of training rows held out (all their entries) for validation",
+                                 greater_than=0, less_than=1),
     }
 
     def prepare(self, dataset, load, target="", valid_fraction=0.1):
@@ -96,13 +97,12 @@ class Transfer(Protocol):
     description = "GDSC → CCLE on shared drugs; overlapping cell lines dropped from training by default"
     options = {
         "target": Option("ccle", "target cell-line set"),
-        "drop_overlap": Option("source", "cell lines in both sets: drop from 'source' rows, 'target' rows, or 'none'"),
-        "valid_fraction": Option(0.1, "fraction of training rows held out for validation"),
+        "drop_overlap": Option("source", "cell lines in both sets: drop from 'source' rows, 'target' rows, or 'none'",
+                               choices=("source", "target", "none")),
+        "valid_fraction": Option(0.1, "fraction of training rows held out for validation", greater_than=0, less_than=1),
     }
 
     def prepare(self, dataset, load, target="ccle", drop_overlap="source", valid_fraction=0.1):
-        if drop_overlap not in ("source", "target", "none"):
-            raise UsageError(f"drop_overlap must be one of source, target, none; got {drop_overlap!r}")
         tgt = load(target)
         if tgt.name == "ccle":  # raw µM in the data; the transfer compares on ln IC50 like GDSC (zeros have no log)
             tgt = tgt.with_labels(tgt.binary, stable_log(tgt.ic50))

@@ -25,11 +25,12 @@ class NewEntity(Protocol):
     paper_test = "Test 2"
     per_entity_headline = True
     options = {
-        "n_folds": Option(5, "grouped folds over the eligible entities"),
-        "min_positives": Option(10, "an entity is eligible with at least this many positives"),
+        "n_folds": Option(5, "grouped folds over the eligible entities", minimum=2),
+        "min_positives": Option(10, "an entity is eligible with at least this many positives", minimum=1),
         "per_target": Option(False, "one fold per eligible entity (the paper's protocol)"),
-        "n_targets": Option(0, "with per_target: sample this many targets (0 = all)"),
-        "valid_fraction": Option(0.1, "fraction of the remaining eligible entities held out for validation"),
+        "n_targets": Option(0, "with per_target: sample this many targets (0 = all)", minimum=0),
+        "valid_fraction": Option(0.1, "fraction of the remaining eligible entities held out for validation",
+                                 greater_than=0, less_than=1),
     }
 
     def eligible(self, dataset, min_positives=10):

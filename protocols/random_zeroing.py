@@ -22,8 +22,9 @@ class RandomZeroing(Protocol):
     requires = "random"
     entity_axis = 1
     options = {
-        "n_folds": Option(5, "number of folds over the positives"),
-        "valid_fraction": Option(0.1, "fraction of training positives (plus as many negatives) carved for validation"),
+        "n_folds": Option(5, "number of folds over the positives", minimum=2),
+        "valid_fraction": Option(0.1, "fraction of training positives (plus as many negatives) carved for validation",
+                                 greater_than=0, less_than=1),
     }
 
     def folds(self, dataset, seed, carve_valid=True, n_folds=5, valid_fraction=0.1):
