@@ -20,6 +20,7 @@ import pandas as pd
 
 from drbench import tracking
 from drbench.api import supports
+from drbench.context import RunContext
 from drbench.datasets import Dataset, load_dataset
 from drbench.errors import MissingFeatureError, UsageError
 from drbench.execution import JobResult, default_threads, run_job
@@ -107,7 +108,7 @@ def variant_label(params: dict, defaults: dict) -> str:
     return ",".join(f"{k}={params[k]}" for k in sorted(params) if params[k] != defaults.get(k))
 
 
-def method_params(cls, context: dict, overrides: dict) -> dict:
+def method_params(cls, context: RunContext, overrides: dict) -> dict:
     """``__init__`` defaults, then the method's per-setting defaults, then the user's overrides, each checked
     against its declared type (:func:`drbench.params.check_params`: ``3.0`` for an int becomes ``3``, ``2.5``
     is refused), so the params a job records are the ones the method runs with."""
@@ -208,7 +209,7 @@ class SweepPlan:
     names: list
     folds: dict
     classes: dict
-    context: dict
+    context: RunContext
     jobs: list
     unsupported: dict
     variants: dict = field(default_factory=dict)  # method -> its overrides that differ from its defaults ("" if none)
@@ -227,7 +228,7 @@ def plan_sweep(spec: SweepSpec) -> SweepPlan:
     Raises :class:`UsageError` when no method can run the sweep.
     """
     protocol, options, source, dataset, names, folds = prepare(spec)
-    context = {"dataset": source.name, "protocol": protocol.name, "target": dataset.meta.get("target_name", "")}
+    context = RunContext.for_sweep(protocol, source, dataset, spec.selection, spec.device)
     jobs: list[Job] = []
     classes, unsupported, variants = {}, {}, {}
     all_methods = isinstance(spec.methods, str) and spec.methods.strip() == "all"
@@ -241,7 +242,7 @@ def plan_sweep(spec: SweepSpec) -> SweepPlan:
             continue
         classes[name] = cls
         if not supports(cls, protocol.name):
-            unsupported[name] = f"not supported: {name} does not declare protocol {protocol.requires}"
+            unsupported[name] = f"not supported: {name} does not declare protocol {protocol.kind}"
             continue
         try:
             dataset.require(cls.capabilities.needs)

@@ -85,8 +85,8 @@ class Protocol:
     paper_test: ClassVar[str] = ""
     description: ClassVar[str] = ""
     options: ClassVar[dict[str, Option]] = {}
-    #: the capability a method must declare to run this protocol
-    requires: ClassVar[str] = ""
+    #: the protocol kind (one of :data:`drbench.api.PROTOCOL_KINDS`): the capability a method must declare to run it
+    kind: ClassVar[str] = ""
     #: 0 = metrics also averaged per cell, 1 = per drug
     entity_axis: ClassVar[int | None] = None
     #: headline metrics are per-entity means (Test 2) instead of pooled over test entries

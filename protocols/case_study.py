@@ -16,7 +16,7 @@ from drbench.protocols.sampling import VALID, entry_split, rng_for
 class CaseStudy(Protocol):
     name = "case-study"
     paper_test = "Test 5"
-    requires = "random"
+    kind = "random"
     scores_unlabelled = True
     description = "train on all measured entries; rank the unmeasured pairs (top-k cell lines per drug)"
     options = {

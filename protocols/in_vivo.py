@@ -69,7 +69,7 @@ def _fold(protocol: str, dataset: Dataset, seed: int, carve_valid: bool, valid_f
 class InVivo(Protocol):
     name = "in-vivo"
     paper_test = "Test 3"
-    requires = "in-vivo"
+    kind = "in-vivo"
     entity_axis = 1
     description = "train on all measured cell-line entries; test on every measured entry of a target set (rows appended)"
     options = {
@@ -92,7 +92,7 @@ class InVivo(Protocol):
 class Transfer(Protocol):
     name = "transfer"
     paper_test = "Test 3 (stand-in)"
-    requires = "in-vivo"
+    kind = "in-vivo"
     entity_axis = 1
     description = "GDSC → CCLE on shared drugs; overlapping cell lines dropped from training by default"
     options = {

@@ -78,7 +78,7 @@ class NewCellLine(NewEntity):
     name = "new-cell-line"
     axis = 0
     entity_axis = 0
-    requires = "new-cell-line"
+    kind = "new-cell-line"
     description = "held-out cell lines (>= 10 positives) removed from training; metrics per cell line"
 
 
@@ -86,5 +86,5 @@ class NewDrug(NewEntity):
     name = "new-drug"
     axis = 1
     entity_axis = 1
-    requires = "new-drug"
+    kind = "new-drug"
     description = "held-out drugs (>= 10 positives) removed from training; metrics per drug"

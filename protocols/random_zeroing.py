@@ -19,7 +19,7 @@ class RandomZeroing(Protocol):
     name = "random"
     paper_test = "Test 1"
     description = "5-fold CV over measured positives; test = held-out positives + as many random negatives"
-    requires = "random"
+    kind = "random"
     entity_axis = 1
     options = {
         "n_folds": Option(5, "number of folds over the positives", minimum=2),
