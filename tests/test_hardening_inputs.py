@@ -264,6 +264,38 @@ def test_the_device_is_in_the_run_context_and_on_every_run():
     assert rep.finished == 2 and {r.data.tags["drbench.device"] for r in runs} == {"cpu"}
 
 
+def test_each_run_is_tagged_with_the_device_it_computed_on(monkeypatch):
+    """With --device cuda, a method that put tensors on the GPU is tagged cuda; one that ignores the device
+    (numpy) is tagged cpu. CUDA is faked: torch's allocation counter grows when the GPU method fits."""
+    import torch
+
+    allocations = {"allocation.all.allocated": 0}
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    monkeypatch.setattr(torch.cuda, "memory_stats", lambda device=None: dict(allocations))
+
+    @drbench.register("test-on-gpu")
+    class OnGpu(Method):
+        def fit(self, view):
+            if view.device.startswith("cuda"):
+                allocations["allocation.all.allocated"] += 3
+            return self
+
+        def predict(self, query):
+            return Prediction(np.full(len(query), 0.5))
+
+    try:
+        rep = run_sweep(SweepSpec(methods="test-on-gpu,global-mean", protocol="random", dataset="synthetic",
+                                  folds=[0], progress=False, device="cuda"))
+        assert rep.finished == 2
+        c = tracking.client()
+        runs = tracking.search_job_runs(c, [tracking.experiment_id(c, "drbench", create=False)])
+        assert {r.data.tags["drbench.method"]: r.data.tags["drbench.device"] for r in runs} == {
+            "test-on-gpu": "cuda", "global-mean": "cpu"}
+    finally:
+        methods().remove("test-on-gpu")
+
+
 # ---------------------------------------------------------------------------------------------- run context
 def test_plan_builds_one_frozen_context_that_reads_like_a_mapping():
     plan = plan_sweep(SweepSpec(methods="global-mean", protocol="in-vivo", dataset="synthetic", progress=False))
