@@ -206,7 +206,7 @@ def cmd_protocols(args) -> int:
         p = reg.get(name)
         print(f"{name:<15}{p.paper_test:<19}{p.description}")
         for k, o in p.options.items():
-            print(f"{'':<17}--option {k}={o.default!r}: {o.help} ({o.accepts()})")
+            print(f"{'':<17}--option {k}={o.default!r}: {o.help} [{o.accepts()}]")
     return 0
 
 

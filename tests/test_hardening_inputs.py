@@ -39,7 +39,8 @@ BAD_INPUTS = {
     "valid_fraction above 1": (RUN + ["--option", "valid_fraction=5"], "valid_fraction must be float > 0 and < 1"),
     "valid_fraction zero": (RUN + ["--option", "valid_fraction=0"], "valid_fraction must be float > 0 and < 1"),
     "per_target not a bool": (_run(protocol="new-drug") + ["--option", "per_target=maybe"], "must be bool"),
-    "min_positives zero": (_run(protocol="new-drug") + ["--option", "min_positives=0"], "min_positives must be int >= 1"),
+    "min_positives zero": (_run(protocol="new-drug") + ["--option", "min_positives=0"],
+                           "min_positives must be int >= 1"),
     "negative --n-targets": (_run(protocol="new-drug") + ["--per-target", "--n-targets", "-1"],
                              "n_targets must be int >= 0"),
     "top_k zero": (_run(protocol="case-study") + ["--option", "top_k=0"], "top_k must be int >= 1"),
@@ -92,8 +93,8 @@ def test_bad_input_is_one_line_and_exit_2_before_any_work(argv, fragment, capsys
 def test_protocols_command_lists_each_options_valid_values(capsys):
     assert main(["protocols"]) == 0
     out = capsys.readouterr().out
-    assert "--option n_folds=5: number of folds over the positives (int >= 2)" in out
-    assert "(float > 0 and < 1)" in out and "(one of 'source', 'target', 'none')" in out
+    assert "--option n_folds=5: number of folds over the positives [int >= 2]" in out
+    assert "[float > 0 and < 1]" in out and "[one of 'source', 'target', 'none']" in out
 
 
 def test_option_values_from_the_api_are_checked_and_converted():
