@@ -257,14 +257,6 @@ def test_cuda_index_must_name_a_present_gpu(monkeypatch):
             check_device(bad)
 
 
-def test_the_device_is_in_the_run_context_and_on_every_run():
-    rep = run_sweep(SweepSpec(methods="global-mean", protocol="random", dataset="synthetic", folds=[0, 1],
-                              progress=False, device="cpu"))
-    c = tracking.client()
-    runs = tracking.search_job_runs(c, [tracking.experiment_id(c, "drbench", create=False)])
-    assert rep.finished == 2 and {r.data.tags["drbench.device"] for r in runs} == {"cpu"}
-
-
 def test_each_run_is_tagged_with_the_device_it_computed_on(monkeypatch):
     """With --device cuda, a method that put tensors on the GPU is tagged cuda; one that ignores the device
     (numpy) is tagged cpu. CUDA is faked: torch's allocation counter grows when the GPU method fits."""
