@@ -49,7 +49,7 @@ def _source_rows(dataset: Dataset) -> np.ndarray:
     return dataset.cell_domain == src
 
 
-def _fold(protocol: str, dataset: Dataset, seed: int, carve_valid: bool, valid_fraction: float) -> Fold:
+def _fold(protocol: Protocol, dataset: Dataset, seed: int, carve_valid: bool, valid_fraction: float) -> Fold:
     src = _source_rows(dataset)
     meas = dataset.measured
     train = meas & src[:, None]
@@ -62,8 +62,8 @@ def _fold(protocol: str, dataset: Dataset, seed: int, carve_valid: bool, valid_f
         vrows = np.sort(rng_for(seed, 0, VALID).choice(rows, size=nv, replace=False))
         valid[vrows] = train[vrows]
         train[vrows] = False
-    return Fold(protocol, 0, seed, train, valid, test, held_out_cells=np.flatnonzero(~src),
-                valid_cells=vrows, entity_axis=1)
+    return Fold(protocol.name, 0, seed, train, valid, test, held_out_cells=np.flatnonzero(~src),
+                valid_cells=vrows, entity_axis=protocol.entity_axis)
 
 
 class InVivo(Protocol):
@@ -86,7 +86,7 @@ class InVivo(Protocol):
         return combine(dataset, load(target))
 
     def folds(self, dataset, seed, carve_valid=True, target="", valid_fraction=0.1):
-        return [_fold(self.name, dataset, seed, carve_valid, valid_fraction)]
+        return [_fold(self, dataset, seed, carve_valid, valid_fraction)]
 
 
 class Transfer(Protocol):
@@ -120,4 +120,4 @@ class Transfer(Protocol):
         return out._replace(meta=meta)
 
     def folds(self, dataset, seed, carve_valid=True, target="ccle", drop_overlap="source", valid_fraction=0.1):
-        return [_fold(self.name, dataset, seed, carve_valid, valid_fraction)]
+        return [_fold(self, dataset, seed, carve_valid, valid_fraction)]

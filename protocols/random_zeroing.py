@@ -42,5 +42,5 @@ class RandomZeroing(Protocol):
             if carve_valid:
                 valid = entry_split(train & (b == 1), train & (b == 0), valid_fraction, rng_for(seed, k, VALID))
                 train &= ~valid
-            out.append(Fold(self.name, k, seed, train, valid, test, entity_axis=1))
+            out.append(Fold(self.name, k, seed, train, valid, test, entity_axis=self.entity_axis))
         return out
