@@ -73,8 +73,9 @@ class TrainView:
     replication mode, those in the ``valid`` entries, which are scored during selection);
     ``visible_cells`` / ``visible_drugs`` say which.
     ``context`` is the sweep's :class:`drbench.context.RunContext` (dataset, target, protocol, protocol kind,
-    entity axis, selection, device), the same one ``defaults_for`` received; a mapping (``context.get("dataset")``),
-    so a method can pick per-setting settings; it carries no labels.
+    entity axis, selection, device), the same one ``defaults_for`` received, read as a mapping
+    (``context.get("dataset")``); a view built outside a sweep gets a plain dict of the fold's setting. It carries
+    no labels.
     """
 
     cell_ids: np.ndarray
