@@ -137,6 +137,23 @@ def test_types_come_from_annotations_else_from_the_default():
         check_params(Typed, {"lr": "fast"})
 
 
+def test_check_method_refuses_a_default_that_contradicts_its_annotation():
+    from drbench.testing import MethodCheckError, check_method
+
+    class Mistyped(Method):
+        def __init__(self, k: int = 2.5):
+            self.k = k
+
+        def fit(self, view):
+            return self
+
+        def predict(self, query):
+            return Prediction(np.full(len(query), 0.5))
+
+    with pytest.raises(MethodCheckError, match="param types: .*hyperparameter k expects int, got 2.5"):
+        check_method(Mistyped)
+
+
 def _contexts():
     """A run context for every (dataset, protocol) a built-in's defaults can depend on."""
     out = []
