@@ -75,8 +75,10 @@ class TrainView:
     features the method may not see (held-out entities, for an inductive method — except, in the
     replication mode, those in the ``valid`` entries, which are scored during selection);
     ``visible_cells`` / ``visible_drugs`` say which.
-    ``context`` names the dataset, protocol and hyperparameter profile (e.g. ``{"dataset": "gdsc",
-    "protocol": "random"}``) so a method can pick per-setting defaults; it carries no labels.
+    ``context`` is the sweep's :class:`drbench.context.RunContext` (dataset, target, protocol, protocol kind,
+    entity axis, selection, device), the same one ``defaults_for`` received, read as a mapping
+    (``context.get("dataset")``); a view built outside a sweep gets a plain dict of the fold's setting. It carries
+    no labels.
     ``cell_tissue`` is each cell's tissue ("" where unknown or, like its features, not visible).
     """
 
@@ -139,13 +141,11 @@ class Prediction:
             object.__setattr__(self, "ic50", np.asarray(self.ic50, dtype=np.float64).ravel())
 
 
-def _protocol_kind(protocol: str) -> str:
-    return {"case-study": "random", "transfer": "in-vivo", "new-tissue": "new-cell-line"}.get(protocol, protocol)
-
-
 class Method(abc.ABC):
     """Base class of every method. Hyperparameters go in ``__init__`` (stored under the same names),
-    ``fit(view)`` returns ``self``, ``predict(query)`` is pure.
+    ``fit(view)`` returns ``self``, ``predict(query)`` is pure. Annotate them (``k: int = 11``): a value a user
+    sets is checked against the annotation (else the default's type) before any work starts
+    (:mod:`drbench.params`).
 
     Class attributes: ``name`` (registry name; set by registration) and ``capabilities``.
     Optional hooks: ``defaults_for(context)`` returns per-dataset/per-test hyperparameters (e.g. the
@@ -196,7 +196,8 @@ class Method(abc.ABC):
 
     @classmethod
     def defaults_for(cls, context: Mapping[str, object]) -> dict:
-        """Hyperparameters for a setting (dataset, protocol); overrides of the ``__init__`` defaults."""
+        """Hyperparameters for a setting; overrides of the ``__init__`` defaults. ``context`` is the sweep's
+        :class:`drbench.context.RunContext` (read it as a mapping: ``context.get("dataset")``)."""
         return {}
 
     @classmethod
@@ -206,7 +207,10 @@ class Method(abc.ABC):
 
     # ------------------------------------------------------------------ contract
     def check_supported(self, view: TrainView) -> None:
-        kind = _protocol_kind(view.protocol)
+        """Raise :class:`UnsupportedProtocolError` unless the view's protocol is of a kind the method declares.
+
+        The kind is the run context's ``protocol_kind``, else the kind the named protocol declares."""
+        kind = view.context.get("protocol_kind") or protocol_kind(view.protocol)
         if kind not in self.capabilities.protocols:
             raise UnsupportedProtocolError(
                 f"method {self.name or type(self).__name__!r} does not support protocol {view.protocol!r}; "
@@ -226,5 +230,18 @@ class Method(abc.ABC):
         return f"{type(self).__name__}({args})"
 
 
+def protocol_kind(protocol: str) -> str:
+    """The kind (:data:`PROTOCOL_KINDS`) the registered protocol ``protocol`` declares; ``""`` if none is registered
+    under that name."""
+    from drbench.errors import UsageError
+    from drbench.registry import protocols
+
+    try:
+        return protocols().get(protocol).kind
+    except UsageError:
+        return ""
+
+
 def supports(cls_or_method, protocol: str) -> bool:
-    return _protocol_kind(protocol) in cls_or_method.capabilities.protocols
+    """Whether a method declares the kind of the registered protocol named ``protocol``."""
+    return protocol_kind(protocol) in cls_or_method.capabilities.protocols

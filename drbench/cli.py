@@ -55,6 +55,14 @@ def _method_overrides(items) -> dict:
     return out
 
 
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line on stderr (``drbench: error: ...``, exit status 2), like
+    every other drbench error, instead of a usage block."""
+
+    def error(self, message):
+        self.exit(2, f"drbench: error: {message} (see `{self.prog} --help`)\n")
+
+
 # ---------------------------------------------------------------------------------------------- commands
 def cmd_run(args) -> int:
     from drbench.runner import SweepSpec, run_sweep
@@ -113,7 +121,10 @@ def _print_results(results, suffix: str = "") -> None:
 
 def cmd_leaderboard(args) -> int:
     from drbench import leaderboard
+    from drbench.inputs import check_name
 
+    for name in args.experiment or ():
+        check_name(name, "--experiment")
     out = leaderboard.build(
         experiments=args.experiment, tracking_uri=args.tracking_uri, dataset=args.dataset, protocol=args.protocol,
         out=args.out, from_csv=args.from_csv, title=args.title, plots=args.plots,
@@ -126,8 +137,12 @@ def cmd_leaderboard(args) -> int:
 
 
 def cmd_reproduce(args) -> int:
+    from drbench.inputs import check_at_least, check_name, check_seeds
     from drbench.reproduce import BOARDS, reproduce
 
+    check_seeds(args.seeds)
+    check_at_least(args.jobs, 1, "--jobs")
+    check_name(args.experiment, "--experiment")
     if args.list:
         for b in BOARDS:
             print(f"{b.name:<24}{b.dataset:<7}{b.protocol:<15}{b.title}")
@@ -191,7 +206,7 @@ def cmd_protocols(args) -> int:
         p = reg.get(name)
         print(f"{name:<15}{p.paper_test:<19}{p.description}")
         for k, o in p.options.items():
-            print(f"{'':<17}--option {k}={o.default!r}: {o.help}")
+            print(f"{'':<17}--option {k}={o.default!r}: {o.help} [{o.accepts()}]")
     return 0
 
 
@@ -226,7 +241,7 @@ def cmd_data_info(args) -> int:
 
 # ---------------------------------------------------------------------------------------------- parser
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="drbench", description="Benchmark harness for anti-cancer drug-response prediction.")
+    p = _Parser(prog="drbench", description="Benchmark harness for anti-cancer drug-response prediction.")
     p.add_argument("-v", "--verbose", action="store_true", help="log progress details")
     sub = p.add_subparsers(dest="command", required=True)
 
@@ -247,7 +262,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--jobs", type=int, default=1, help="parallel jobs (default 1)")
     r.add_argument("--backend", default="loky", help="joblib backend: loky | threading | sequential | dask | ray")
     r.add_argument("--scheduler", help="dask scheduler address or ray cluster address")
-    r.add_argument("--device", default="cpu", help="cpu or cuda")
+    r.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N; CUDA must be available (checked first)")
     r.add_argument("--threads", type=int, default=None, help="torch threads per job (default: cores / jobs)")
     r.add_argument("--experiment", default="drbench", help="MLflow experiment name (default drbench)")
     r.add_argument("--tracking-uri", help="MLflow tracking URI (default $MLFLOW_TRACKING_URI or sqlite:///mlflow.db)")

@@ -37,7 +37,7 @@ class JobResult:
     predictions: dict | None = None  # column name -> array, one row per scored pair
     error: str | None = None
     traceback: str | None = None
-    host: dict = field(default_factory=dict)  # machine, torch threads and load average when the job started
+    host: dict = field(default_factory=dict)  # machine, torch threads, load average; device the job computed on
 
 
 def cpu_model() -> str:
@@ -99,6 +99,30 @@ class PeakMemory:
         import resource
 
         self.peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        return False
+
+
+class DeviceUse:
+    """The device a block actually computed on: ``device`` is the CUDA device it was given if the block allocated
+    CUDA memory there (torch's allocation counter grew), else ``"cpu"`` (e.g. a numpy method run with
+    ``--device cuda``). For ``"cpu"`` nothing is measured and CUDA is never initialised."""
+
+    def __init__(self, requested: str):
+        self.requested = self.device = requested
+
+    def _allocations(self) -> int:
+        import torch
+
+        return int(torch.cuda.memory_stats(self.requested).get("allocation.all.allocated", 0))
+
+    def __enter__(self):
+        if self.requested != "cpu":
+            self.before = self._allocations()
+        return self
+
+    def __exit__(self, *exc):
+        if self.requested != "cpu":
+            self.device = self.requested if self._allocations() > self.before else "cpu"
         return False
 
 
@@ -195,10 +219,11 @@ def run_job(method_cls, params: dict, dataset: Dataset, fold: Fold, *, seed: int
     try:
         method = method_cls(**params)
         res.params = method.get_params()
-        with PeakMemory() as mem:
+        with PeakMemory() as mem, DeviceUse(device) as used:
             pred, query, fit_s, pred_s = fit_predict(method, dataset, fold, seed=seed, device=device,
                                                      selection=selection, context=context)
         res.peak_rss_mb = mem.peak_mb
+        res.host["device"] = used.device  # logged as the run's device tag: the device the job computed on
         res.fit_seconds, res.predict_seconds = fit_s, pred_s
         res.fit_info = dict(getattr(method, "fit_info_", {}) or {})
         axis = fold.entity_axis
@@ -230,4 +255,4 @@ def default_threads(jobs: int) -> int:
     return max(1, (os.cpu_count() or 1) // max(1, jobs))
 
 
-__all__ = ["JobResult", "run_job", "fit_predict", "score_fold", "PeakMemory", "host_info"]
+__all__ = ["JobResult", "run_job", "fit_predict", "score_fold", "PeakMemory", "DeviceUse", "host_info"]

@@ -20,9 +20,12 @@ import pandas as pd
 
 from drbench import tracking
 from drbench.api import supports
+from drbench.context import RunContext
 from drbench.datasets import Dataset, load_dataset
 from drbench.errors import MissingFeatureError, UsageError
 from drbench.execution import JobResult, default_threads, run_job
+from drbench.inputs import check_sweep
+from drbench.params import check_params
 from drbench.registry import get_method, methods as method_registry, resolve_methods
 from drbench.view import SELECTIONS
 
@@ -105,14 +108,16 @@ def variant_label(params: dict, defaults: dict) -> str:
     return ",".join(f"{k}={params[k]}" for k in sorted(params) if params[k] != defaults.get(k))
 
 
-def method_params(cls, context: dict, overrides: dict) -> dict:
-    """``__init__`` defaults, then the method's per-setting defaults, then the user's overrides."""
+def method_params(cls, context: RunContext, overrides: dict) -> dict:
+    """``__init__`` defaults, then the method's per-setting defaults, then the user's overrides, each checked
+    against its declared type (:func:`drbench.params.check_params`: ``3.0`` for an int becomes ``3``, ``2.5``
+    is refused), so the params a job records are the ones the method runs with."""
     base = cls().get_params()
     base.update(cls.defaults_for(context))
     unknown = set(overrides) - set(base)
     if unknown:
         raise UsageError(f"method {cls.name!r} has no hyperparameter(s) {sorted(unknown)}; valid: {sorted(base)}")
-    base.update(overrides)
+    base.update(check_params(cls, overrides))
     return {k: _canonical(v) for k, v in base.items()}
 
 
@@ -120,6 +125,7 @@ def prepare(spec: SweepSpec):
     """Resolve names and build (protocol, options, dataset, folds per seed). Raises clear errors."""
     from drbench.protocols import get_protocol
 
+    check_sweep(spec, BACKENDS)
     if spec.selection not in SELECTIONS:
         raise UsageError(f"unknown selection mode {spec.selection!r}; choose one of: {', '.join(SELECTIONS)}")
     protocol = get_protocol(spec.protocol)
@@ -203,7 +209,7 @@ class SweepPlan:
     names: list
     folds: dict
     classes: dict
-    context: dict
+    context: RunContext
     jobs: list
     unsupported: dict
     variants: dict = field(default_factory=dict)  # method -> its overrides that differ from its defaults ("" if none)
@@ -222,7 +228,7 @@ def plan_sweep(spec: SweepSpec) -> SweepPlan:
     Raises :class:`UsageError` when no method can run the sweep.
     """
     protocol, options, source, dataset, names, folds = prepare(spec)
-    context = {"dataset": source.name, "protocol": protocol.name, "target": dataset.meta.get("target_name", "")}
+    context = RunContext.for_sweep(protocol, source, dataset, spec.selection, spec.device)
     jobs: list[Job] = []
     classes, unsupported, variants = {}, {}, {}
     all_methods = isinstance(spec.methods, str) and spec.methods.strip() == "all"
@@ -236,7 +242,7 @@ def plan_sweep(spec: SweepSpec) -> SweepPlan:
             continue
         classes[name] = cls
         if not supports(cls, protocol.name):
-            unsupported[name] = f"not supported: {name} does not declare protocol {protocol.requires}"
+            unsupported[name] = f"not supported: {name} does not declare protocol {protocol.kind}"
             continue
         try:
             dataset.require(cls.capabilities.needs)

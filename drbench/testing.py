@@ -1,7 +1,7 @@
 """``check_method``: the conformance checker every method must pass (like sklearn's ``check_estimator``).
 
 It runs the method on a tiny synthetic dataset under every protocol it declares and checks:
-hyperparameter round trip, output shapes and ranges, ``fit`` returning ``self``, a pure ``predict``,
+hyperparameter round trip and declared types, output shapes and ranges, ``fit`` returning ``self``, a pure ``predict``,
 determinism under a seed, a clear error for an unsupported protocol, and the **leak test**:
 scrambling every held-out label in the dataset changes no prediction.
 """
@@ -12,8 +12,9 @@ import numpy as np
 
 from drbench.api import PROTOCOL_KINDS, Method, supports
 from drbench.datasets import combine, make_synthetic
-from drbench.errors import UnsupportedProtocolError
+from drbench.errors import UnsupportedProtocolError, UsageError
 from drbench.execution import fit_predict, seed_everything
+from drbench.params import check_params
 from drbench.view import build_query, build_train_view
 
 PROTOCOL_OPTIONS = {
@@ -75,6 +76,10 @@ def check_method(cls, params: dict | None = None, protocols=None, seed: int = 0)
         if k not in got or got[k] is not v and got[k] != v:
             _fail(name, "get_params", f"hyperparameter {k!r} is not stored under its own name")
     cls(**got)
+    try:
+        check_params(cls, got)
+    except UsageError as e:
+        _fail(name, "param types", f"a default or fast_params value does not have its declared type: {e}")
     report["checks"].append("params")
 
     cells, union = tiny_dataset(seed)

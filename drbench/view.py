@@ -23,6 +23,7 @@ from __future__ import annotations
 import numpy as np
 
 from drbench.api import Capabilities, Query, TrainView
+from drbench.context import RunContext
 from drbench.datasets import Dataset
 from drbench.datasets.core import frozen
 from drbench.errors import UsageError
@@ -44,7 +45,8 @@ def _hide_rows(block: dict, hidden: np.ndarray) -> dict:
 
 
 def build_train_view(dataset: Dataset, fold: Fold, capabilities: Capabilities, *, seed: int = 0,
-                     device: str = "cpu", selection: str = "validation", context: dict | None = None) -> TrainView:
+                     device: str = "cpu", selection: str = "validation",
+                     context: RunContext | dict | None = None) -> TrainView:
     if selection not in SELECTIONS:
         raise UsageError(f"unknown selection mode {selection!r}; choose one of: {', '.join(SELECTIONS)}")
     valid = fold.test if selection == "test" else fold.valid
@@ -63,8 +65,11 @@ def build_train_view(dataset: Dataset, fold: Fold, capabilities: Capabilities, *
     cell_features = _hide_rows(dataset.cell_features, ~visible_cells)
     drug_features = _hide_rows(dataset.drug_features, ~visible_drugs)
     smiles = np.where(visible_drugs, dataset.smiles, "").astype(object)
-    ctx = {"dataset": dataset.meta.get("source_name", dataset.name), "dataset_full": dataset.name,
-           "protocol": fold.protocol, "selection": selection, **(context or {})}
+    if isinstance(context, RunContext):  # a sweep's context: the one defaults_for saw, unchanged
+        ctx = context
+    else:  # a direct call (check_method, a notebook): the fold's setting, updated by ``context``
+        ctx = {"dataset": dataset.meta.get("source_name", dataset.name), "target": dataset.meta.get("target_name", ""),
+               "dataset_full": dataset.name, "protocol": fold.protocol, "selection": selection, **(context or {})}
     return TrainView(
         cell_ids=dataset.cell_ids, drug_ids=dataset.drug_ids,
         binary=frozen(binary), ic50=frozen(ic50), train=frozen(fold.train), valid=frozen(valid),

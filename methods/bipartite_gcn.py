@@ -392,14 +392,9 @@ def fit_bipartite(view, cfg: GCNConfig) -> GCNFit:
 
 # ---------------------------------------------------------------------------------------------- context
 def dataset_and_target(context) -> tuple[str, str]:
-    """``(source dataset, target set)`` from a view context, e.g. ``("gdsc", "pdx")`` for in-vivo GDSC→PDX.
-
-    The target is the part after ``+`` of ``dataset_full`` (a source+target union); ``""`` otherwise.
-    """
-    ds = str(context.get("dataset", "") or "").lower()
-    full = str(context.get("dataset_full", "") or "").lower()
-    target = full.split("+", 1)[1] if "+" in full else ""
-    return ds, target
+    """``(source dataset, target set)`` from a run context, e.g. ``("gdsc", "pdx")`` for in-vivo GDSC→PDX;
+    the target is ``""`` when the protocol appends none."""
+    return str(context.get("dataset", "") or "").lower(), str(context.get("target", "") or "").lower()
 
 
 def method_predict(score: np.ndarray, ic50: np.ndarray | None, query):

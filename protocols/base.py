@@ -2,18 +2,73 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Callable, ClassVar
 
 from drbench.datasets import Dataset
 from drbench.errors import UsageError
 from drbench.folds import Fold
+from drbench.params import Mismatch, coerce, describe
 
 
 @dataclass(frozen=True)
 class Option:
+    """A protocol option: its default, help, and the values it accepts, checked by :meth:`Protocol.resolve_options`
+    before any work starts and listed by ``drbench protocols``.
+
+    ``type`` defaults to the default's type and is checked as a hyperparameter is (:func:`drbench.params.coerce`;
+    a string from the command line is read as JSON first, and ``true``/``false``/``yes``/``no``/``on``/``off`` as
+    a bool). ``minimum``/``maximum`` are inclusive bounds, ``greater_than``/``less_than`` exclusive ones;
+    ``choices`` lists the only valid values.
+    """
+
     default: object
     help: str
+    type: object = None
+    minimum: float | None = None
+    maximum: float | None = None
+    greater_than: float | None = None
+    less_than: float | None = None
+    choices: tuple | None = None
+
+    @property
+    def value_type(self):
+        return self.type if self.type is not None else type(self.default)
+
+    def accepts(self) -> str:
+        """The valid values in words: ``int >= 2``, ``float > 0 and < 1``, ``one of 'source', 'target', 'none'``."""
+        if self.choices is not None:
+            return "one of " + ", ".join(repr(c) for c in self.choices)
+        bounds = [f"{op} {b}" for op, b in ((">=", self.minimum), (">", self.greater_than), ("<=", self.maximum),
+                                             ("<", self.less_than)) if b is not None]
+        return " ".join([describe(self.value_type), " and ".join(bounds)]).strip()
+
+    def check(self, value):
+        """``value`` converted to the option's type; raises :class:`ValueError` if it is not a valid value."""
+        declared = self.value_type
+        if isinstance(value, str) and declared is bool:
+            words = {"true": True, "yes": True, "on": True, "1": True, "false": False, "no": False, "off": False,
+                     "0": False}
+            if value.strip().lower() not in words:
+                raise ValueError
+            value = words[value.strip().lower()]
+        elif isinstance(value, str) and declared in (int, float):
+            try:
+                value = json.loads(value)
+            except json.JSONDecodeError:
+                raise ValueError from None
+        try:
+            value = coerce(value, declared)
+        except Mismatch:
+            raise ValueError from None
+        if self.choices is not None and value not in self.choices:
+            raise ValueError
+        if ((self.minimum is not None and value < self.minimum) or (self.maximum is not None and value > self.maximum)
+                or (self.greater_than is not None and value <= self.greater_than)
+                or (self.less_than is not None and value >= self.less_than)):
+            raise ValueError
+        return value
 
 
 class Protocol:
@@ -30,8 +85,8 @@ class Protocol:
     paper_test: ClassVar[str] = ""
     description: ClassVar[str] = ""
     options: ClassVar[dict[str, Option]] = {}
-    #: the capability a method must declare to run this protocol
-    requires: ClassVar[str] = ""
+    #: the protocol kind (one of :data:`drbench.api.PROTOCOL_KINDS`): the capability a method must declare to run it
+    kind: ClassVar[str] = ""
     #: 0 = metrics also averaged per cell, 1 = per drug
     entity_axis: ClassVar[int | None] = None
     #: headline metrics are per-entity means (Test 2) instead of pooled over test entries
@@ -49,14 +104,11 @@ class Protocol:
             )
         out = {k: o.default for k, o in self.options.items()}
         for k, v in options.items():
-            default = self.options[k].default
-            if isinstance(default, bool) and isinstance(v, str):
-                v = v.lower() in ("1", "true", "yes", "on")
-            elif isinstance(default, int) and not isinstance(default, bool) and isinstance(v, str):
-                v = int(v)
-            elif isinstance(default, float) and isinstance(v, str):
-                v = float(v)
-            out[k] = v
+            option = self.options[k]
+            try:
+                out[k] = option.check(v)
+            except ValueError:
+                raise UsageError(f"protocol {self.name!r}: option {k} must be {option.accepts()}; got {v!r}") from None
         return out
 
     def prepare(self, dataset: Dataset, load: Callable[[str], Dataset], **options) -> Dataset:

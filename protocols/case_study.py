@@ -16,12 +16,13 @@ from drbench.protocols.sampling import VALID, entry_split, rng_for
 class CaseStudy(Protocol):
     name = "case-study"
     paper_test = "Test 5"
-    requires = "random"
+    kind = "random"
     scores_unlabelled = True
     description = "train on all measured entries; rank the unmeasured pairs (top-k cell lines per drug)"
     options = {
-        "top_k": Option(10, "cell lines per drug in the written ranking"),
-        "valid_fraction": Option(0.1, "fraction of positives (plus as many negatives) carved for validation"),
+        "top_k": Option(10, "cell lines per drug in the written ranking", minimum=1),
+        "valid_fraction": Option(0.1, "fraction of positives (plus as many negatives) carved for validation",
+                                 greater_than=0, less_than=1),
     }
 
     def folds(self, dataset, seed, carve_valid=True, top_k=10, valid_fraction=0.1):

@@ -60,7 +60,7 @@ def _source_rows(dataset: Dataset) -> np.ndarray:
     return dataset.cell_domain == src
 
 
-def _fold(protocol: str, dataset: Dataset, seed: int, carve_valid: bool, valid_fraction: float) -> Fold:
+def _fold(protocol: Protocol, dataset: Dataset, seed: int, carve_valid: bool, valid_fraction: float) -> Fold:
     src = _source_rows(dataset)
     meas = dataset.measured
     train = meas & src[:, None]
@@ -73,19 +73,20 @@ def _fold(protocol: str, dataset: Dataset, seed: int, carve_valid: bool, valid_f
         vrows = np.sort(rng_for(seed, 0, VALID).choice(rows, size=nv, replace=False))
         valid[vrows] = train[vrows]
         train[vrows] = False
-    return Fold(protocol, 0, seed, train, valid, test, held_out_cells=np.flatnonzero(~src),
-                valid_cells=vrows, entity_axis=1)
+    return Fold(protocol.name, 0, seed, train, valid, test, held_out_cells=np.flatnonzero(~src),
+                valid_cells=vrows, entity_axis=protocol.entity_axis)
 
 
 class InVivo(Protocol):
     name = "in-vivo"
     paper_test = "Test 3"
-    requires = "in-vivo"
+    kind = "in-vivo"
     entity_axis = 1
     description = "train on all measured cell-line entries; test on every measured entry of a target set (rows appended)"
     options = {
         "target": Option("", "target set: pdx or tcga (gdsc), synthetic-vivo (synthetic); default by dataset"),
-        "valid_fraction": Option(0.1, "fraction of training rows held out (all their entries) for validation"),
+        "valid_fraction": Option(0.1, "fraction of training rows held out (all their entries) for validation",
+                                 greater_than=0, less_than=1),
     }
 
     def prepare(self, dataset, load, target="", valid_fraction=0.1):
@@ -96,25 +97,23 @@ class InVivo(Protocol):
         return combine(dataset, load(target))
 
     def folds(self, dataset, seed, carve_valid=True, target="", valid_fraction=0.1):
-        return [_fold(self.name, dataset, seed, carve_valid, valid_fraction)]
+        return [_fold(self, dataset, seed, carve_valid, valid_fraction)]
 
 
 class Transfer(Protocol):
     name = "transfer"
     paper_test = "Test 3 (stand-in)"
-    requires = "in-vivo"
+    kind = "in-vivo"
     entity_axis = 1
     description = "GDSC → CCLE or CCLE → GDSC on shared drugs; cell lines in both sets dropped from the larger"
     options = {
         "target": Option("", "target cell-line set (default: ccle from gdsc, gdsc from ccle)"),
         "drop_overlap": Option("auto", "cell lines in both sets: drop from 'source' rows, 'target' rows, "
-                                       "'auto' (the larger set's) or 'none'"),
-        "valid_fraction": Option(0.1, "fraction of training rows held out for validation"),
+                                       "'auto' (the larger set's) or 'none'", choices=("source", "target", "auto", "none")),
+        "valid_fraction": Option(0.1, "fraction of training rows held out for validation", greater_than=0, less_than=1),
     }
 
     def prepare(self, dataset, load, target="", drop_overlap="auto", valid_fraction=0.1):
-        if drop_overlap not in ("source", "target", "auto", "none"):
-            raise UsageError(f"drop_overlap must be one of source, target, auto, none; got {drop_overlap!r}")
         target = target or TRANSFER_TARGET.get(dataset.name, "")
         if not target or target == dataset.name:
             raise UsageError(f"protocol transfer needs a target set other than {dataset.name!r}: "
@@ -135,4 +134,4 @@ class Transfer(Protocol):
         return out._replace(meta=meta)
 
     def folds(self, dataset, seed, carve_valid=True, target="", drop_overlap="auto", valid_fraction=0.1):
-        return [_fold(self.name, dataset, seed, carve_valid, valid_fraction)]
+        return [_fold(self, dataset, seed, carve_valid, valid_fraction)]

@@ -21,24 +21,25 @@ from drbench.protocols.sampling import (TEST, VALID, eligible_entities, entity_e
 
 
 class NewEntity(Protocol):
-    axis: int = 0
     paper_test = "Test 2"
     per_entity_headline = True
     options = {
-        "n_folds": Option(5, "grouped folds over the eligible entities"),
-        "min_positives": Option(10, "an entity is eligible with at least this many positives"),
+        "n_folds": Option(5, "grouped folds over the eligible entities", minimum=2),
+        "min_positives": Option(10, "an entity is eligible with at least this many positives", minimum=1),
         "per_target": Option(False, "one fold per eligible entity (the paper's protocol)"),
-        "n_targets": Option(0, "with per_target: sample this many targets (0 = all)"),
-        "valid_fraction": Option(0.1, "fraction of the remaining eligible entities held out for validation"),
+        "n_targets": Option(0, "with per_target: sample this many targets (0 = all)", minimum=0),
+        "valid_fraction": Option(0.1, "fraction of the remaining eligible entities held out for validation",
+                                 greater_than=0, less_than=1),
     }
 
     def eligible(self, dataset, min_positives=10):
-        return eligible_entities(dataset.binary, self.axis, min_positives)
+        return eligible_entities(dataset.binary, self.entity_axis, min_positives)
 
     def folds(self, dataset, seed, carve_valid=True, n_folds=5, min_positives=10, per_target=False,
               n_targets=0, valid_fraction=0.1):
         b = dataset.binary
-        what = "cell lines" if self.axis == 0 else "drugs"
+        axis = self.entity_axis
+        what = "cell lines" if axis == 0 else "drugs"
         elig = self.eligible(dataset, min_positives)
         if per_target:
             targets = elig
@@ -52,8 +53,8 @@ class NewEntity(Protocol):
             groups = [elig[g] for g in kfold_groups(len(elig), n_folds, seed)]
         out = []
         for k, held in enumerate(groups):
-            test = entity_entries(b, held, self.axis, rng_for(seed, k, TEST))
-            train = remove_entities(dataset.measured, held, self.axis)
+            test = entity_entries(b, held, axis, rng_for(seed, k, TEST))
+            train = remove_entities(dataset.measured, held, axis)
             valid = np.zeros_like(train)
             vents = np.zeros(0, dtype=np.int64)
             if carve_valid:
@@ -61,29 +62,27 @@ class NewEntity(Protocol):
                 nv = min(len(rest), max(1, math.ceil(valid_fraction * len(rest)))) if len(rest) else 0
                 rng = rng_for(seed, k, VALID)
                 vents = np.sort(rng.choice(rest, size=nv, replace=False)) if nv else vents
-                valid = entity_entries(b, vents, self.axis, rng)
-                train = remove_entities(train, vents, self.axis)
+                valid = entity_entries(b, vents, axis, rng)
+                train = remove_entities(train, vents, axis)
             label = ""
             if per_target:
-                ids = dataset.cell_ids if self.axis == 0 else dataset.drug_ids
+                ids = dataset.cell_ids if axis == 0 else dataset.drug_ids
                 label = str(ids[held[0]])
-            kw = {"held_out_cells": held} if self.axis == 0 else {"held_out_drugs": held}
-            vkw = {"valid_cells": vents} if self.axis == 0 else {"valid_drugs": vents}
-            out.append(Fold(self.name, k, seed, train, valid, test, entity_axis=self.axis, label=label, **kw, **vkw))
+            kw = {"held_out_cells": held} if axis == 0 else {"held_out_drugs": held}
+            vkw = {"valid_cells": vents} if axis == 0 else {"valid_drugs": vents}
+            out.append(Fold(self.name, k, seed, train, valid, test, entity_axis=axis, label=label, **kw, **vkw))
         return out
 
 
 class NewCellLine(NewEntity):
     name = "new-cell-line"
-    axis = 0
     entity_axis = 0
-    requires = "new-cell-line"
+    kind = "new-cell-line"
     description = "held-out cell lines (>= 10 positives) removed from training; metrics per cell line"
 
 
 class NewDrug(NewEntity):
     name = "new-drug"
-    axis = 1
     entity_axis = 1
-    requires = "new-drug"
+    kind = "new-drug"
     description = "held-out drugs (>= 10 positives) removed from training; metrics per drug"

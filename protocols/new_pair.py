@@ -50,17 +50,16 @@ def _sample(rest: np.ndarray, fraction: float, rng: np.random.Generator) -> np.n
 class NewPair(Protocol):
     name = "new-pair"
     kind = "new-pair"
-    requires = "new-pair"
     paper_test = "beyond (double cold)"
     entity_axis = DRUG_AXIS
     per_entity_headline = True
     description = ("cell lines and drugs held out together (grouped K-fold on both axes); "
                    "test = pairs with both unseen; metrics per drug")
     options = {
-        "n_folds": Option(5, "grouped folds; fold k holds out cell group k and drug group k"),
-        "min_positives": Option(10, "a cell line or drug is eligible with at least this many positives"),
+        "n_folds": Option(5, "grouped folds; fold k holds out cell group k and drug group k", minimum=2),
+        "min_positives": Option(10, "a cell line or drug is eligible with at least this many positives", minimum=1),
         "valid_fraction": Option(0.1, "fraction of the remaining eligible cell lines and drugs held out for "
-                                      "validation"),
+                                      "validation", greater_than=0, less_than=1),
     }
 
     def eligible(self, dataset, min_positives=10) -> tuple[np.ndarray, np.ndarray]:

@@ -50,16 +50,15 @@ def tissue_groups(counts: dict[str, int], min_cells: int, rng: np.random.Generat
 class NewTissue(Protocol):
     name = "new-tissue"
     kind = "new-cell-line"
-    requires = "new-cell-line"
     paper_test = "beyond (LTO)"
     entity_axis = CELL_AXIS
     per_entity_headline = True
     description = ("leave-tissue-out: each fold removes every cell line of a tissue (or of a group of small ones); "
                    "metrics per cell line")
     options = {
-        "min_cells": Option(15, "eligible cell lines a fold needs; smaller tissues are grouped"),
+        "min_cells": Option(15, "eligible cell lines a fold needs; smaller tissues are grouped", minimum=1),
         "tissues": Option("", "comma-separated tissues to hold out, one fold each (default: all, grouped)"),
-        "min_positives": Option(10, "a cell line is tested with at least this many positives"),
+        "min_positives": Option(10, "a cell line is tested with at least this many positives", minimum=1),
     }
 
     def groups(self, dataset, seed, min_cells=15, tissues="", min_positives=10) -> list[list[str]]:

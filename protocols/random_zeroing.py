@@ -19,11 +19,12 @@ class RandomZeroing(Protocol):
     name = "random"
     paper_test = "Test 1"
     description = "5-fold CV over measured positives; test = held-out positives + as many random negatives"
-    requires = "random"
+    kind = "random"
     entity_axis = 1
     options = {
-        "n_folds": Option(5, "number of folds over the positives"),
-        "valid_fraction": Option(0.1, "fraction of training positives (plus as many negatives) carved for validation"),
+        "n_folds": Option(5, "number of folds over the positives", minimum=2),
+        "valid_fraction": Option(0.1, "fraction of training positives (plus as many negatives) carved for validation",
+                                 greater_than=0, less_than=1),
     }
 
     def folds(self, dataset, seed, carve_valid=True, n_folds=5, valid_fraction=0.1):
@@ -41,5 +42,5 @@ class RandomZeroing(Protocol):
             if carve_valid:
                 valid = entry_split(train & (b == 1), train & (b == 0), valid_fraction, rng_for(seed, k, VALID))
                 train &= ~valid
-            out.append(Fold(self.name, k, seed, train, valid, test, entity_axis=1))
+            out.append(Fold(self.name, k, seed, train, valid, test, entity_axis=self.entity_axis))
         return out

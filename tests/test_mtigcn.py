@@ -60,7 +60,7 @@ def test_defaults_follow_the_reference_table():
         t2 = d({"dataset": "ccle", "protocol": proto})
         assert (t2["a"], t2["b"], t2["c"], t2["d"], t2["epochs"], t2["alpha"]) == (0.1, 0.1, 0.25, 0.75, 2000, 0.45)
     for proto in ("in-vivo", "transfer"):
-        t3 = d({"dataset": "gdsc", "dataset_full": "gdsc+pdx", "protocol": proto})
+        t3 = d({"dataset": "gdsc", "target": "pdx", "protocol": proto})
         assert (t3["hidden"], t3["alpha"], t3["epochs"]) == (1024, 0.1, 1000)
         assert (t3["a"], t3["b"], t3["c"], t3["d"]) == (0.01, 0.1, 0.1, 0.75)
     # the init defaults are the GDSC Test 1 row and the reference options

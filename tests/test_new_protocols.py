@@ -159,7 +159,7 @@ def test_small_tissues_are_grouped_and_named_tissues_held_out_alone(syn):
     assert g == tissue_groups(counts, 6, np.random.default_rng(0))
     fl = folds("new-tissue", syn, min_positives=3, tissues="tissue_1,tissue_4")
     assert [f.label for f in fl] == ["tissue_1", "tissue_4"]
-    assert [f.sha256 for f in folds("new-tissue", syn, min_positives=3, tissues=["tissue_1", "tissue_4"])] == \
+    assert [f.sha256 for f in folds("new-tissue", syn, min_positives=3, tissues="tissue_1,tissue_4")] == \
         [f.sha256 for f in fl]
     with pytest.raises(UsageError, match="unknown tissue"):
         folds("new-tissue", syn, tissues="liver")

@@ -179,8 +179,8 @@ def test_defaults_for_each_setting():
     d = NIHGCN.defaults_for
     assert d({"dataset": "gdsc", "protocol": "random"}) == {"hidden": 1024, "out": 1024, "alpha": 0.25}
     assert d({"dataset": "ccle", "protocol": "new-drug"}) == {"hidden": 512, "out": 512, "alpha": 0.45}
-    assert d({"dataset": "gdsc", "dataset_full": "gdsc+pdx", "protocol": "in-vivo"})["alpha"] == 0.15
-    assert d({"dataset": "gdsc", "dataset_full": "gdsc+tcga", "protocol": "in-vivo"})["alpha"] == 0.1
+    assert d({"dataset": "gdsc", "target": "pdx", "protocol": "in-vivo"})["alpha"] == 0.15
+    assert d({"dataset": "gdsc", "target": "tcga", "protocol": "in-vivo"})["alpha"] == 0.1
     assert d({"dataset": "synthetic"}) == {}
     m = NIHGCN()
     assert (m.epochs, m.lr, m.weight_decay, m.gamma) == (1000, 1e-3, 1e-5, 8.0)

@@ -1,0 +1,81 @@
+"""Checks of the values a user passes to a sweep, run before any work starts.
+
+Each raises :class:`UsageError` with one line naming the flag, the value and what is valid, so the
+command line prints ``drbench: error: ...`` and exits with status 2 instead of failing later with a
+traceback (a seed numpy refuses, ``--jobs 0``, a device the machine does not have). Protocol option
+values are checked by :meth:`drbench.protocols.Protocol.resolve_options`, hyperparameter values by
+:func:`drbench.params.check_params`.
+"""
+
+from __future__ import annotations
+
+import numbers
+import re
+
+from drbench.errors import UsageError
+
+#: seeds feed numpy's and torch's generators, which take 0 .. 2**32 - 1
+MAX_SEED = 2**32 - 1
+DEVICES = "cpu, cuda, cuda:N (N = GPU index)"
+_DEVICE = re.compile(r"cpu|cuda(?::(\d+))?")
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def check_seeds(seeds, flag: str = "--seeds") -> None:
+    if seeds is not None and not list(seeds):
+        raise UsageError(f"{flag}: give at least one seed")
+    bad = [s for s in seeds or () if not _is_int(s) or not 0 <= s <= MAX_SEED]
+    if bad:
+        raise UsageError(f"{flag}: seeds must be integers from 0 to {MAX_SEED} (2**32 - 1); got {bad[0]!r}")
+
+
+def check_at_least(value, minimum: int, flag: str) -> None:
+    """``value`` is an int >= ``minimum`` (``None``, meaning a default, passes)."""
+    if value is not None and (not _is_int(value) or value < minimum):
+        raise UsageError(f"{flag} must be an integer >= {minimum}; got {value!r}")
+
+
+def check_name(value, flag: str) -> None:
+    if value is not None and (not isinstance(value, str) or not value.strip()):
+        raise UsageError(f"{flag} must be a non-empty name; got {value!r}")
+
+
+def check_choice(value, choices, flag: str) -> None:
+    if value not in choices:
+        raise UsageError(f"{flag}: unknown {flag.lstrip('-')} {value!r}; choose one of: {', '.join(choices)}")
+
+
+def check_device(device) -> None:
+    """``cpu``, ``cuda`` or ``cuda:N``, and for CUDA a GPU torch can use (with index N present)."""
+    match = _DEVICE.fullmatch(device) if isinstance(device, str) else None
+    if match is None:
+        raise UsageError(f"--device: unknown device {device!r}; choose one of: {DEVICES}")
+    if device == "cpu":
+        return
+    try:
+        import torch
+    except ImportError:
+        raise UsageError(f"--device {device} needs torch, which is not installed; use --device cpu") from None
+    if not torch.cuda.is_available():
+        raise UsageError(f"--device {device}: torch sees no CUDA GPU on this machine "
+                         "(torch.cuda.is_available() is False); use --device cpu")
+    n = torch.cuda.device_count()
+    if match.group(1) is not None and int(match.group(1)) >= n:
+        raise UsageError(f"--device {device}: this machine has {n} CUDA GPU(s): "
+                         + ", ".join(f"cuda:{i}" for i in range(n)))
+
+
+def check_sweep(spec, backends) -> None:
+    """Every plain value of a :class:`drbench.runner.SweepSpec` (names are checked where they are resolved)."""
+    check_seeds(spec.seeds)
+    check_at_least(spec.jobs, 1, "--jobs")
+    check_at_least(spec.threads, 1, "--threads")
+    check_name(spec.experiment, "--experiment")
+    check_choice(spec.backend, backends, "--backend")
+    check_device(spec.device)
+
+
+__all__ = ["check_seeds", "check_at_least", "check_name", "check_choice", "check_device", "check_sweep", "MAX_SEED"]
