@@ -173,6 +173,16 @@ def method_path(cls) -> str:
     return f"{cls.__module__}:{cls.__qualname__}"
 
 
+def fold_major(jobs: list, seconds: dict) -> list:
+    """``jobs`` seed by seed, fold by fold, and within a fold the cheapest method first, so that an interrupted
+    sweep leaves complete folds. ``seconds``: method -> its recorded median fit seconds; methods without one
+    come after those with one, in their order in ``jobs``."""
+    method_pos = {m: i for i, m in enumerate(dict.fromkeys(j.method for j in jobs))}
+    seed_pos = {s: i for i, s in enumerate(dict.fromkeys(j.seed for j in jobs))}
+    return sorted(jobs, key=lambda j: (seed_pos[j.seed], j.fold_pos, seconds.get(j.method, float("inf")),
+                                       method_pos[j.method]))
+
+
 def execute(job: Job, dataset: Dataset) -> JobResult:
     """Run one job (in a worker): fit, predict, score, and the protocol's per-job files."""
     res = run_job(job.method_class, job.params, dataset, job.fold, seed=job.seed, device=job.device,
@@ -270,6 +280,7 @@ def run_sweep(spec: SweepSpec, on_result=None) -> SweepReport:
     exp_id = tracking.experiment_id(c, spec.experiment)
     claims.kill_stale_runs(c, exp_id)
     todo = plan.pending(tracking.finished_job_keys(c, exp_id) | set(spec.skip_keys), spec.force)
+    todo[:] = fold_major(todo, tracking.median_fit_seconds(c, exp_id, plan.source.name, plan.protocol.name))
     report = SweepReport(None, exp_id)
     report.unsupported = plan.unsupported
     report.planned, report.skipped_done = len(plan.jobs), len(plan.jobs) - len(todo)

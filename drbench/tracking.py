@@ -166,6 +166,16 @@ def finished_job_keys(c, exp_id: str) -> set[str]:
     return {r.data.tags.get(f"{TAG}job_key") for r in search_job_runs(c, [exp_id])}
 
 
+def median_fit_seconds(c, exp_id: str, dataset: str, protocol: str) -> dict[str, float]:
+    """``{method: median fit seconds}`` of the finished job runs on ``dataset`` under ``protocol``."""
+    runs = search_job_runs(c, [exp_id], extra=f"tags.`{TAG}dataset` = '{dataset}' and tags.`{TAG}protocol` = '{protocol}'")
+    seconds: dict = {}
+    for r in runs:
+        if "fit_seconds" in r.data.metrics:
+            seconds.setdefault(r.data.tags.get(f"{TAG}method"), []).append(r.data.metrics["fit_seconds"])
+    return {m: float(pd.Series(v).median()) for m, v in seconds.items()}
+
+
 def start_sweep(c, exp_id: str, tags: dict, params: dict) -> str:
     """Create the sweep's parent run, RUNNING; ``tags`` should carry its lease (see :mod:`drbench.claims`)."""
     from mlflow.entities import Param, RunTag

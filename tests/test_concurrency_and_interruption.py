@@ -242,3 +242,18 @@ def test_an_unreachable_tracking_server_is_one_clear_line(script):
     assert rc == 2 and "Traceback" not in err
     lines = err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("drbench: error: tracking server"), err
+
+
+def test_jobs_run_fold_by_fold_cheapest_recorded_method_first():
+    from types import SimpleNamespace
+
+    from drbench.runner import fold_major
+
+    jobs = [SimpleNamespace(method=m, seed=s, fold_pos=f) for m in ("slow", "new", "fast") for s in (3, 1)
+            for f in (0, 1)]
+    order = [(j.seed, j.fold_pos, j.method) for j in fold_major(jobs, {"slow": 9.0, "fast": 0.1})]
+    assert order == [(s, f, m) for s in (3, 1) for f in (0, 1) for m in ("fast", "slow", "new")]
+    seen = []
+    run_sweep(SweepSpec(methods="drug-mean,mean-effects", protocol="random", folds=[0, 1], progress=False),
+              on_result=lambda job, res: seen.append((job.fold_pos, job.method)))
+    assert seen == [(0, "drug-mean"), (0, "mean-effects"), (1, "drug-mean"), (1, "mean-effects")]
