@@ -291,8 +291,8 @@ def run_sweep(spec: SweepSpec, on_result=None) -> SweepReport:
     pool = Pool(spec.backend, spec.jobs, plan.jobs[0].threads, spec.scheduler)
     status, t0 = "FINISHED", time.time()
     with _sigterm_raises_keyboard_interrupt(), claims.Heartbeat(c, lease_s) as heartbeat:
-        recorder.start(heartbeat)
         try:
+            recorder.start(heartbeat)
             _dispatch(todo, plan.dataset, pool, recorder)
         except KeyboardInterrupt:
             status, report.interrupted = "KILLED", True

@@ -76,10 +76,12 @@ def _store_lock(uri: str):
         raise UsageError(f"tracking URI {uri!r}: folder {db.resolve().parent} does not exist")
     try:
         import fcntl
-    except ImportError:  # not POSIX: no lock, as before
+
+        f = open(f"{db}.lock", "a")
+    except (ImportError, OSError):  # not POSIX, or a read-only folder (then nobody creates the store there)
         yield
         return
-    with open(f"{db}.lock", "a") as f:
+    with f:
         fcntl.flock(f, fcntl.LOCK_EX)
         try:
             yield

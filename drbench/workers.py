@@ -45,6 +45,8 @@ class Pool:
     def __init__(self, backend: str, jobs: int, threads: int, scheduler: str | None = None):
         if backend not in BACKENDS:
             raise UsageError(f"unknown backend {backend!r}; choose one of: {', '.join(BACKENDS)}")
+        if jobs < 1:
+            raise UsageError(f"--jobs must be 1 or more, got {jobs}")
         if backend in ("loky", "threading") and jobs == 1:
             backend = "sequential"
         self.backend, self.jobs, self.threads, self.slots = backend, jobs, threads, jobs
