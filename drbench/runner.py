@@ -33,7 +33,7 @@ from drbench.folds import Fold
 from drbench.protocols import Protocol
 from drbench.registry import get_method, methods as method_registry, resolve_methods
 from drbench.view import SELECTIONS
-from drbench.workers import BACKENDS, Pool
+from drbench.workers import Pool
 
 log = logging.getLogger("drbench.runner")
 
