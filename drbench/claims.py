@@ -69,10 +69,13 @@ def kill(c, run_id: str, reason: str) -> None:
     c.set_terminated(run_id, "KILLED")
 
 
-def claim(c, exp_id: str, key: str, tags: dict, lease_s: float, since_ms: int, force: bool = False):
+def claim(c, exp_id: str, key: str, tags: dict, lease_s: float, since_ms: int, force: bool = False,
+          on_create=None, on_delete=None):
     """Try to claim job ``key``: returns ``(outcome, run_id)``, the run id only when the outcome is ``WON``.
 
     ``tags`` are set on the claimed run (they must include ``drbench.kind`` and ``drbench.job_key``).
+    ``on_create(run_id)`` / ``on_delete(run_id)`` are called as soon as the claim run is created / deleted, so
+    that a driver interrupted in between still knows which run to mark KILLED.
     FINISHED runs count as done unless ``force``, then only those started at or after ``since_ms``
     (the sweep's start, epoch ms); FAILED runs count as done only when started at or after ``since_ms``.
     """
@@ -94,12 +97,16 @@ def claim(c, exp_id: str, key: str, tags: dict, lease_s: float, since_ms: int, f
             log.warning("job %s: run %s was left RUNNING by a dead driver; marking it KILLED", key, r.info.run_id)
             kill(c, r.info.run_id, EXPIRED)
     mine = c.create_run(exp_id, tags={**{k: str(v) for k, v in tags.items()}, **lease_tag(lease_s)}).info.run_id
+    if on_create is not None:
+        on_create(mine)
     now = time.time()
     others = [r for r in job_runs() if r.info.run_id != mine
               and (done(r) or (r.info.status == "RUNNING" and _lease_alive(r, now)))]
     if not others:
         return WON, mine
     c.delete_run(mine)
+    if on_delete is not None:
+        on_delete(mine)
     return (DONE if any(done(r) for r in others) else CONTENDED), None
 
 

@@ -408,12 +408,9 @@ class Recorder:
     def claim(self, job: Job):
         """Claim ``job`` in the store; returns ``(outcome, run id)`` (see :func:`drbench.claims.claim`)."""
         outcome, run_id = claims.claim(self.c, self.exp_id, job.key, self.tags(job), self.lease_s, self.since_ms,
-                                       self.spec.force)
-        if outcome == claims.WON:
-            self.live[run_id] = job
-            with self.heartbeat.lock:
-                self.heartbeat.runs.add(run_id)
-        elif outcome in (claims.DONE, claims.TAKEN):
+                                       self.spec.force, on_create=lambda rid: self._hold(rid, job),
+                                       on_delete=self._release)
+        if outcome in (claims.DONE, claims.TAKEN):
             self.report.claimed_elsewhere += 1
             log.info("%s seed %d fold %d: %s by another driver", job.method, job.seed, job.fold.index,
                      "finished" if outcome == claims.DONE else "running")
@@ -457,6 +454,11 @@ class Recorder:
         tracking.end_sweep(self.c, self.parent, status, {
             "jobs_planned": r.planned, "jobs_skipped_done": r.skipped_done, "jobs_finished": r.finished,
             "jobs_failed": r.failed, "jobs_claimed_elsewhere": r.claimed_elsewhere, "wall_seconds": wall_seconds})
+
+    def _hold(self, run_id: str, job: Job) -> None:
+        self.live[run_id] = job
+        with self.heartbeat.lock:
+            self.heartbeat.runs.add(run_id)
 
     def _release(self, run_id: str) -> None:
         self.live.pop(run_id, None)
