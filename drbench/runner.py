@@ -4,6 +4,11 @@ A job is one (method, fold, seed). Its key hashes the method, its hyperparameter
 content hash, the fold's mask hash, the seed and the selection mode; a rerun skips every key that
 already has a finished run, and redoes failed or unfinished ones. One job failing does not stop the
 sweep: its failure is recorded as a FAILED child run with the error and traceback.
+
+Jobs run seed by seed, fold by fold, cheapest method first (:func:`fold_major`). Each is claimed in the
+tracking store just before a free worker gets it (:mod:`drbench.claims`), so several drivers on one store
+share a sweep and run each job once. A worker receives a :class:`Job` (the method's class, not its name)
+and returns a :class:`~drbench.execution.JobResult`; the driver's :class:`Recorder` turns it into the run.
 """
 
 from __future__ import annotations
