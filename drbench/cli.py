@@ -85,7 +85,8 @@ def cmd_run(args) -> int:
     for name, why in report.unsupported.items():
         print(f"  {name}: {why}")
     print(f"{report.planned} jobs planned, {report.skipped_done} already finished (skipped), "
-          f"{report.finished} finished now, {report.failed} failed")
+          f"{report.finished} finished now, {report.failed} failed"
+          + (f", {report.claimed_elsewhere} run by another driver" if report.claimed_elsewhere else ""))
     if report.results:
         from drbench.protocols import get_protocol
 

@@ -38,6 +38,7 @@ class JobResult:
     error: str | None = None
     traceback: str | None = None
     host: dict = field(default_factory=dict)  # machine, torch threads, load average; device the job computed on
+    artifacts: dict = field(default_factory=dict)  # file name -> DataFrame: the protocol's per-job files
 
 
 def cpu_model() -> str:

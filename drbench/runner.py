@@ -4,33 +4,46 @@ A job is one (method, fold, seed). Its key hashes the method, its hyperparameter
 content hash, the fold's mask hash, the seed and the selection mode; a rerun skips every key that
 already has a finished run, and redoes failed or unfinished ones. One job failing does not stop the
 sweep: its failure is recorded as a FAILED child run with the error and traceback.
+
+Jobs run seed by seed, fold by fold, cheapest method first (:func:`fold_major`). Each is claimed in the
+tracking store just before a free worker gets it (:mod:`drbench.claims`), so several drivers on one store
+share a sweep and run each job once. A worker receives a :class:`Job` (the method's class, not its name)
+and returns a :class:`~drbench.execution.JobResult`; the driver's :class:`Recorder` turns it into the run.
 """
 
 from __future__ import annotations
 
+import collections
+import concurrent.futures as cf
+import contextlib
 import hashlib
 import json
 import logging
+import random
+import signal
 import sys
+import threading
 import time
+import traceback
 from dataclasses import dataclass, field
 
 import numpy as np
-import pandas as pd
 
-from drbench import tracking
+from drbench import claims, tracking
 from drbench.api import supports
 from drbench.context import RunContext
 from drbench.datasets import Dataset, load_dataset
 from drbench.errors import MissingFeatureError, UsageError
 from drbench.execution import JobResult, default_threads, run_job
+from drbench.folds import Fold
 from drbench.inputs import check_sweep
 from drbench.params import check_params
+from drbench.protocols import Protocol
 from drbench.registry import get_method, methods as method_registry, resolve_methods
 from drbench.view import SELECTIONS
+from drbench.workers import BACKENDS, Pool
 
 log = logging.getLogger("drbench.runner")
-BACKENDS = ("loky", "threading", "sequential", "dask", "ray")
 
 
 @dataclass
@@ -57,13 +70,29 @@ class SweepSpec:
     threads: int | None = None  # torch threads per job (default: cores // jobs)
 
 
-@dataclass
+@dataclass(frozen=True)
 class Job:
+    """One (method, fold, seed) of a sweep: everything a worker needs to run it, besides the dataset.
+
+    ``method_class`` travels to the worker with the job (cloudpickle carries a class defined in a script by
+    value), so workers never look a method up by name; ``method_path`` ("module:qualname") is for the record.
+    """
+
     method: str
+    method_class: type
+    method_path: str
     params: dict
-    fold_pos: int
+    fold: Fold
+    fold_pos: int  # the fold's position in the sweep's fold list of its seed
     seed: int
     key: str
+    context: RunContext
+    selection: str
+    device: str
+    threads: int
+    keep_predictions: bool
+    protocol: Protocol
+    options: dict
 
 
 @dataclass
@@ -75,6 +104,7 @@ class SweepReport:
     finished: int = 0
     failed: int = 0
     unsupported: dict = field(default_factory=dict)
+    claimed_elsewhere: int = 0  # jobs another driver on the same store was running or had just finished
     results: list = field(default_factory=list)
     interrupted: bool = False
 
@@ -114,15 +144,13 @@ def method_params(cls, context: RunContext, overrides: dict) -> dict:
     is refused), so the params a job records are the ones the method runs with."""
     base = cls().get_params()
     base.update(cls.defaults_for(context))
-    unknown = set(overrides) - set(base)
-    if unknown:
-        raise UsageError(f"method {cls.name!r} has no hyperparameter(s) {sorted(unknown)}; valid: {sorted(base)}")
-    base.update(check_params(cls, overrides))
+    base.update(_checked_overrides(cls, overrides))
     return {k: _canonical(v) for k, v in base.items()}
 
 
-def prepare(spec: SweepSpec):
-    """Resolve names and build (protocol, options, dataset, folds per seed). Raises clear errors."""
+def check_spec(spec: SweepSpec):
+    """The sweep's inputs checked without reading any data or store: returns (protocol, options, method names).
+    Raises :class:`UsageError` with one line on the first bad input."""
     from drbench.protocols import get_protocol
 
     check_sweep(spec, BACKENDS)
@@ -134,68 +162,62 @@ def prepare(spec: SweepSpec):
     unknown_params = set(spec.params) - set(names)
     if unknown_params:
         raise UsageError(f"--set names method(s) {sorted(unknown_params)} that are not in this sweep ({', '.join(names)})")
+    for name, overrides in spec.params.items():
+        _checked_overrides(get_method(name), overrides)
+    return protocol, options, names
+
+
+def _checked_overrides(cls, overrides: dict) -> dict:
+    """The user's hyperparameter overrides of ``cls``, each known and of its declared type."""
+    unknown = set(overrides) - set(cls().get_params())
+    if unknown:
+        raise UsageError(f"method {cls.name!r} has no hyperparameter(s) {sorted(unknown)}; "
+                         f"valid: {sorted(cls().get_params())}")
+    return check_params(cls, overrides)
+
+
+def prepare(spec: SweepSpec):
+    """Resolve names and build (protocol, options, dataset, folds per seed). Raises clear errors."""
+    protocol, options, names = check_spec(spec)
     source = load_dataset(spec.dataset, spec.data_dir)
     dataset = protocol.prepare(source, lambda n: load_dataset(n, spec.data_dir), **options)
     folds = {}
-    for seed in spec.seeds:
+    for seed in dict.fromkeys(spec.seeds):  # a seed or fold given twice runs once; the order is kept
         fl = protocol.folds(dataset, seed, carve_valid=spec.selection == "validation", **options)
         if spec.folds is not None:
-            bad = [f for f in spec.folds if f >= len(fl) or f < 0]
+            chosen = list(dict.fromkeys(spec.folds))
+            bad = [f for f in chosen if f >= len(fl) or f < 0]
             if bad:
                 raise UsageError(f"--folds {bad} out of range: protocol {protocol.name} made {len(fl)} folds (0..{len(fl) - 1})")
-            fl = [fl[f] for f in spec.folds]
+            fl = [fl[f] for f in chosen]
         folds[seed] = fl
     return protocol, options, source, dataset, names, folds
 
 
-def _run_one(cls_name, params, dataset, fold, seed, device, selection, context, n_threads, keep_predictions, top_k):
-    cls = get_method(cls_name)
-    res = run_job(cls, params, dataset, fold, seed=seed, device=device, selection=selection, context=context,
-                  n_threads=n_threads, keep_predictions=keep_predictions or top_k is not None)
-    if top_k is not None and res.status == "finished" and res.predictions is not None:
-        res.artifacts = {"topk.csv": top_k_table(dataset, res.predictions, top_k)}
-        if not keep_predictions:
-            res.predictions = None
+def method_path(cls) -> str:
+    """``"module:qualname"`` of a method class."""
+    return f"{cls.__module__}:{cls.__qualname__}"
+
+
+def fold_major(jobs: list, seconds: dict) -> list:
+    """``jobs`` seed by seed, fold by fold, and within a fold the cheapest method first, so that an interrupted
+    sweep leaves complete folds. ``seconds``: method -> its recorded median fit seconds; methods without one
+    come after those with one, in their order in ``jobs``."""
+    method_pos = {m: i for i, m in enumerate(dict.fromkeys(j.method for j in jobs))}
+    seed_pos = {s: i for i, s in enumerate(dict.fromkeys(j.seed for j in jobs))}
+    return sorted(jobs, key=lambda j: (seed_pos[j.seed], j.fold_pos, seconds.get(j.method, float("inf")),
+                                       method_pos[j.method]))
+
+
+def execute(job: Job, dataset: Dataset) -> JobResult:
+    """Run one job (in a worker): fit, predict, score, and the protocol's per-job files."""
+    res = run_job(job.method_class, job.params, dataset, job.fold, seed=job.seed, device=job.device,
+                  selection=job.selection, context=job.context, n_threads=job.threads, keep_predictions=True)
+    if res.status == "finished":
+        res.artifacts = job.protocol.job_artifacts(dataset, res.predictions, job.options)
+    if not job.keep_predictions:
+        res.predictions = None
     return res
-
-
-def top_k_table(dataset: Dataset, predictions: dict, k: int) -> pd.DataFrame:
-    """The ``k`` highest-scored cell lines per drug among the scored (unmeasured) pairs."""
-    df = pd.DataFrame({"drug_id": predictions["drug_id"], "cell_id": predictions["cell_id"],
-                       "score": predictions["score"], "col": predictions["col"]})
-    df["drug_name"] = dataset.drug_names[df["col"].to_numpy()]
-    df["cell_name"] = df["cell_id"].map(dict(zip(dataset.cell_ids, dataset.cell_names)))
-    df = df.sort_values(["drug_id", "score", "cell_id"], ascending=[True, False, True])
-    df["rank"] = df.groupby("drug_id").cumcount() + 1
-    df["unmeasured_pairs"] = df.groupby("drug_id")["score"].transform("size")
-    return df[df["rank"] <= k][["drug_id", "drug_name", "rank", "cell_id", "cell_name", "score", "unmeasured_pairs"]]
-
-
-def _parallel(jobs: int, backend: str, scheduler: str | None):
-    import joblib
-
-    if backend not in BACKENDS:
-        raise UsageError(f"unknown backend {backend!r}; choose one of: {', '.join(BACKENDS)}")
-    if backend == "sequential" or (jobs == 1 and backend in ("loky", "threading")):
-        return None
-    if backend == "dask":
-        try:
-            from dask.distributed import Client
-        except ImportError:
-            raise UsageError("--backend dask needs the 'distributed' package: pip install 'drbench[dask]'") from None
-        client = Client(scheduler) if scheduler else Client(processes=True, n_workers=jobs, threads_per_worker=1)
-        return joblib.parallel_config(backend="dask", n_jobs=-1 if scheduler else jobs, wait_for_workers_timeout=60), client
-    if backend == "ray":
-        try:
-            import ray
-            from ray.util.joblib import register_ray
-        except ImportError:
-            raise UsageError("--backend ray needs the 'ray' package: pip install 'drbench[ray]'") from None
-        register_ray()
-        if not ray.is_initialized():
-            ray.init(address=scheduler) if scheduler else ray.init(num_cpus=jobs)
-        return joblib.parallel_config(backend="ray", n_jobs=jobs), None
-    return joblib.parallel_config(backend=backend, n_jobs=jobs), None
 
 
 @dataclass
@@ -229,6 +251,7 @@ def plan_sweep(spec: SweepSpec) -> SweepPlan:
     """
     protocol, options, source, dataset, names, folds = prepare(spec)
     context = RunContext.for_sweep(protocol, source, dataset, spec.selection, spec.device)
+    threads = spec.threads or default_threads(spec.jobs)
     jobs: list[Job] = []
     classes, unsupported, variants = {}, {}, {}
     all_methods = isinstance(spec.methods, str) and spec.methods.strip() == "all"
@@ -255,7 +278,8 @@ def plan_sweep(spec: SweepSpec) -> SweepPlan:
             for pos, fold in enumerate(fl):
                 key = job_key(name, key_params(cls, params), dataset.content_hash, fold.sha256, seed, spec.selection,
                               protocol.name)
-                jobs.append(Job(name, params, pos, seed, key))
+                jobs.append(Job(name, cls, method_path(cls), params, fold, pos, seed, key, context, spec.selection,
+                                spec.device, threads, spec.keep_predictions, protocol, options))
     for name, why in unsupported.items():
         log.warning("%s", why)
     if not jobs:
@@ -269,120 +293,238 @@ def plan_sweep(spec: SweepSpec) -> SweepPlan:
 
 
 def run_sweep(spec: SweepSpec, on_result=None) -> SweepReport:
-    """Run a sweep; log each job as it finishes. ``on_result(job, result)`` is called in the driver."""
-    plan = plan_sweep(spec)
-    protocol, options, source, dataset, folds = plan.protocol, plan.options, plan.source, plan.dataset, plan.folds
-    names, classes, context, jobs = plan.names, plan.classes, plan.context, plan.jobs
+    """Run a sweep; log each job as it finishes. ``on_result(job, result)`` is called in the driver.
+
+    Jobs are claimed in the tracking store one at a time, when a worker is free (see :mod:`drbench.claims`), so
+    several drivers on one store share a sweep's jobs. SIGINT or SIGTERM stops the workers and marks the
+    driver's unfinished runs KILLED (then raises :class:`KeyboardInterrupt`); RUNNING runs whose lease expired
+    (their driver died) are marked KILLED when a sweep starts.
+    """
+    lease_s = claims.lease_seconds()
+    check_spec(spec)  # bad input is refused before the store is touched; the store before any data is read
     c = tracking.client(spec.tracking_uri)
+    plan = plan_sweep(spec)
     exp_id = tracking.experiment_id(c, spec.experiment)
+    claims.kill_stale_runs(c, exp_id)
     todo = plan.pending(tracking.finished_job_keys(c, exp_id) | set(spec.skip_keys), spec.force)
-    version = tracking.code_version()
+    todo[:] = fold_major(todo, tracking.median_fit_seconds(c, exp_id, plan.source.name, plan.protocol.name))
     report = SweepReport(None, exp_id)
     report.unsupported = plan.unsupported
-    report.planned, report.skipped_done = len(jobs), len(jobs) - len(todo)
+    report.planned, report.skipped_done = len(plan.jobs), len(plan.jobs) - len(todo)
     if not todo:
-        log.info("all %d jobs already finished; nothing to do", len(jobs))
+        log.info("all %d jobs already finished; nothing to do", len(plan.jobs))
         return report
-
-    sweep_tags = {
-        f"{tracking.TAG}sweep_name": f"{spec.dataset}/{protocol.name}/{spec.selection}",
-        f"{tracking.TAG}dataset": source.name, f"{tracking.TAG}protocol": protocol.name,
-        f"{tracking.TAG}selection": spec.selection, f"{tracking.TAG}code_version": version,
-        f"{tracking.TAG}dataset_hash": dataset.content_hash,
-    }
-    parent = tracking.start_sweep(c, exp_id, sweep_tags, {
-        "methods": ",".join(names), "protocol": protocol.name, "dataset": spec.dataset, "seeds": spec.seeds,
-        "folds": spec.folds if spec.folds is not None else "all", "options": options, "selection": spec.selection,
-        "jobs": spec.jobs, "backend": spec.backend, "device": spec.device, "overrides": spec.params,
-        "dataset_summary": {k: v for k, v in dataset.summary().items() if k != "content_hash"},
-    })
-    report.parent_run_id = parent
-    top_k = options.get("top_k") if protocol.scores_unlabelled else None
-    n_threads = spec.threads or default_threads(spec.jobs)
-
-    def job_tags(job: Job, fold) -> dict:
-        cls = classes[job.method]
-        T = tracking.TAG
-        return {
-            f"{T}job_key": job.key, f"{T}method": job.method, f"{T}provider": method_registry().provider(job.method),
-            f"{T}dataset": source.name, f"{T}dataset_full": dataset.name, f"{T}dataset_hash": dataset.content_hash,
-            f"{T}protocol": protocol.name, f"{T}paper_test": protocol.paper_test, f"{T}seed": job.seed,
-            f"{T}fold": fold.index, f"{T}fold_label": fold.label, f"{T}mask_sha256": fold.sha256,
-            f"{T}selection": spec.selection, f"{T}replication": str(spec.selection == "test").lower(),
-            f"{T}transductive": str(cls.capabilities.transductive).lower(),
-            f"{T}tasks": ",".join(sorted(cls.capabilities.tasks)), f"{T}code_version": version,
-            f"{T}device": spec.device, f"{T}sweep_run_id": parent,
-            f"{T}entity_axis": "" if fold.entity_axis is None else fold.entity_axis,
-            f"{T}headline": "entity" if protocol.per_entity_headline else "pooled",
-            f"{T}variant": plan.variants.get(job.method, ""),
-        }
-
-    def job_params(fold) -> dict:
-        return {"protocol_options": options, "fold_summary": fold.summary()}
-
-    calls = [(j, folds[j.seed][j.fold_pos]) for j in todo]
-    status = "FINISHED"
-    bar = None
-    if spec.progress:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=len(calls), desc=f"{spec.dataset}/{protocol.name}", unit="job", file=sys.stderr)
-    t0 = time.time()
-    try:
-        args = [(j.method, j.params, dataset, fold, j.seed, spec.device, spec.selection, context, n_threads,
-                 spec.keep_predictions, top_k) for j, fold in calls]
-        record = lambda i, res: _record(calls[i], res, c, exp_id, parent, job_tags, job_params, report, bar,  # noqa: E731
-                                        on_result)
-        par = _parallel(spec.jobs, spec.backend, spec.scheduler)
-        if par is None:
-            for i, a in enumerate(args):
-                record(i, _run_one(*a))
-        else:
-            import joblib
-
-            cfg, client = par
-            try:
-                with cfg:
-                    stream = joblib.Parallel(return_as="generator_unordered")(
-                        joblib.delayed(_indexed)(i, a) for i, a in enumerate(args))
-                    for i, res in stream:
-                        record(i, res)
-            finally:
-                if client is not None:
-                    client.close()
-    except KeyboardInterrupt:
-        status = "KILLED"
-        report.interrupted = True
-        raise
-    except BaseException:
-        status = "FAILED"
-        raise
-    finally:
-        if bar is not None:
-            bar.close()
-        tracking.end_sweep(c, parent, status, {"jobs_planned": report.planned, "jobs_skipped_done": report.skipped_done,
-                                               "jobs_finished": report.finished, "jobs_failed": report.failed,
-                                               "wall_seconds": time.time() - t0})
+    recorder = Recorder(c, exp_id, spec, plan, report, lease_s, on_result)
+    pool = Pool(spec.backend, spec.jobs, plan.jobs[0].threads, spec.scheduler)
+    status, t0 = "FINISHED", time.time()
+    with _sigterm_raises_keyboard_interrupt(), claims.Heartbeat(c, lease_s) as heartbeat:
+        try:
+            recorder.start(heartbeat)
+            _dispatch(todo, plan.dataset, pool, recorder)
+        except KeyboardInterrupt:
+            status, report.interrupted = "KILLED", True
+            raise
+        except BaseException:
+            status = "FAILED"
+            raise
+        finally:
+            with _signals_ignored():
+                pool.shutdown(kill=status != "FINISHED")
+                recorder.end(status, time.time() - t0)
     return report
 
 
-def _indexed(i, a):
-    return i, _run_one(*a)
+def _dispatch(todo: list, dataset: Dataset, pool: Pool, recorder: Recorder) -> None:
+    """Claim a job whenever a worker is free, run it there, and record each result as it arrives.
+
+    A job whose claim met another driver's at the same moment is retried after a random wait of up to a second
+    (longer after each meeting); jobs another driver holds or finished are left to it.
+    """
+    queue = collections.deque(todo)
+    retry: list = []  # (not before, meetings, job)
+    running: dict = {}  # future -> (job, run id)
+    while queue or retry or running:
+        while len(running) < pool.slots:
+            now = time.time()
+            ready = min(retry, key=lambda r: r[0], default=None)
+            if ready is not None and ready[0] <= now:
+                retry.remove(ready)
+                job, meetings = ready[2], ready[1]
+            elif queue:
+                job, meetings = queue.popleft(), 0
+            else:
+                break
+            outcome, run_id = recorder.claim(job)
+            if outcome == claims.WON:
+                running[pool.submit(execute, job, dataset)] = (job, run_id)
+            elif outcome == claims.CONTENDED:
+                retry.append((time.time() + random.uniform(0.1, 1.0) * (meetings + 1), meetings + 1, job))
+        if not running:
+            if retry:
+                time.sleep(max(0.0, min(r[0] for r in retry) - time.time()))
+            continue
+        done, _ = cf.wait(running, timeout=1.0, return_when=cf.FIRST_COMPLETED)
+        for future in done:
+            job, run_id = running.pop(future)
+            try:
+                res = future.result()
+            except Exception as e:  # the worker itself failed (crashed, or a protocol hook raised)
+                res = JobResult(method=job.method, fold=job.fold.index, seed=job.seed, status="failed",
+                                params=dict(job.params), error=f"{type(e).__name__}: {e}",
+                                traceback="".join(traceback.format_exception(e)))
+            recorder.record(job, run_id, res)
 
 
-def _record(call, res: JobResult, c, exp_id, parent, job_tags, job_params, report, bar, on_result):
-    job, fold = call
-    tracking.log_job(c, exp_id, parent, job_tags(job, fold), job_params(fold), res)
-    if res.status == "finished":
-        report.finished += 1
-    else:
-        report.failed += 1
-        log.error("%s seed %d fold %d failed: %s", job.method, job.seed, fold.index, res.error)
-    res.predictions = None  # logged; keep the driver's memory flat
-    report.results.append(res)
-    if bar is not None:
-        bar.update(1)
+class Recorder:
+    """Turns a sweep's jobs into MLflow runs: the sweep's parent run, each job's claim, and its result."""
+
+    def __init__(self, c, exp_id: str, spec: SweepSpec, plan: SweepPlan, report: SweepReport, lease_s: float,
+                 on_result=None):
+        self.c, self.exp_id, self.spec, self.plan, self.report = c, exp_id, spec, plan, report
+        self.lease_s, self.on_result = lease_s, on_result
+        self.version = tracking.code_version()
+        self.since_ms = int(time.time() * 1000)
+        self.live: dict[str, Job] = {}  # run id -> job: claimed and not recorded yet
+        self.parent = self.heartbeat = self.bar = None
+
+    def start(self, heartbeat: claims.Heartbeat) -> None:
+        """Create the sweep's parent run and the progress bar; ``heartbeat`` keeps the leases of both alive."""
+        spec, plan, T = self.spec, self.plan, tracking.TAG
+        protocol, dataset = plan.protocol, plan.dataset
+        self.heartbeat = heartbeat
+        self.parent = tracking.start_sweep(self.c, self.exp_id, {
+            f"{T}sweep_name": f"{spec.dataset}/{protocol.name}/{spec.selection}",
+            f"{T}dataset": plan.source.name, f"{T}protocol": protocol.name,
+            f"{T}selection": spec.selection, f"{T}code_version": self.version,
+            f"{T}dataset_hash": dataset.content_hash, **claims.lease_tag(self.lease_s),
+        }, {
+            "methods": ",".join(plan.names), "protocol": protocol.name, "dataset": spec.dataset,
+            "seeds": list(plan.folds), "folds": spec.folds if spec.folds is not None else "all",
+            "options": plan.options, "selection": spec.selection, "jobs": spec.jobs, "backend": spec.backend,
+            "device": spec.device, "overrides": spec.params,
+            "dataset_summary": {k: v for k, v in dataset.summary().items() if k != "content_hash"},
+        })
+        self.report.parent_run_id = self.parent
+        with heartbeat.lock:
+            heartbeat.runs.add(self.parent)
+        if spec.progress:
+            from tqdm.auto import tqdm
+
+            self.bar = tqdm(total=len(plan.todo), desc=f"{spec.dataset}/{protocol.name}", unit="job", file=sys.stderr)
+
+    def tags(self, job: Job) -> dict:
+        plan, spec, fold, T = self.plan, self.spec, job.fold, tracking.TAG
+        caps = job.method_class.capabilities
+        return {
+            "mlflow.parentRunId": self.parent, "mlflow.runName": f"{job.method}/seed{job.seed}/fold{fold.index}",
+            f"{T}kind": "job", f"{T}job_key": job.key, f"{T}method": job.method,
+            f"{T}method_path": job.method_path, f"{T}provider": method_registry().provider(job.method),
+            f"{T}dataset": plan.source.name, f"{T}dataset_full": plan.dataset.name,
+            f"{T}dataset_hash": plan.dataset.content_hash, f"{T}protocol": plan.protocol.name,
+            f"{T}paper_test": plan.protocol.paper_test, f"{T}seed": job.seed,
+            f"{T}fold": fold.index, f"{T}fold_label": fold.label, f"{T}mask_sha256": fold.sha256,
+            f"{T}selection": spec.selection, f"{T}replication": str(spec.selection == "test").lower(),
+            f"{T}transductive": str(caps.transductive).lower(),
+            f"{T}tasks": ",".join(sorted(caps.tasks)), f"{T}code_version": self.version,
+            f"{T}device": spec.device, f"{T}sweep_run_id": self.parent,
+            f"{T}entity_axis": "" if fold.entity_axis is None else fold.entity_axis,
+            f"{T}headline": "entity" if plan.protocol.per_entity_headline else "pooled",
+            f"{T}variant": plan.variants.get(job.method, ""),
+        }
+
+    def claim(self, job: Job):
+        """Claim ``job`` in the store; returns ``(outcome, run id)`` (see :func:`drbench.claims.claim`)."""
+        outcome, run_id = claims.claim(self.c, self.exp_id, job.key, self.tags(job), self.lease_s, self.since_ms,
+                                       self.spec.force, on_create=lambda rid: self._hold(rid, job),
+                                       on_delete=self._release)
+        if outcome in (claims.DONE, claims.TAKEN):
+            self.report.claimed_elsewhere += 1
+            log.info("%s seed %d fold %d: %s by another driver", job.method, job.seed, job.fold.index,
+                     "finished" if outcome == claims.DONE else "running")
+            self._advance()
+        return outcome, run_id
+
+    def record(self, job: Job, run_id: str, res: JobResult) -> None:
+        """Fill the job's claimed run with its result and end it."""
+        if self.c.get_run(run_id).info.status != "RUNNING":
+            log.error("%s seed %d fold %d: run %s was taken over by another driver (its lease expired); this result "
+                      "is not recorded", job.method, job.seed, job.fold.index, run_id)
+        else:
+            tracking.log_job(self.c, run_id, {"protocol_options": self.plan.options,
+                                              "fold_summary": job.fold.summary()}, res)
+        self._release(run_id)
+        if res.status == "finished":
+            self.report.finished += 1
+        else:
+            self.report.failed += 1
+            log.error("%s seed %d fold %d failed: %s", job.method, job.seed, job.fold.index, res.error)
+        res.predictions = None  # logged; keep the driver's memory flat
+        self.report.results.append(res)
         auc = res.metrics.get("auc")
-        bar.set_postfix_str(f"{job.method} fold {fold.index}: " + (f"AUC {auc:.3f}" if auc is not None else res.status))
-    if on_result is not None:
-        on_result(job, res)
+        self._advance(f"{job.method} fold {job.fold.index}: " + (f"AUC {auc:.3f}" if auc is not None else res.status))
+        if self.on_result is not None:
+            self.on_result(job, res)
+
+    def end(self, status: str, wall_seconds: float) -> None:
+        """End the sweep: claimed runs not recorded yet are marked KILLED, then the sweep run ends ``status``."""
+        if self.bar is not None:
+            self.bar.close()
+        for run_id in list(self.live):
+            if self.c.get_run(run_id).info.status == "RUNNING":
+                claims.kill(self.c, run_id, f"its sweep ended {status} before the job finished")
+            self._release(run_id)
+        if self.parent is None:
+            return
+        with self.heartbeat.lock:
+            self.heartbeat.runs.discard(self.parent)
+        r = self.report
+        tracking.end_sweep(self.c, self.parent, status, {
+            "jobs_planned": r.planned, "jobs_skipped_done": r.skipped_done, "jobs_finished": r.finished,
+            "jobs_failed": r.failed, "jobs_claimed_elsewhere": r.claimed_elsewhere, "wall_seconds": wall_seconds})
+
+    def _hold(self, run_id: str, job: Job) -> None:
+        self.live[run_id] = job
+        with self.heartbeat.lock:
+            self.heartbeat.runs.add(run_id)
+
+    def _release(self, run_id: str) -> None:
+        self.live.pop(run_id, None)
+        with self.heartbeat.lock:
+            self.heartbeat.runs.discard(run_id)
+
+    def _advance(self, text: str | None = None) -> None:
+        if self.bar is not None:
+            self.bar.update(1)
+            if text:
+                self.bar.set_postfix_str(text)
+
+
+@contextlib.contextmanager
+def _sigterm_raises_keyboard_interrupt():
+    """In the main thread, SIGTERM interrupts the sweep as Ctrl-C does."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt(f"signal {signal.Signals(signum).name}")
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+@contextlib.contextmanager
+def _signals_ignored():
+    """While a sweep cleans up, a second Ctrl-C or SIGTERM does not cut the cleanup short (main thread only)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {s: signal.signal(s, signal.SIG_IGN) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)

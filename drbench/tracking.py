@@ -1,12 +1,14 @@
 """MLflow tracking: one parent run per sweep, one child run per (method, fold, seed) job.
 
 The default store is ``sqlite:///mlflow.db`` in the working directory; ``MLFLOW_TRACKING_URI`` (or
-``--tracking-uri``) overrides it. Only the sweep's driver process talks to MLflow, so a SQLite store is
-never written by two processes of one sweep at once.
+``--tracking-uri``) overrides it. Only a sweep's driver process talks to MLflow; several drivers may
+share one store (see :mod:`drbench.claims`). :func:`client` checks the store before any work: an unusable
+URI or a server that does not answer within a few seconds is a :class:`~drbench.errors.UsageError`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import io
 import json
@@ -19,9 +21,12 @@ from pathlib import Path
 
 import pandas as pd
 
+from drbench.errors import UsageError
+
 DEFAULT_URI = "sqlite:///mlflow.db"
 TAG = "drbench."
 PREDICTIONS = "predictions.csv.gz"
+CHECK_TIMEOUT_S = 5  # how long the store check waits for a tracking server (one try, no retries)
 
 
 def tracking_uri(uri: str | None = None) -> str:
@@ -29,6 +34,9 @@ def tracking_uri(uri: str | None = None) -> str:
 
 
 def client(uri: str | None = None):
+    """An MLflow client for the store at ``uri``, checked: the store answers, and a fresh SQLite store has its
+    tables (created under a lock file beside the database, so that drivers started together do not race in
+    MLflow's schema migration). Raises :class:`UsageError` with one line when the store cannot be used."""
     import logging
 
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
@@ -36,7 +44,66 @@ def client(uri: str | None = None):
     logging.getLogger("mlflow").setLevel(logging.WARNING)
     from mlflow.tracking import MlflowClient
 
-    return MlflowClient(tracking_uri=tracking_uri(uri))
+    uri = tracking_uri(uri)
+    with _store_lock(uri), _quick_http():
+        try:
+            c = MlflowClient(tracking_uri=uri)
+            c.search_experiments(max_results=1)  # opens (and for a fresh SQLite file, creates) the store
+        except Exception as e:  # MLflow raises many kinds; the user needs the URI and the first line of why
+            if uri.startswith(("http://", "https://")) and "failed with exception" in str(e):  # no HTTP answer
+                raise UsageError(f"tracking server {uri} did not answer within {CHECK_TIMEOUT_S} s: is it running and "
+                                 f"reachable? (--tracking-uri or MLFLOW_TRACKING_URI)") from None
+            why = (str(e).strip().splitlines() or [type(e).__name__])[0][:300]
+            raise UsageError(f"tracking store {uri!r} cannot be used: {why}") from None
+    return c
+
+
+def _sqlite_path(uri: str) -> Path | None:
+    if not uri.startswith("sqlite:///"):
+        return None
+    path = uri[len("sqlite:///"):].split("?", 1)[0]
+    return None if path in ("", ":memory:") else Path(path)
+
+
+@contextlib.contextmanager
+def _store_lock(uri: str):
+    """Hold an exclusive lock on ``<database>.lock`` for a SQLite store (no-op for other stores or without fcntl)."""
+    db = _sqlite_path(uri)
+    if db is None:
+        yield
+        return
+    if not db.resolve().parent.is_dir():
+        raise UsageError(f"tracking URI {uri!r}: folder {db.resolve().parent} does not exist")
+    try:
+        import fcntl
+
+        f = open(f"{db}.lock", "a")
+    except (ImportError, OSError):  # not POSIX, or a read-only folder (then nobody creates the store there)
+        yield
+        return
+    with f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+@contextlib.contextmanager
+def _quick_http():
+    """While checking a store, an HTTP tracking server gets one try of ``CHECK_TIMEOUT_S`` seconds, not MLflow's
+    minutes of retries; the sweep's own requests keep MLflow's retry settings."""
+    names = ("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "MLFLOW_HTTP_REQUEST_TIMEOUT")
+    saved = {k: os.environ.get(k) for k in names}
+    os.environ.update({names[0]: "0", names[1]: str(CHECK_TIMEOUT_S)})
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
 
 
 def artifact_root(uri: str) -> str | None:
@@ -101,7 +168,18 @@ def finished_job_keys(c, exp_id: str) -> set[str]:
     return {r.data.tags.get(f"{TAG}job_key") for r in search_job_runs(c, [exp_id])}
 
 
+def median_fit_seconds(c, exp_id: str, dataset: str, protocol: str) -> dict[str, float]:
+    """``{method: median fit seconds}`` of the finished job runs on ``dataset`` under ``protocol``."""
+    runs = search_job_runs(c, [exp_id], extra=f"tags.`{TAG}dataset` = '{dataset}' and tags.`{TAG}protocol` = '{protocol}'")
+    seconds: dict = {}
+    for r in runs:
+        if "fit_seconds" in r.data.metrics:
+            seconds.setdefault(r.data.tags.get(f"{TAG}method"), []).append(r.data.metrics["fit_seconds"])
+    return {m: float(pd.Series(v).median()) for m, v in seconds.items()}
+
+
 def start_sweep(c, exp_id: str, tags: dict, params: dict) -> str:
+    """Create the sweep's parent run, RUNNING; ``tags`` should carry its lease (see :mod:`drbench.claims`)."""
     from mlflow.entities import Param, RunTag
 
     run = c.create_run(exp_id, tags={f"{TAG}kind": "sweep", "mlflow.runName": tags.get(f"{TAG}sweep_name", "sweep"),
@@ -124,13 +202,12 @@ def _clip(v, n: int = 6000) -> str:
     return s[:n]
 
 
-def log_job(c, exp_id: str, parent_id: str, tags: dict, params: dict, result) -> str:
-    """Create the child run of one finished or failed job, with metrics, params, tags and predictions."""
+def log_job(c, run_id: str, params: dict, result) -> None:
+    """Fill a job's claimed run (see :mod:`drbench.claims`; it carries the job's tags) with the job's metrics,
+    params, status tags and artifacts (predictions, traceback, the protocol's per-job files), and end it
+    FINISHED or FAILED."""
     from mlflow.entities import Metric, Param, RunTag
 
-    name = f"{result.method}/seed{result.seed}/fold{result.fold}"
-    run = c.create_run(exp_id, tags={"mlflow.parentRunId": parent_id, "mlflow.runName": name, f"{TAG}kind": "job"})
-    rid = run.info.run_id
     ts = int(time.time() * 1000)
     metrics = {k: v for k, v in result.metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
     metrics.update({"fit_seconds": result.fit_seconds, "predict_seconds": result.predict_seconds,
@@ -141,7 +218,7 @@ def log_job(c, exp_id: str, parent_id: str, tags: dict, params: dict, result) ->
     mlist = [Metric(k, float(v), ts, 0) for k, v in metrics.items() if v is not None and not math.isnan(float(v))]
     plist = [Param(f"hp.{k}", _clip(v)) for k, v in result.params.items()]
     plist += [Param(k, _clip(v)) for k, v in params.items()]
-    all_tags = {**tags, f"{TAG}status": result.status}
+    all_tags = {f"{TAG}status": result.status}
     all_tags.update({f"{TAG}{k}": v for k, v in (getattr(result, "host", None) or {}).items() if v is not None})
     if result.notes:
         all_tags[f"{TAG}notes"] = "; ".join(sorted(set(result.notes)))
@@ -149,23 +226,21 @@ def log_job(c, exp_id: str, parent_id: str, tags: dict, params: dict, result) ->
         all_tags[f"{TAG}error"] = result.error[:4900]
     tlist = [RunTag(k, _clip(str(v), 4900)) for k, v in all_tags.items()]
     for i in range(0, max(len(mlist), len(plist), len(tlist)), 100):  # MLflow batch limits
-        c.log_batch(rid, metrics=mlist[i:i + 100], params=plist[i:i + 100], tags=tlist[i:i + 100])
+        c.log_batch(run_id, metrics=mlist[i:i + 100], params=plist[i:i + 100], tags=tlist[i:i + 100])
     with tempfile.TemporaryDirectory() as tmp:
         if result.predictions is not None:
             path = Path(tmp) / PREDICTIONS
             pd.DataFrame(result.predictions).to_csv(path, index=False, compression="gzip")
-            c.log_artifact(rid, str(path))
+            c.log_artifact(run_id, str(path))
         if result.traceback:
             path = Path(tmp) / "traceback.txt"
             path.write_text(result.traceback)
-            c.log_artifact(rid, str(path))
-        extra = getattr(result, "artifacts", None) or {}
-        for fname, frame in extra.items():
+            c.log_artifact(run_id, str(path))
+        for fname, frame in result.artifacts.items():
             path = Path(tmp) / fname
             frame.to_csv(path, index=False)
-            c.log_artifact(rid, str(path))
-    c.set_terminated(rid, "FINISHED" if result.status == "finished" else "FAILED")
-    return rid
+            c.log_artifact(run_id, str(path))
+    c.set_terminated(run_id, "FINISHED" if result.status == "finished" else "FAILED")
 
 
 def load_predictions(c, run_id: str) -> pd.DataFrame:

@@ -116,3 +116,11 @@ class Protocol:
 
     def folds(self, dataset: Dataset, seed: int, carve_valid: bool = True, **options) -> list[Fold]:
         raise NotImplementedError
+
+    def job_artifacts(self, dataset: Dataset, predictions: dict, options: dict) -> dict:
+        """Files a finished job records beside its predictions: ``{file name: DataFrame}`` (none by default).
+
+        Runs in the worker; ``predictions`` holds one array per column (``row``, ``col``, ``cell_id``,
+        ``drug_id``, ``score``, ...), one entry per scored pair; ``options`` are the resolved protocol options.
+        """
+        return {}

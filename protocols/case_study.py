@@ -1,13 +1,15 @@
 """Test 5, case study: train on every measured entry and score every unmeasured pair.
 
-There are no test labels; the runner records the scores of the unmeasured pairs and writes the top-k
-cell lines per drug. A validation split is carved from the measured entries as in Test 1.
+There are no test labels; each job records the scores of the unmeasured pairs and ``topk.csv``, the top-k
+cell lines per drug (:meth:`CaseStudy.job_artifacts`). A validation split is carved from the measured entries as in Test 1.
 """
 
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 
+from drbench.datasets import Dataset
 from drbench.folds import Fold
 from drbench.protocols.base import Option, Protocol
 from drbench.protocols.sampling import VALID, entry_split, rng_for
@@ -34,3 +36,18 @@ class CaseStudy(Protocol):
             train &= ~valid
         test = np.zeros_like(train)
         return [Fold(self.name, 0, seed, train, valid, test, score=~dataset.measured)]
+
+    def job_artifacts(self, dataset, predictions, options):
+        return {"topk.csv": top_k_table(dataset, predictions, options["top_k"])}
+
+
+def top_k_table(dataset: Dataset, predictions: dict, k: int) -> pd.DataFrame:
+    """The ``k`` highest-scored cell lines per drug among the scored (unmeasured) pairs."""
+    df = pd.DataFrame({"drug_id": predictions["drug_id"], "cell_id": predictions["cell_id"],
+                       "score": predictions["score"], "col": predictions["col"]})
+    df["drug_name"] = dataset.drug_names[df["col"].to_numpy()]
+    df["cell_name"] = df["cell_id"].map(dict(zip(dataset.cell_ids, dataset.cell_names)))
+    df = df.sort_values(["drug_id", "score", "cell_id"], ascending=[True, False, True])
+    df["rank"] = df.groupby("drug_id").cumcount() + 1
+    df["unmeasured_pairs"] = df.groupby("drug_id")["score"].transform("size")
+    return df[df["rank"] <= k][["drug_id", "drug_name", "rank", "cell_id", "cell_name", "score", "unmeasured_pairs"]]
