@@ -217,9 +217,10 @@ def cd_diagram(result: Friedman, path, title: str = "") -> None:
         ax.text(i, 0.3, str(i), ha="center", fontsize=8)
     for j, (name, r) in enumerate(ranks.items()):
         y = -(j + 1)
-        ax.plot([r, r], [0, y], color="grey", lw=0.8)
-        ax.text(k + 0.45 if r > (k + 1) / 2 else 0.55, y, f"{name} ({r:.2f})", fontsize=8, va="center",
-                ha="right" if r > (k + 1) / 2 else "left")
+        right = r > (k + 1) / 2
+        edge = k + 0.5 if right else 0.5
+        ax.plot([r, r, edge], [0, y, y], color="grey", lw=0.8)  # elbow from the rank to the method's label
+        ax.text(edge, y + 0.15, f"{name} ({r:.2f})", fontsize=8, va="bottom", ha="right" if right else "left")
     cd = result.critical_difference
     ax.plot([1, 1 + cd], [1.2, 1.2], color="black", lw=2)
     ax.text(1 + cd / 2, 1.4, f"CD = {cd:.2f}", ha="center", fontsize=8)
