@@ -18,13 +18,6 @@ from drbench import leaderboard, stats
 from drbench.errors import DataError, UsageError
 from drbench.metrics import ALL
 
-ENTITY_COLUMNS = ["method", "selection", "seed", "fold", "entity", "n", "positives", *ALL]
-
-
-def entities_path(board_csv: Path) -> Path:
-    """``BOARD-entities.csv`` beside ``BOARD.csv``: one row per run × entity."""
-    return board_csv.with_name(f"{board_csv.stem}-entities.csv")
-
 
 def load_runs(board: str, boards_dir="leaderboards", tracking_uri=None, experiment="drbench") -> pd.DataFrame:
     """Finished per-fold rows of the board's CSV, joined (and, per job key, replaced) by the runs of the same
@@ -107,14 +100,14 @@ def entity_comparison(entities: pd.DataFrame | None, a: str, b: str, selection: 
 
 
 def _read_entities(board_csv: Path) -> pd.DataFrame | None:
-    path = entities_path(board_csv)
+    path = leaderboard.entities_path(board_csv)
     if not path.exists():
         return None
     try:
         df = pd.read_csv(path, dtype={"entity": str})
     except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError) as e:
         raise DataError(f"cannot read per-entity records {path}: {e}") from None
-    missing = [c for c in ENTITY_COLUMNS if c not in df.columns]
+    missing = [c for c in leaderboard.ENTITY_COLUMNS if c not in df.columns]
     if missing:
         raise DataError(f"{path} is not a per-entity record file: missing columns {missing}")
     return df

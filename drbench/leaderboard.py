@@ -9,6 +9,7 @@ replication (test-selected) runs in separate tables with the difference between 
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +25,9 @@ CSV_COLUMNS = [
     "peak_rss_mb", "threads", "load_start", "machine", "notes", "provider", "code_version", "dataset_hash",
     "mask_sha256", "run_id", "job_key",
 ]
+#: the per-entity record file beside a board (``BOARD-entities.csv``): one row per run × entity
+ENTITY_COLUMNS = ["method", "selection", "seed", "fold", "job_key", "entity", "n", "positives",
+                  "auc", "auprc", "pcc", "scc", "rmse"]
 CLASSIFICATION = ["auc", "auprc"]
 REGRESSION = ["pcc", "scc", "rmse"]
 LABELS = {"auc": "AUC", "auprc": "AUPRC", "pcc": "PCC", "scc": "SCC", "rmse": "RMSE"}
@@ -34,6 +38,51 @@ PROTOCOL_ORDER = ["random", "new-cell-line", "new-drug", "in-vivo", "transfer", 
 
 def csv_path(out: str | Path) -> Path:
     return Path(out).with_suffix(".csv")
+
+
+def entities_path(csv: str | Path) -> Path:
+    """``BOARD-entities.csv`` beside ``BOARD.csv``."""
+    csv = Path(csv)
+    return csv.with_name(f"{csv.stem}-entities.csv")
+
+
+def write_entities(df: pd.DataFrame, csv: Path, tracking_uri) -> None:
+    """Write the per-entity records of the board's runs beside its CSV: each finished run's ``entities.csv``
+    artifact from the store(s), plus the rows already in the file for runs the stores do not hold."""
+    from drbench import tracking
+
+    path = entities_path(csv)
+    fin = df[(df["status"] == "finished") & df["run_id"].notna()]
+    uris = tracking_uri if isinstance(tracking_uri, (list, tuple)) else [tracking_uri]
+    clients = [tracking.client(u) for u in uris]
+    frames = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for r in fin.itertuples(index=False):
+            for c in clients:
+                try:
+                    got = c.download_artifacts(str(r.run_id), tracking.ENTITIES, tmp)
+                except Exception:  # not in this store, or a run recorded before entities were kept
+                    continue
+                rec = pd.read_csv(got, dtype={"entity": str})
+                frames.append(rec.assign(method=r.method, selection=r.selection, seed=r.seed, fold=r.fold,
+                                         job_key=r.job_key))
+                break
+    if path.exists():
+        old = pd.read_csv(path, dtype={"entity": str})
+        fresh = {f["job_key"].iloc[0] for f in frames}
+        frames.insert(0, old[old["job_key"].isin(set(fin["job_key"])) & ~old["job_key"].isin(fresh)])
+    if frames:
+        out = pd.concat(frames, ignore_index=True)[ENTITY_COLUMNS]
+        out = out.sort_values(["method", "selection", "seed", "fold", "entity"]).reset_index(drop=True)
+        out.to_csv(path, index=False)
+
+
+def entity_job_keys(csv: str | Path) -> set[str]:
+    """Job keys of the runs with per-entity records beside a board CSV."""
+    path = entities_path(csv)
+    if not path.exists():
+        return set()
+    return set(pd.read_csv(path, usecols=["job_key"])["job_key"].astype(str))
 
 
 # ---------------------------------------------------------------------------------------------- collect
@@ -269,9 +318,26 @@ def _table(part: pd.DataFrame, metrics: list[str], headline: str, unsupported: l
     return lines
 
 
-def render(df: pd.DataFrame, title: str | None = None, images: dict | None = None) -> str:
+def entity_records_note(df: pd.DataFrame, have: set[str], name: str) -> str:
+    """Which runs (with an entity axis) lack per-entity records in ``name``, by method and selection."""
+    fin = df[(df["status"] == "finished") & df["n_entities_auc"].notna()]
+    lacking = fin[~fin["job_key"].astype(str).isin(have)]
+    head = "Per-entity records (each run's metrics per drug or held-out cell line, for `drbench compare`'s per-entity test)"
+    if lacking.empty:
+        return f"{head}: `{name}`, for every run."
+    if len(lacking) == len(fin):
+        return (f"{head}: none of the {len(fin)} runs here has them (recorded before drbench kept them); a rerun "
+                f"adds its records to `{name}`.")
+    counts = lacking.groupby(["method", "selection"]).size()
+    who = ", ".join(f"{m}{'‡' if sel == 'test' else ''} ({n})" for (m, sel), n in counts.items())
+    return f"{head}: `{name}`; runs without them (method: number of runs): {who}."
+
+
+def render(df: pd.DataFrame, title: str | None = None, images: dict | None = None,
+           entity_records: tuple[set, str] | None = None) -> str:
     """Markdown from the per-fold frame (as read back from the CSV); ``images`` maps (dataset, protocol)
-    to the picture files that exist beside the markdown."""
+    to the picture files that exist beside the markdown; ``entity_records`` is (the job keys with per-entity
+    records, the name of their file), when the board has such a file place."""
     out = [f"# {title or 'drbench leaderboard'}", ""]
     if df.empty:
         return "\n".join(out + ["No finished runs match.", ""])
@@ -290,6 +356,8 @@ def render(df: pd.DataFrame, title: str | None = None, images: dict | None = Non
         f"Code version(s): {', '.join(versions) or 'unknown'}.",
         "",
     ]
+    if entity_records is not None:
+        out += [entity_records_note(df, *entity_records), ""]
     for (ds, proto), part in df.groupby(["dataset", "protocol"], sort=False):
         fin = part[part["status"] == "finished"]
         unsupported = sorted(set(zip(part.loc[part["status"].isin(["not supported", "not run"]), "method"],
@@ -364,7 +432,11 @@ def build(experiments=None, tracking_uri=None, dataset=None, protocol=None, out=
         from drbench.plots import make_images
 
         make_images(df, Path(out), tracking_uri)
-    md = render(df, title, _existing_images(df, out))
+    if out is not None and not from_csv:
+        write_entities(df, csv_path(out), tracking_uri)
+    board_csv = Path(from_csv) if from_csv else csv_path(out) if out is not None else None
+    records = (entity_job_keys(board_csv), entities_path(board_csv).name) if board_csv is not None else None
+    md = render(df, title, _existing_images(df, out), records)
     if out is not None:
         Path(out).parent.mkdir(parents=True, exist_ok=True)
         Path(out).write_text(md)

@@ -22,6 +22,8 @@ import pandas as pd
 DEFAULT_URI = "sqlite:///mlflow.db"
 TAG = "drbench."
 PREDICTIONS = "predictions.csv.gz"
+#: per-entity metrics of a job (entity id, n, positives, AUC, AUPRC, PCC, SCC, RMSE), where its fold has an entity axis
+ENTITIES = "entities.csv"
 
 
 def tracking_uri(uri: str | None = None) -> str:
@@ -154,6 +156,10 @@ def log_job(c, exp_id: str, parent_id: str, tags: dict, params: dict, result) ->
         if result.predictions is not None:
             path = Path(tmp) / PREDICTIONS
             pd.DataFrame(result.predictions).to_csv(path, index=False, compression="gzip")
+            c.log_artifact(rid, str(path))
+        if getattr(result, "entities", None) is not None:
+            path = Path(tmp) / ENTITIES
+            result.entities.to_csv(path, index=False)
             c.log_artifact(rid, str(path))
         if result.traceback:
             path = Path(tmp) / "traceback.txt"

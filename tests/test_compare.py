@@ -119,10 +119,40 @@ def test_compare_against_board_with_friedman_and_cd_diagram(tmp_path, capsys):
 def test_compare_uses_per_entity_records_when_present(tmp_path, capsys):
     board_csv(tmp_path / "syn.csv")
     rng = np.random.default_rng(1)
-    rows = [{"method": m, "selection": "validation", "seed": 0, "fold": e % 5, "entity": f"d{e}", "n": 40,
+    rows = [{"method": m, "selection": "validation", "seed": 0, "fold": e % 5, "job_key": f"{m}-0-{e % 5}",
+             "entity": f"d{e}", "n": 40,
              "positives": 20, "auc": base + rng.normal(0, 0.02), "auprc": np.nan, "pcc": np.nan, "scc": np.nan,
              "rmse": np.nan} for e in range(60) for m, base in (("strong", 0.8), ("weak", 0.7))]
     pd.DataFrame(rows).to_csv(tmp_path / "syn-entities.csv", index=False)
     assert main(["compare", "strong", "weak", "--board", "syn", "--boards-dir", str(tmp_path)]) == 0
     line = next(x for x in capsys.readouterr().out.splitlines() if "per-entity Wilcoxon" in x)
     assert "over 60 entities: median Δ = +0.1" in line
+
+
+def test_runs_record_per_entity_metrics_and_the_board_keeps_them(tmp_path, capsys):
+    from drbench.runner import SweepSpec, run_sweep
+
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    run_sweep(SweepSpec(methods="mean-effects,cell-mean", protocol="new-drug", dataset="synthetic", progress=False,
+                        tracking_uri=uri))
+    out = tmp_path / "boards" / "syn.md"
+    md = leaderboard.build(out=str(out), tracking_uri=uri)
+    csv = leaderboard.csv_path(out)
+    folds = pd.read_csv(csv)
+    folds = folds[folds["status"] == "finished"]
+    ent = pd.read_csv(leaderboard.entities_path(csv), dtype={"entity": str})
+    assert list(ent.columns) == leaderboard.ENTITY_COLUMNS and set(ent["job_key"]) == set(folds["job_key"])
+    for r in folds.itertuples():  # the per-fold entity means are the means of the recorded entity rows
+        mine = ent[ent["job_key"] == r.job_key]
+        assert mine["auc"].notna().sum() == r.n_entities_auc and mine["n"].sum() == r.n_test
+        assert mine["positives"].sum() == r.n_test_positive
+        assert mine["auc"].mean() == pytest.approx(r.auc_entity) and mine["rmse"].mean() == pytest.approx(r.rmse_entity)
+    assert "`syn-entities.csv`, for every run." in md
+    assert leaderboard.build(from_csv=str(csv)) == md
+    assert main(["compare", "mean-effects", "cell-mean", "--board", "syn", "--boards-dir", str(out.parent)]) == 0
+    n_drugs = ent.loc[ent["method"] == "mean-effects", "entity"].nunique()
+    assert f"per-entity Wilcoxon over {n_drugs} entities" in capsys.readouterr().out
+    ent[ent["method"] != "cell-mean"].to_csv(leaderboard.entities_path(csv), index=False)
+    assert "runs without them (method: number of runs): cell-mean (5)." in leaderboard.build(from_csv=str(csv))
+    leaderboard.entities_path(csv).unlink()
+    assert f"none of the {len(folds)} runs here has them" in leaderboard.build(from_csv=str(csv))
