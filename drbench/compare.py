@@ -113,6 +113,10 @@ def _read_entities(board_csv: Path) -> pd.DataFrame | None:
     return df
 
 
+def _names(methods: list[str]) -> str:
+    return ", ".join(methods) or "none"
+
+
 def _verdict_line(name_a: str, name_b: str, verdict: str) -> str:
     return {"better": f"{name_a} is better than {name_b}", "worse": f"{name_a} is worse than {name_b}",
             "equivalent": f"{name_a} and {name_b} are practically equivalent",
@@ -170,18 +174,21 @@ def report_against_board(df: pd.DataFrame, a: str, metric: str, rope: float, sel
         fc = fold_comparison(ra, rb, col, rope)
         t, by = fc["t"], fc["bayes"]
         ci = f"{t.mean:+.4f} [{t.low:+.4f}, {t.high:+.4f}]" if t.n >= 2 else f"n = {t.n}"
-        ent = entity_comparison(entities, a, m, selection, metric)
-        ent_cell = ent if isinstance(ent, str) else f"median {ent.median:+.4f} [{ent.low:+.4f}, {ent.high:+.4f}], p = {ent.p:.3g}"
+        ent = entity_comparison(entities, a, m, selection, metric) if entities is not None else "—"
+        if not isinstance(ent, str):
+            ent = f"median {ent.median:+.4f} [{ent.low:+.4f}, {ent.high:+.4f}], p = {ent.p:.3g}"
         lines.append(f"| {m} | {ci} | {t.p:.3g} | {by.p_better:.3f} | {by.p_equivalent:.3f} | {by.p_worse:.3f} | "
-                     f"{by.verdict} | {ent_cell} |")
+                     f"{by.verdict} | {ent} |")
+    if entities is None:
+        lines += ["", "Per-entity Wilcoxon: per-entity records missing (this board has no BOARD-entities.csv)."]
     frame = pd.DataFrame(blocks).astype(float).dropna()
     if frame.shape[0] >= 2 and frame.shape[1] >= 3:
         fr = stats.friedman_nemenyi(frame, col)
         ranks = ", ".join(f"{m} {r:.2f}" for m, r in fr.mean_ranks.items())
-        lines += ["", f"Friedman over {fr.n_blocks} folds × seeds, {frame.shape[1]} methods: chi2 = {fr.statistic:.2f}, "
-                      f"p = {fr.p:.3g}. Mean ranks (1 = best): {ranks}. Nemenyi critical difference at α = "
-                      f"{fr.alpha:g}: {fr.critical_difference:.2f}; {a} differs from: "
-                      f"{', '.join(m for m in fr.nemenyi_p.columns if m != a and fr.nemenyi_p.loc[a, m] < fr.alpha) or 'none'}. "
+        differ = [m for m in fr.nemenyi_p.columns if m != a and fr.nemenyi_p.loc[a, m] < fr.alpha]
+        lines += ["", f"Friedman over {fr.n_blocks} folds × seeds, {frame.shape[1]} methods: "
+                      f"chi2 = {fr.statistic:.2f}, p = {fr.p:.3g}. Mean ranks (1 = best): {ranks}. Nemenyi critical difference at α = "
+                      f"{fr.alpha:g}: {fr.critical_difference:.2f}; {a} differs from: {_names(differ)}. "
                       "(Friedman treats the folds as independent blocks; they share training data, so read it as "
                       "liberal.)"]
         if cd_diagram:

@@ -349,8 +349,9 @@ def render(df: pd.DataFrame, title: str | None = None, images: dict | None = Non
         "the other, over the folds × seeds both ran; positive means this method is better), its mean with the 95% CI "
         "of the Nadeau–Bengio corrected resampled t-test (variance inflated by n_test/n_train = 1/(k − 1) for k "
         "folds), and the verdict of the Bayesian correlated t-test with a region of practical equivalence "
-        "(ROPE, named in each Conclusions paragraph): better, equivalent or worse when that posterior probability is ≥ 0.95, else undecided (always "
-        "with fewer than two paired folds). Each table's Conclusions are generated from those verdicts. † transductive (uses held-out entities' features, "
+        "(ROPE, named in each Conclusions paragraph): better, equivalent or worse when that posterior probability "
+        f"is ≥ {stats.VERDICT_PROBABILITY:g}, else undecided (always with fewer than two paired folds). Each "
+        "table's Conclusions are generated from those verdicts. † transductive (uses held-out entities' features, "
         "never their labels). ‡ replication mode: epochs selected on the test entries as the reference code did "
         "(optimistic; not comparable with honest rows).",
         f"Code version(s): {', '.join(versions) or 'unknown'}.",
