@@ -56,6 +56,11 @@ def paired_differences(a: pd.Series, b: pd.Series, metric: str) -> pd.Series:
 
 
 # ---------------------------------------------------------------------------------------------- fold level
+def _scalar(x):
+    """A 0-d result as a float; results over many comparisons (rows of a 2-D input) stay arrays."""
+    return float(x) if np.ndim(x) == 0 else x
+
+
 @dataclass(frozen=True)
 class CorrectedT:
     n: int
@@ -69,19 +74,20 @@ def corrected_t(d, test_train_ratio: float, confidence: float = 0.95) -> Correct
     """Nadeau–Bengio corrected resampled t-test on paired differences ``d`` (NaN CI and p when n < 2).
 
     t = mean(d) / sqrt((1/n + test_train_ratio) · s²) on n − 1 degrees of freedom. With s² = 0 the CI is
-    the point mean(d) and p is 1 if it is 0, else 0.
+    the point mean(d) and p is 1 if it is 0, else 0. A 2-D ``d`` holds one comparison per row (the fields are
+    then arrays).
     """
     d = np.asarray(d, dtype=float)
-    n = len(d)
-    mean = float(d.mean()) if n else np.nan
+    n = d.shape[-1]
+    mean = d.mean(axis=-1) if n else np.full(d.shape[:-1], np.nan)
     if n < 2:
-        return CorrectedT(n, mean, np.nan, np.nan, np.nan)
-    se = np.sqrt((1.0 / n + test_train_ratio) * d.var(ddof=1))
-    if se == 0:
-        return CorrectedT(n, mean, mean, mean, 1.0 if mean == 0 else 0.0)
+        nan = np.full(np.shape(mean), np.nan)
+        return CorrectedT(n, _scalar(mean), _scalar(nan), _scalar(nan), _scalar(nan))
+    se = np.sqrt((1.0 / n + test_train_ratio) * d.var(axis=-1, ddof=1))
     half = stats.t.ppf(0.5 + confidence / 2, n - 1) * se
-    p = 2 * stats.t.sf(abs(mean) / se, n - 1)
-    return CorrectedT(n, mean, mean - half, mean + half, float(p))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        p = np.where(se > 0, 2 * stats.t.sf(np.abs(mean) / se, n - 1), np.where(mean == 0, 1.0, 0.0))
+    return CorrectedT(n, _scalar(mean), _scalar(mean - half), _scalar(mean + half), _scalar(p))
 
 
 @dataclass(frozen=True)
@@ -99,22 +105,23 @@ def bayesian_correlated_t(d, test_train_ratio: float, rope: float) -> BayesT:
     The posterior of the mean difference is Student t with n − 1 degrees of freedom, location mean(d) and
     scale² = (1/n + ρ/(1 − ρ)) · s², where ρ/(1 − ρ) = n_test / n_train = ``test_train_ratio``. The verdict is
     "better", "equivalent" or "worse" when that posterior probability is ≥ 0.95, else "undecided" (also when
-    n < 2). With s² = 0 the posterior is the point mean(d).
+    n < 2). With s² = 0 the posterior is the point mean(d). A 2-D ``d`` holds one comparison per row.
     """
     d = np.asarray(d, dtype=float)
-    n = len(d)
+    n = d.shape[-1]
     if n < 2:
-        return BayesT(n, np.nan, np.nan, np.nan, "undecided")
-    mean = float(d.mean())
-    scale = np.sqrt((1.0 / n + test_train_ratio) * d.var(ddof=1))
-    if scale == 0:
-        worse, below_upper = float(mean < -rope), float(mean <= rope)
-    else:
-        post = stats.t(n - 1, loc=mean, scale=scale)
-        worse, below_upper = float(post.cdf(-rope)), float(post.cdf(rope))
-    probs = {"better": 1.0 - below_upper, "equivalent": below_upper - worse, "worse": worse}
-    verdict = next((k for k, p in probs.items() if p >= VERDICT_PROBABILITY), "undecided")
-    return BayesT(n, probs["better"], probs["equivalent"], probs["worse"], verdict)
+        nan = _scalar(np.full(d.shape[:-1], np.nan))
+        return BayesT(n, nan, nan, nan, "undecided" if d.ndim == 1 else np.full(d.shape[:-1], "undecided"))
+    mean = d.mean(axis=-1)
+    scale = np.sqrt((1.0 / n + test_train_ratio) * d.var(axis=-1, ddof=1))
+    post = stats.t(n - 1, loc=mean, scale=np.where(scale > 0, scale, 1.0))
+    worse = np.where(scale > 0, post.cdf(-rope), mean < -rope)
+    upper = np.where(scale > 0, post.cdf(rope), mean <= rope)
+    better, equivalent = 1.0 - upper, upper - worse
+    verdict = np.select([better >= VERDICT_PROBABILITY, equivalent >= VERDICT_PROBABILITY,
+                         worse >= VERDICT_PROBABILITY], ["better", "equivalent", "worse"], "undecided")
+    return BayesT(n, _scalar(better), _scalar(equivalent), _scalar(worse),
+                  str(verdict) if verdict.ndim == 0 else verdict)
 
 
 # ---------------------------------------------------------------------------------------------- entity level

@@ -30,17 +30,13 @@ def correlated_folds(rng, sims, k, r, delta=0.0, sigma=0.01):
 
 
 def t_p(d, ratio):
-    """Vectorised corrected t p-values (rows = simulations), the same formula as ``stats.corrected_t``."""
-    n = d.shape[1]
-    t = d.mean(1) / np.sqrt((1 / n + ratio) * d.var(1, ddof=1))
-    return 2 * sst.t.sf(np.abs(t), n - 1)
+    """Corrected t p-values of many simulated comparisons (rows of ``d``)."""
+    return stats.corrected_t(d, ratio).p
 
 
 def bayes_probs(d, ratio, rope):
-    n = d.shape[1]
-    post = sst.t(n - 1, loc=d.mean(1), scale=np.sqrt((1 / n + ratio) * d.var(1, ddof=1)))
-    worse, upper = post.cdf(-rope), post.cdf(rope)
-    return 1 - upper, upper - worse, worse
+    res = stats.bayesian_correlated_t(d, ratio, rope)
+    return res.p_better, res.p_equivalent, res.p_worse
 
 
 # ---------------------------------------------------------------------------------------------- corrected t
@@ -82,14 +78,16 @@ def test_corrected_t_finds_a_planted_difference_and_its_ci_covers_it():
     for delta in (0.005, 0.01, 0.02):
         d = correlated_folds(rng, SIMS, 5, 1, delta=delta, sigma=0.005)
         power[delta] = float(np.mean(t_p(d, 0.25) < ALPHA))
-    half = sst.t.ppf(0.975, 4) * np.sqrt((1 / 5 + 0.25) * d.var(1, ddof=1))
+    res = stats.corrected_t(d, 0.25)
+    half = res.high - res.mean
+    assert half == pytest.approx(sst.t.ppf(0.975, 4) * np.sqrt((1 / 5 + 0.25) * d.var(1, ddof=1)))
     coverage = float(np.mean(np.abs(d.mean(1) - 0.02) <= half))
     print(f"\npower of the corrected t, σ = 0.005, 5 folds × 1 seed, by planted δ: {power}; "
           f"95% CI coverage at δ = 0.02: {coverage:.3f}")
     assert power[0.02] > 0.95 and power[0.005] < power[0.01] < power[0.02]
     assert 0.935 <= coverage <= 0.965
-    one = stats.corrected_t(d[0], 0.25)
-    assert one.high - one.mean == pytest.approx(half[0]) and one.mean == pytest.approx(d[0].mean())
+    one = stats.corrected_t(d[0], 0.25)  # one comparison gives the same numbers as its row of many
+    assert (one.mean, one.low, one.high, one.p) == pytest.approx((res.mean[0], res.low[0], res.high[0], res.p[0]))
 
 
 # ---------------------------------------------------------------------------------------------- Bayesian
@@ -126,11 +124,16 @@ def test_bayesian_verdict_error_rates_on_simulated_folds():
     edge = correlated_folds(rng, SIMS, k, 1, delta=0.01, sigma=0.005)  # true difference exactly at the ROPE edge
     _, equivalent, _ = bayes_probs(edge, ratio, rope=0.01)
     false_equivalent = float(np.mean(equivalent >= 0.95))
+    found_at_002 = float(np.mean(stats.bayesian_correlated_t(
+        correlated_folds(rng, SIMS, k, 1, delta=0.02, sigma=0.005), ratio, rope=0.01).verdict == "better"))
     planted = correlated_folds(rng, SIMS, k, 1, delta=0.04, sigma=0.005)
-    found = float(np.mean(bayes_probs(planted, ratio, rope=0.01)[0] >= 0.95))
+    verdicts = stats.bayesian_correlated_t(planted, ratio, rope=0.01).verdict
+    found = float(np.mean(verdicts == "better"))
+    first = stats.bayesian_correlated_t(planted[0], ratio, rope=0.01)
+    assert first.verdict == verdicts[0]
     print(f"\nBayesian correlated t (5 folds): null 'A better' rate {false_better:.3f}, either direction "
-          f"{false_either:.3f}; 'equivalent' when δ = ROPE {false_equivalent:.3f}; 'better' found for δ = 0.04, "
-          f"σ = 0.005, ROPE 0.01: {found:.3f}")
+          f"{false_either:.3f}; 'equivalent' when δ = ROPE {false_equivalent:.3f}; 'better' found (σ = 0.005, "
+          f"ROPE 0.01) for δ = 0.02: {found_at_002:.3f}, δ = 0.04: {found:.3f}")
     assert 0.035 <= false_better <= 0.065
     assert false_either <= 0.13
     assert false_equivalent <= 0.065
