@@ -207,9 +207,10 @@ def conclusions(metric: str, n: int, k: int, rope: float, best: str, vs_best: di
                 vs_naive: dict) -> str:
     """The generated "Conclusions" paragraph of a table, built only from its verdicts."""
     label = LABELS[stats.base_metric(metric)] + (" (per entity)" if metric.endswith("_entity") else "")
+    design = (f"up to {n} paired folds, {k} per seed, n_test/n_train = {stats.kfold_ratio(k):.3g}" if n >= 2 else
+              f"{n} fold per method: no paired test is possible, so every comparison is undecided")
     text = [f"**Conclusions** (Bayesian correlated t-test on the per-fold {label}, ROPE ±{rope:g}, a verdict when its "
-            f"posterior probability is ≥ {stats.VERDICT_PROBABILITY:g}; up to {n} paired folds, {k}-fold, "
-            f"n_test/n_train = {stats.kfold_ratio(k):.3g}):"]
+            f"posterior probability is ≥ {stats.VERDICT_PROBABILITY:g}; {design}):"]
     by = lambda verdicts, v: sorted(m for m, x in verdicts.items() if x == v)  # noqa: E731
     text.append(f"best by mean: {best}; practically equivalent to it: {_names(by(vs_best, 'equivalent'))}; "
                 f"worse than it: {_names(by(vs_best, 'worse'))}; undecided against it: "
