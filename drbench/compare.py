@@ -21,19 +21,19 @@ from drbench.metrics import ALL
 
 def load_runs(board: str, boards_dir="leaderboards", tracking_uri=None, experiment="drbench") -> pd.DataFrame:
     """Finished per-fold rows of the board's CSV, joined (and, per job key, replaced) by the runs of the same
-    dataset and protocol in ``tracking_uri``."""
+    dataset and protocol in ``tracking_uri`` (marked ``from_store``)."""
     csv = Path(boards_dir) / f"{board}.csv"
     if not csv.exists():
         known = sorted(p.stem for p in Path(boards_dir).glob("*.csv") if (Path(boards_dir) / f"{p.stem}.md").exists())
         raise UsageError(f"no board CSV {csv}; boards in {boards_dir}: {', '.join(known) or 'none'}")
     df = leaderboard.read_csv(csv)
-    df = df[df["status"] == "finished"]
+    df = df[df["status"] == "finished"].assign(from_store=False)
     if df.empty or df["fold"].isna().all():
         raise DataError(f"{csv} holds no per-fold runs to compare")
     if tracking_uri:
         ds, proto = df["dataset"].iloc[0], df["protocol"].iloc[0]
         mine = leaderboard.collect([experiment], tracking_uri, dataset=ds, protocol=proto)
-        mine = mine[mine["status"] == "finished"]
+        mine = mine[mine["status"] == "finished"].assign(from_store=True)
         df = pd.concat([df[~df["job_key"].isin(set(mine["job_key"]))], mine], ignore_index=True)
     return df
 
@@ -210,6 +210,11 @@ def run(args) -> int:
         raise UsageError("give two methods (drbench compare A B --board BOARD) or one with --against-board")
     df = load_runs(args.board, args.boards_dir, args.tracking_uri, args.experiment)
     entities = _read_entities(Path(args.boards_dir) / f"{args.board}.csv")
+    if args.tracking_uri:  # the store's runs bring their own per-entity records
+        mine = leaderboard.store_entities(df[df["from_store"].fillna(False).astype(bool)], args.tracking_uri)
+        if len(mine):
+            rest = entities[~entities["job_key"].isin(set(mine["job_key"]))] if entities is not None else None
+            entities = pd.concat([rest, mine], ignore_index=True) if rest is not None else mine
     if args.against_board:
         lines = report_against_board(df, args.a, metric, rope, args.selection, entities, args.cd_diagram)
     else:

@@ -46,12 +46,10 @@ def entities_path(csv: str | Path) -> Path:
     return csv.with_name(f"{csv.stem}-entities.csv")
 
 
-def write_entities(df: pd.DataFrame, csv: Path, tracking_uri) -> None:
-    """Write the per-entity records of the board's runs beside its CSV: each finished run's ``entities.csv``
-    artifact from the store(s), plus the rows already in the file for runs the stores do not hold."""
+def store_entities(df: pd.DataFrame, tracking_uri) -> pd.DataFrame:
+    """The per-entity records (``ENTITY_COLUMNS``) of the finished runs in ``df`` that the store(s) hold."""
     from drbench import tracking
 
-    path = entities_path(csv)
     fin = df[(df["status"] == "finished") & df["run_id"].notna()]
     uris = tracking_uri if isinstance(tracking_uri, (list, tuple)) else [tracking_uri]
     clients = [tracking.client(u) for u in uris]
@@ -67,10 +65,19 @@ def write_entities(df: pd.DataFrame, csv: Path, tracking_uri) -> None:
                 frames.append(rec.assign(method=r.method, selection=r.selection, seed=r.seed, fold=r.fold,
                                          job_key=r.job_key))
                 break
+    return pd.concat(frames, ignore_index=True)[ENTITY_COLUMNS] if frames else pd.DataFrame(columns=ENTITY_COLUMNS)
+
+
+def write_entities(df: pd.DataFrame, csv: Path, tracking_uri) -> None:
+    """Write the per-entity records of the board's runs beside its CSV: each finished run's ``entities.csv``
+    artifact from the store(s), plus the rows already in the file for runs the stores do not hold."""
+    path = entities_path(csv)
+    new = store_entities(df, tracking_uri)
+    frames = [new] if len(new) else []
     if path.exists():
         old = pd.read_csv(path, dtype={"entity": str})
-        fresh = {f["job_key"].iloc[0] for f in frames}
-        frames.insert(0, old[old["job_key"].isin(set(fin["job_key"])) & ~old["job_key"].isin(fresh)])
+        keep = set(df.loc[df["status"] == "finished", "job_key"])
+        frames.insert(0, old[old["job_key"].isin(keep) & ~old["job_key"].isin(set(new["job_key"]))])
     if frames:
         out = pd.concat(frames, ignore_index=True)[ENTITY_COLUMNS]
         out = out.sort_values(["method", "selection", "seed", "fold", "entity"]).reset_index(drop=True)

@@ -156,3 +156,25 @@ def test_runs_record_per_entity_metrics_and_the_board_keeps_them(tmp_path, capsy
     assert "runs without them (method: number of runs): cell-mean (5)." in leaderboard.build(from_csv=str(csv))
     leaderboard.entities_path(csv).unlink()
     assert f"none of the {len(folds)} runs here has them" in leaderboard.build(from_csv=str(csv))
+
+
+def test_compare_reads_the_users_store_beside_the_board_csv(tmp_path, capsys):
+    from drbench.runner import SweepSpec, run_sweep
+
+    board = tmp_path / "boards" / "syn.md"
+    run_sweep(SweepSpec(methods="mean-effects", protocol="new-drug", dataset="synthetic", progress=False,
+                        tracking_uri=f"sqlite:///{tmp_path}/board.db"))
+    leaderboard.build(out=str(board), tracking_uri=f"sqlite:///{tmp_path}/board.db")
+    leaderboard.entities_path(leaderboard.csv_path(board)).unlink()  # as on the published boards: CSV only
+    mine = f"sqlite:///{tmp_path}/mine.db"
+    run_sweep(SweepSpec(methods="cell-mean", protocol="new-drug", dataset="synthetic", progress=False, seeds=[1],
+                        tracking_uri=mine))
+    argv = ["compare", "cell-mean", "mean-effects", "--board", "syn", "--boards-dir", str(board.parent),
+            "--tracking-uri", mine]
+    assert main(argv) == 2  # the user's runs used seed 1's folds, the board's seed 0's
+    assert "not run on the same folds" in capsys.readouterr().err
+    run_sweep(SweepSpec(methods="cell-mean", protocol="new-drug", dataset="synthetic", progress=False,
+                        tracking_uri=f"sqlite:///{tmp_path}/mine0.db"))
+    assert main(argv[:-1] + [f"sqlite:///{tmp_path}/mine0.db"]) == 0
+    out = capsys.readouterr().out
+    assert "5 paired folds" in out and "per-entity records missing for mean-effects" in out
