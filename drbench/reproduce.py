@@ -25,7 +25,7 @@ log = logging.getLogger("drbench.reproduce")
 
 #: methods whose reference code selects epochs on the test set: their replication runs are published too
 TEST_SELECTING = ["mtigcn", "nihgcn", "mofgcn", "graphcdr", "deepcdr"]
-NAIVE = ["global-mean", "drug-mean", "cell-mean", "mean-effects"]
+NAIVE = leaderboard.NAIVE
 ABLATION = ["mtigcn", "mtigcn-a", "mtigcn-b", "mtigcn-ab"]
 CASE_DRUGS = ["Dasatinib", "GSK690693"]
 #: how a board's note and the index name a method whose replication (--select test) runs are missing
