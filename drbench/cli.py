@@ -309,6 +309,10 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--json", action="store_true")
     m.set_defaults(func=cmd_methods)
 
+    from drbench import compare as _compare
+
+    _compare.add_cli(sub)
+
     pr = sub.add_parser("protocols", help="list protocols and their options")
     pr.set_defaults(func=cmd_protocols)
 

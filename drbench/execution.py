@@ -12,6 +12,7 @@ import traceback
 from dataclasses import dataclass, field
 
 import numpy as np
+import pandas as pd
 
 from drbench import metrics
 from drbench.api import Method, Prediction
@@ -39,6 +40,7 @@ class JobResult:
     traceback: str | None = None
     host: dict = field(default_factory=dict)  # machine, torch threads, load average; device the job computed on
     artifacts: dict = field(default_factory=dict)  # file name -> DataFrame: the protocol's per-job files
+    entities: pd.DataFrame | None = None  # per-entity metrics (entity id, n, positives, metrics) where the fold has them
 
 
 def cpu_model() -> str:
@@ -181,23 +183,28 @@ def fit_predict(method: Method, dataset: Dataset, fold: Fold, *, seed: int, devi
 
 def score_fold(dataset: Dataset, fold: Fold, rows, cols, pred: Prediction, regression: bool,
                entity_axis: int | None):
-    """Metrics over the fold's test entries (``rows, cols`` index the scored pairs)."""
+    """Metrics over the fold's test entries (``rows, cols`` index the scored pairs), the notes, and the
+    per-entity table (entity id, n, positives, metrics; None without an entity axis)."""
     test = fold.test[rows, cols]
     if not test.any():
-        return {}, []
+        return {}, [], None
     r, c = rows[test], cols[test]
     y = dataset.binary[r, c]
     s = pred.score[test]
     yt = dataset.ic50[r, c] if regression and pred.ic50 is not None else None
     yp = pred.ic50[test] if yt is not None else None
     out, notes = metrics.evaluate(y, s, yt, yp)
+    entities = None
     if yp is not None:
         out["auc_ic50"] = metrics.ic50_ranking_auc(y, yp)
     if entity_axis is not None:
         ent = r if entity_axis == 0 else c
-        means, counts = metrics.per_entity(ent, y, s, yt, yp)
+        table = metrics.entity_table(ent, y, s, yt, yp)
+        means, counts = metrics.per_entity(ent, y, s, yt, yp, table=table)
         out.update(means)
         out.update(counts)
+        entities = pd.DataFrame(table)
+        entities["entity"] = (dataset.cell_ids if entity_axis == 0 else dataset.drug_ids)[entities["entity"]]
     out["n_test"] = int(len(y))
     out["n_test_positive"] = int((y == 1).sum())
     if yt is not None:
@@ -207,7 +214,7 @@ def score_fold(dataset: Dataset, fold: Fold, rows, cols, pred: Prediction, regre
             out.pop(k, None)
             out.pop(f"{k}_entity", None)
             out.pop(f"n_entities_{k}", None)
-    return out, notes
+    return out, notes, entities
 
 
 def run_job(method_cls, params: dict, dataset: Dataset, fold: Fold, *, seed: int, device: str = "cpu",
@@ -228,7 +235,7 @@ def run_job(method_cls, params: dict, dataset: Dataset, fold: Fold, *, seed: int
         res.fit_seconds, res.predict_seconds = fit_s, pred_s
         res.fit_info = dict(getattr(method, "fit_info_", {}) or {})
         axis = fold.entity_axis
-        res.metrics, res.notes = score_fold(dataset, fold, query.rows, query.cols, pred,
+        res.metrics, res.notes, res.entities = score_fold(dataset, fold, query.rows, query.cols, pred,
                                             method.capabilities.regression, axis)
         if keep_predictions:
             rows, cols = query.rows, query.cols

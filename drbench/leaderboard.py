@@ -10,25 +10,31 @@ replication (test-selected) runs in separate tables with the difference between 
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from drbench import atomic
+from drbench import stats
 from drbench.metrics import LOWER_IS_BETTER
 
 CSV_COLUMNS = [
     "method", "status", "dataset", "protocol", "paper_test", "selection", "seed", "fold", "fold_label", "headline",
-    "transductive", "tasks", "auc", "auprc", "pcc", "scc", "rmse", "auc_ic50", "auc_entity", "auprc_entity", "pcc_entity",
-    "scc_entity", "rmse_entity", "n_entities_auc", "n_test", "n_test_positive", "fit_seconds", "predict_seconds",
+    "transductive", "tasks", "auc", "auprc", "pcc", "scc", "rmse", "auc_ic50", "auc_entity", "auprc_entity",
+    "pcc_entity", "scc_entity", "rmse_entity", "n_entities_auc", "n_test", "n_test_positive", "fit_seconds", "predict_seconds",
     "peak_rss_mb", "threads", "load_start", "machine", "notes", "provider", "code_version", "dataset_hash",
     "mask_sha256", "run_id", "job_key",
 ]
+#: the per-entity record file beside a board (``BOARD-entities.csv``): one row per run × entity
+ENTITY_COLUMNS = ["method", "selection", "seed", "fold", "job_key", "entity", "n", "positives",
+                  "auc", "auprc", "pcc", "scc", "rmse"]
 CLASSIFICATION = ["auc", "auprc"]
 REGRESSION = ["pcc", "scc", "rmse"]
 LABELS = {"auc": "AUC", "auprc": "AUPRC", "pcc": "PCC", "scc": "SCC", "rmse": "RMSE"}
+#: the naive baselines every board compares with (the strongest of them on each table)
+NAIVE = ["global-mean", "drug-mean", "cell-mean", "mean-effects"]
 PROTOCOL_ORDER = ["random", "new-cell-line", "new-drug", "new-tissue", "new-pair", "in-vivo", "transfer", "case-study"]
 
 
@@ -46,6 +52,58 @@ def check_out(out: str | Path) -> None:
     if csv_path(out) == Path(out):
         raise UsageError(f"--out {text}: the per-fold CSV is written beside the markdown as {csv_path(out).name}; "
                          f"give the markdown file, e.g. {Path(out).with_suffix('.md')}")
+
+
+def entities_path(csv: str | Path) -> Path:
+    """``BOARD-entities.csv`` beside ``BOARD.csv``."""
+    csv = Path(csv)
+    return csv.with_name(f"{csv.stem}-entities.csv")
+
+
+def store_entities(df: pd.DataFrame, tracking_uri) -> pd.DataFrame:
+    """The per-entity records (``ENTITY_COLUMNS``) of the finished runs in ``df`` that the store(s) hold."""
+    from drbench import tracking
+
+    fin = df[(df["status"] == "finished") & df["run_id"].notna()]
+    uris = tracking_uri if isinstance(tracking_uri, (list, tuple)) else [tracking_uri]
+    clients = [tracking.client(u) for u in uris]
+    frames = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for r in fin.itertuples(index=False):
+            for c in clients:
+                try:
+                    got = c.download_artifacts(str(r.run_id), tracking.ENTITIES, tmp)
+                except Exception:  # not in this store, or a run recorded before entities were kept
+                    continue
+                rec = pd.read_csv(got, dtype={"entity": str})
+                frames.append(rec.assign(method=r.method, selection=r.selection, seed=r.seed, fold=r.fold,
+                                         job_key=r.job_key))
+                break
+    return pd.concat(frames, ignore_index=True)[ENTITY_COLUMNS] if frames else pd.DataFrame(columns=ENTITY_COLUMNS)
+
+
+def write_entities(df: pd.DataFrame, csv: Path, tracking_uri) -> None:
+    """Write the per-entity records of the board's runs beside its CSV: each finished run's ``entities.csv``
+    artifact from the store(s), plus the rows already in the file for runs the stores do not hold."""
+    path = entities_path(csv)
+    new = store_entities(df, tracking_uri)
+    frames = [new] if len(new) else []
+    if path.exists():
+        old = pd.read_csv(path, dtype={"entity": str})
+        keep = set(df.loc[df["status"] == "finished", "job_key"])
+        frames.insert(0, old[old["job_key"].isin(keep) & ~old["job_key"].isin(set(new["job_key"]))])
+    if frames:
+        out = pd.concat(frames, ignore_index=True)[ENTITY_COLUMNS]
+        out = out.sort_values(["method", "selection", "seed", "fold", "entity"]).reset_index(drop=True)
+        atomic.write_csv(out, path, index=False)
+
+
+def entity_job_keys(csv: str | Path) -> set[str]:
+    """Job keys of the runs with per-entity records beside a board CSV."""
+    path = entities_path(csv)
+    if not path.exists():
+        return set()
+    return set(pd.read_csv(path, usecols=["job_key"])["job_key"].astype(str))
 
 
 # ---------------------------------------------------------------------------------------------- collect
@@ -135,28 +193,60 @@ def _add_unsupported(df: pd.DataFrame, only=None) -> pd.DataFrame:
 
 
 # ---------------------------------------------------------------------------------------------- statistics
-def holm(pvalues: dict) -> dict:
-    """Holm–Bonferroni adjusted p-values."""
-    items = sorted((p, k) for k, p in pvalues.items() if p is not None and not np.isnan(p))
-    m, out, running = len(items), {}, 0.0
-    for i, (p, k) in enumerate(items):
-        running = max(running, min(1.0, (m - i) * p))
-        out[k] = running
-    return out
+def _series(frame: pd.DataFrame, pcol: str) -> dict:
+    """``{method: its per-fold values keyed "seed/fold"}``: what the paired tests pair on."""
+    keyed = frame.assign(_k=frame["seed"].astype(str) + "/" + frame["fold"].astype(str))
+    return {m: g.set_index("_k")[pcol].astype(float) for m, g in keyed.groupby("method")}
 
 
-def paired_p(a: pd.Series, b: pd.Series) -> float:
-    """Wilcoxon signed-rank p-value on the folds both have (NaN when fewer than 2 pairs or no difference)."""
-    both = pd.concat([a, b], axis=1, join="inner").dropna()
-    if len(both) < 2:
-        return np.nan
-    d = both.iloc[:, 0] - both.iloc[:, 1]
-    if np.allclose(d, 0):
-        return np.nan
-    try:
-        return float(stats.wilcoxon(both.iloc[:, 0], both.iloc[:, 1]).pvalue)
-    except ValueError:
-        return np.nan
+def folds_per_seed(frame: pd.DataFrame) -> int:
+    """k of the k-fold partition the rows come from (most distinct folds under one seed)."""
+    return int(frame.groupby("seed")["fold"].nunique().max()) if len(frame) else 0
+
+
+def compare_cell(a: pd.Series, b: pd.Series, metric: str, ratio: float, rope: float) -> tuple[str, str]:
+    """("Δ [95% CI] verdict" of A against B, the verdict): mean difference (positive: A better) with the corrected
+    t CI, and the Bayesian correlated t verdict; with fewer than two paired folds, "undecided (n = …)"."""
+    d = stats.paired_differences(a, b, metric)
+    ct = stats.corrected_t(d, ratio)
+    verdict = stats.bayesian_correlated_t(d, ratio, rope).verdict
+    if ct.n < 2:
+        return (f"{_signed(ct.mean)} " if ct.n else "") + f"{verdict} (n = {ct.n})", verdict
+    return f"{_signed(ct.mean)} [{_signed(ct.low)}, {_signed(ct.high)}] {verdict}", verdict
+
+
+def _signed(x: float) -> str:
+    """``+0.012`` / ``-0.012``; a value that rounds to zero is ``+0.000`` (never ``-0.000``)."""
+    return f"{round(x, 3) + 0.0:+.3f}"
+
+
+def _names(methods: list[str]) -> str:
+    return ", ".join(methods) if methods else "none"
+
+
+def conclusions(metric: str, n: int, k: int, rope: float, best: str, vs_best: dict, naive: str | None,
+                vs_naive: dict) -> str:
+    """The generated "Conclusions" paragraph of a table, built only from its verdicts."""
+    label = LABELS[stats.base_metric(metric)] + (" (per entity)" if metric.endswith("_entity") else "")
+    design = (f"up to {n} paired folds, {k} per seed, n_test/n_train = {stats.kfold_ratio(k):.3g}" if n >= 2 else
+              f"{n} fold per method: no paired test is possible, so every comparison is undecided")
+    text = [f"**Conclusions** (Bayesian correlated t-test on the per-fold {label}, ROPE ±{rope:g}, a verdict when its "
+            f"posterior probability is ≥ {stats.VERDICT_PROBABILITY:g}; {design}):"]
+    by = lambda verdicts, v: sorted(m for m, x in verdicts.items() if x == v)  # noqa: E731
+    text.append(f"best by mean: {best}; practically equivalent to it: {_names(by(vs_best, 'equivalent'))}; "
+                f"worse than it: {_names(by(vs_best, 'worse'))}; undecided against it: "
+                f"{_names(by(vs_best, 'undecided'))}.")
+    if by(vs_best, "better"):
+        text.append(f"Better than it despite a lower mean: {_names(by(vs_best, 'better'))}.")
+    if naive is not None:
+        learned = {m: v for m, v in vs_naive.items() if m not in NAIVE}
+        text.append(f"Against the strongest naive baseline, {naive}: better: {_names(by(vs_naive, 'better'))}; "
+                    f"equivalent: {_names(by(vs_naive, 'equivalent'))}; worse: {_names(by(vs_naive, 'worse'))}; "
+                    f"undecided: {_names(by(vs_naive, 'undecided'))}.")
+        won = by(learned, "better")
+        text.append(f"{len(won)} of {len(learned)} learned methods are shown better than it."
+                    if won else f"No learned method is shown better than it.")
+    return " ".join(text)
 
 
 def _fmt(mean, sd, n, bold=False):
@@ -176,12 +266,11 @@ def _table(part: pd.DataFrame, metrics: list[str], headline: str, unsupported: l
            replication: bool, honest: pd.DataFrame | None) -> list[str]:
     primary = metrics[0]
     pcol = _metric_col(primary, headline)
-    keyed = part.assign(_k=part["seed"].astype(str) + "/" + part["fold"].astype(str))
+    series = _series(part, pcol)
     stats_rows = []
-    for method, g in keyed.groupby("method"):
+    for method, g in part.groupby("method"):
         row = {"method": method, "transductive": str(g["transductive"].iloc[0]).lower() == "true",
-               "fit": g["fit_seconds"].mean(), "mem": g["peak_rss_mb"].max(),
-               "series": g.set_index("_k")[pcol].astype(float),
+               "fit": g["fit_seconds"].mean(), "mem": g["peak_rss_mb"].max(), "series": series[method],
                "notes": "; ".join(sorted({n for v in g["notes"].dropna() for n in str(v).split("; ") if n}))}
         for m in metrics:
             v = g[_metric_col(m, headline)].astype(float).dropna()
@@ -193,28 +282,48 @@ def _table(part: pd.DataFrame, metrics: list[str], headline: str, unsupported: l
     valid = [r for r in stats_rows if not np.isnan(r[primary][0])]
     order = sorted(valid, key=lambda r: r[primary][0], reverse=not lower) + [r for r in stats_rows if r not in valid]
     best = order[0] if valid else None
-    pv = holm({r["method"]: paired_p(best["series"], r["series"]) for r in order[1:] if best is not None}) if best else {}
+    # the strongest naive baseline: on this table, else (replication tables) its honest runs on the same folds
+    naive_series = {m: v for m, v in series.items() if m in NAIVE and v.notna().any()}
+    if not naive_series and honest is not None:
+        naive_series = {m: v for m, v in _series(honest, pcol).items() if m in NAIVE and v.notna().any()}
+    naive = (min if lower else max)(naive_series, key=lambda m: naive_series[m].mean()) if naive_series else None
+    k = folds_per_seed(part)
+    ratio, rope = stats.kfold_ratio(k), stats.DEFAULT_ROPE[primary]
     best_of = {}
     for m in metrics:
         vals = [r[m][0] for r in stats_rows if not np.isnan(r[m][0])]
         if vals:
             best_of[m] = min(vals) if m in LOWER_IS_BETTER else max(vals)
     head = ["rank", "method"] + [LABELS[m] + (" ↓" if m in LOWER_IS_BETTER else "") for m in metrics]
-    head += ["p vs best (Holm)"]
+    head += [f"vs best: Δ{LABELS[primary]} [95% CI] verdict"]
+    if naive is not None:
+        head += [f"vs {naive}{'' if naive in series else ' (honest)'}: Δ{LABELS[primary]} [95% CI] verdict"]
     if replication and honest is not None:
         head += [f"Δ{LABELS[primary]} vs honest"]
     head += ["fit s", "peak MB"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    vs_best, vs_naive = {}, {}
     for i, r in enumerate(order):
         marks = ("†" if r["transductive"] else "") + ("‡" if replication else "")
         name = f"{r['method']}{marks}"
         rank = str(i + 1) if not np.isnan(r[primary][0]) else "—"
         cells = [rank, name] + [_fmt(*r[m], bold=(m in best_of and r[m][0] == best_of[m])) for m in metrics]
+        defined = r in valid
         if best is not None and r is best:
             cells.append("best")
+        elif defined:
+            cell, vs_best[r["method"]] = compare_cell(r["series"], best["series"], primary, ratio, rope)
+            cells.append(cell)
         else:
-            p = pv.get(r["method"], np.nan)
-            cells.append("—" if np.isnan(p) else f"{p:.3g}")
+            cells.append("—")
+        if naive is not None:
+            if r["method"] == naive:
+                cells.append("strongest naive")
+            elif defined:
+                cell, vs_naive[r["method"]] = compare_cell(r["series"], naive_series[naive], primary, ratio, rope)
+                cells.append(cell)
+            else:
+                cells.append("—")
         if replication and honest is not None:
             h = honest[honest["method"] == r["method"]][pcol].astype(float).dropna()
             cells.append(f"{r[primary][0] - h.mean():+.3f}" if len(h) and not np.isnan(r[primary][0]) else "—")
@@ -222,15 +331,35 @@ def _table(part: pd.DataFrame, metrics: list[str], headline: str, unsupported: l
         lines.append("| " + " | ".join(cells) + " |")
     for name, status in sorted(unsupported):
         lines.append("| — | " + " | ".join([name] + [status] * len(metrics) + [""] * (len(head) - 2 - len(metrics))) + " |")
+    if best is not None:
+        n = max(len(r["series"].dropna()) for r in valid)
+        lines += ["", conclusions(pcol, n, k, rope, best["method"], vs_best, naive, vs_naive)]
     notes = [f"- {r['method']}: {r['notes']}" for r in order if r["notes"]]
     if notes:
         lines += ["", "Notes recorded with the runs (— means undefined):"] + notes
     return lines
 
 
-def render(df: pd.DataFrame, title: str | None = None, images: dict | None = None) -> str:
+def entity_records_note(df: pd.DataFrame, have: set[str], name: str) -> str:
+    """Which runs (with an entity axis) lack per-entity records in ``name``, by method and selection."""
+    fin = df[(df["status"] == "finished") & df["n_entities_auc"].notna()]
+    lacking = fin[~fin["job_key"].astype(str).isin(have)]
+    head = "Per-entity records (each run's metrics per drug or held-out cell line, for `drbench compare`'s per-entity test)"
+    if lacking.empty:
+        return f"{head}: `{name}`, for every run."
+    if len(lacking) == len(fin):
+        return (f"{head}: none of the {len(fin)} runs here has them (recorded before drbench kept them); a rerun "
+                f"adds its records to `{name}`.")
+    counts = lacking.groupby(["method", "selection"]).size()
+    who = ", ".join(f"{m}{'‡' if sel == 'test' else ''} ({n})" for (m, sel), n in counts.items())
+    return f"{head}: `{name}`; runs without them (method: number of runs): {who}."
+
+
+def render(df: pd.DataFrame, title: str | None = None, images: dict | None = None,
+           entity_records: tuple[set, str] | None = None) -> str:
     """Markdown from the per-fold frame (as read back from the CSV); ``images`` maps (dataset, protocol)
-    to the picture files that exist beside the markdown."""
+    to the picture files that exist beside the markdown; ``entity_records`` is (the job keys with per-entity
+    records, the name of their file), when the board has such a file place."""
     out = [f"# {title or 'drbench leaderboard'}", ""]
     if df.empty:
         return "\n".join(out + ["No finished runs match.", ""])
@@ -238,13 +367,20 @@ def render(df: pd.DataFrame, title: str | None = None, images: dict | None = Non
     out += [
         "Generated by `drbench leaderboard` from recorded runs; the per-fold results are in the CSV beside this file.",
         "Cells: mean ± SD (n = folds × seeds with a defined value). Best per column in bold. "
-        "p: Wilcoxon signed-rank test of each method against the best across paired folds, Holm-corrected "
-        "(— where fewer than two pairs or no difference). † transductive (uses held-out entities' features, "
+        "*vs best* / *vs* the strongest naive baseline: the difference in the table's first metric (this method − "
+        "the other, over the folds × seeds both ran; positive means this method is better), its mean with the 95% CI "
+        "of the Nadeau–Bengio corrected resampled t-test (variance inflated by n_test/n_train = 1/(k − 1) for k "
+        "folds), and the verdict of the Bayesian correlated t-test with a region of practical equivalence "
+        "(ROPE, named in each Conclusions paragraph): better, equivalent or worse when that posterior probability "
+        f"is ≥ {stats.VERDICT_PROBABILITY:g}, else undecided (always with fewer than two paired folds). Each "
+        "table's Conclusions are generated from those verdicts. † transductive (uses held-out entities' features, "
         "never their labels). ‡ replication mode: epochs selected on the test entries as the reference code did "
         "(optimistic; not comparable with honest rows).",
         f"Code version(s): {', '.join(versions) or 'unknown'}.",
         "",
     ]
+    if entity_records is not None:
+        out += [entity_records_note(df, *entity_records), ""]
     for (ds, proto), part in df.groupby(["dataset", "protocol"], sort=False):
         fin = part[part["status"] == "finished"]
         unsupported = sorted(set(zip(part.loc[part["status"].isin(["not supported", "not run"]), "method"],
@@ -322,7 +458,11 @@ def build(experiments=None, tracking_uri=None, dataset=None, protocol=None, out=
         from drbench.plots import make_images
 
         make_images(df, Path(out), tracking_uri)
-    md = render(df, title, _existing_images(df, out))
+    if out is not None and not from_csv:
+        write_entities(df, csv_path(out), tracking_uri)
+    board_csv = Path(from_csv) if from_csv else csv_path(out) if out is not None else None
+    records = (entity_job_keys(board_csv), entities_path(board_csv).name) if board_csv is not None else None
+    md = render(df, title, _existing_images(df, out), records)
     if out is not None:
         Path(out).parent.mkdir(parents=True, exist_ok=True)
         atomic.write_text(out, md)

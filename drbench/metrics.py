@@ -95,23 +95,36 @@ def evaluate(y, score, ic50_true=None, ic50_pred=None) -> tuple[dict, list[str]]
     return {**c, **r}, n1 + n2
 
 
-def per_entity(entity: np.ndarray, y, score, ic50_true=None, ic50_pred=None) -> tuple[dict, dict]:
-    """Metrics per entity (cell or drug index), then their mean over entities where defined.
-
-    Returns (means keyed ``<metric>_entity``, counts keyed ``n_entities_<metric>``).
-    """
+def entity_table(entity: np.ndarray, y, score, ic50_true=None, ic50_pred=None) -> dict:
+    """Metrics of each entity (cell or drug index): ``{"entity", "n", "positives", <metric>...}`` as columns,
+    one value per entity in sorted entity order (NaN where a metric is undefined for that entity)."""
     entity = np.asarray(entity)
-    values = {k: [] for k in ALL}
-    for e in np.unique(entity):
+    y = np.asarray(y)
+    ids = np.unique(entity)
+    table = {"entity": ids, "n": np.zeros(len(ids), np.int64), "positives": np.zeros(len(ids), np.int64),
+             **{k: np.full(len(ids), np.nan) for k in ALL}}
+    for i, e in enumerate(ids):
         sel = entity == e
         m, _ = evaluate(y[sel], score[sel],
                         None if ic50_true is None else ic50_true[sel],
                         None if ic50_pred is None else ic50_pred[sel])
+        table["n"][i], table["positives"][i] = int(sel.sum()), int((y[sel] == 1).sum())
         for k in ALL:
-            values[k].append(m[k])
+            table[k][i] = m[k]
+    return table
+
+
+def per_entity(entity: np.ndarray, y, score, ic50_true=None, ic50_pred=None, table: dict | None = None
+               ) -> tuple[dict, dict]:
+    """Metrics per entity (cell or drug index), then their mean over entities where defined.
+
+    Returns (means keyed ``<metric>_entity``, counts keyed ``n_entities_<metric>``); ``table`` is the
+    :func:`entity_table` of the same inputs when already computed.
+    """
+    table = entity_table(entity, y, score, ic50_true, ic50_pred) if table is None else table
     means, counts = {}, {}
-    for k, v in values.items():
-        v = np.asarray(v, dtype=float)
+    for k in ALL:
+        v = np.asarray(table[k], dtype=float)
         ok = ~np.isnan(v)
         means[f"{k}_entity"] = float(v[ok].mean()) if ok.any() else np.nan
         counts[f"n_entities_{k}"] = int(ok.sum())

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from drbench import atomic, leaderboard, tracking
+from drbench import atomic, leaderboard, stats, tracking
 from drbench.datasets import reuse_loaded_datasets
 from drbench.errors import DrbenchError, UsageError
 from drbench.runner import SweepSpec, run_sweep
@@ -25,7 +25,7 @@ log = logging.getLogger("drbench.reproduce")
 
 #: methods whose reference code selects epochs on the test set: their replication runs are published too
 TEST_SELECTING = ["mtigcn", "nihgcn", "mofgcn", "graphcdr", "deepcdr"]
-NAIVE = ["global-mean", "drug-mean", "cell-mean", "mean-effects"]
+NAIVE = leaderboard.NAIVE
 ABLATION = ["mtigcn", "mtigcn-a", "mtigcn-b", "mtigcn-ab"]
 CASE_DRUGS = ["Dasatinib", "GSK690693"]
 #: how a board's note and the index name a method whose replication (--select test) runs are missing
@@ -496,7 +496,12 @@ def write_index(out_dir: Path, data_dir=None) -> None:
         "byte for byte, with no MLflow store (`drbench leaderboard --from-csv FILE.csv` renders the same tables "
         "without the board's title, status note and pictures). "
         "Cells are mean ± SD (n folds × seeds). † transductive method, ‡ replication mode (epochs selected on the "
-        "test entries, as the reference code did; shown beside the honest numbers with the difference).", "",
+        "test entries, as the reference code did; shown beside the honest numbers with the difference). Every method is "
+        "compared with the table's best and with its strongest naive baseline: the mean difference with its 95% CI "
+        "(Nadeau–Bengio corrected resampled t-test) and a verdict (better / equivalent / worse / undecided, from the "
+        f"Bayesian correlated t-test with a ±{stats.DEFAULT_ROPE['auc']:g} region of practical equivalence); each table ends with a Conclusions "
+        "paragraph generated from those verdicts. `drbench compare A B --board BOARD` prints every statistic for one "
+        "pair (`--against-board` for one method against all).", "",
         "Regenerate everything (resumable: jobs already in these CSVs or in the MLflow store are not recomputed):", "",
         "```bash", "drbench reproduce --data-dir ../shared/data", "```", "",
         "`--only BOARD[,BOARD]` regenerates some boards, `--methods M[,M]` runs only some methods (the tables still "

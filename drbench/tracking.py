@@ -27,6 +27,8 @@ DEFAULT_URI = "sqlite:///mlflow.db"
 TAG = "drbench."
 PREDICTIONS = "predictions.csv.gz"
 CHECK_TIMEOUT_S = 5  # how long the store check waits for a tracking server (one try, no retries)
+#: per-entity metrics of a job (entity id, n, positives, AUC, AUPRC, PCC, SCC, RMSE), where its fold has an entity axis
+ENTITIES = "entities.csv"
 
 
 def tracking_uri(uri: str | None = None) -> str:
@@ -231,6 +233,10 @@ def log_job(c, run_id: str, params: dict, result) -> None:
         if result.predictions is not None:
             path = Path(tmp) / PREDICTIONS
             pd.DataFrame(result.predictions).to_csv(path, index=False, compression="gzip")
+            c.log_artifact(run_id, str(path))
+        if getattr(result, "entities", None) is not None:
+            path = Path(tmp) / ENTITIES
+            result.entities.to_csv(path, index=False)
             c.log_artifact(run_id, str(path))
         if result.traceback:
             path = Path(tmp) / "traceback.txt"

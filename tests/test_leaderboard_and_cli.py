@@ -47,16 +47,6 @@ def test_table_values_are_the_fold_means_and_sds(recorded, tmp_path):
     assert "new-drug" not in md  # filtered
 
 
-def test_holm_and_wilcoxon():
-    adj = leaderboard.holm({"a": 0.01, "b": 0.04, "c": 0.03})
-    assert adj == pytest.approx({"a": 0.03, "c": 0.06, "b": 0.06})
-    a = pd.Series([0.9, 0.8, 0.85, 0.95, 0.7], index=list("vwxyz"))
-    b = a - np.array([0.1, 0.05, 0.2, 0.15, 0.12])
-    assert leaderboard.paired_p(a, b) == pytest.approx(0.0625)
-    assert np.isnan(leaderboard.paired_p(a, a))
-    assert np.isnan(leaderboard.paired_p(a.iloc[:1], b.iloc[:1]))
-
-
 def test_not_supported_methods_are_listed_not_dropped(tmp_path):
     import drbench
     from drbench.api import Capabilities, Method, Prediction

@@ -1,0 +1,241 @@
+"""``drbench compare``: is method A really better than method B on a board?
+
+Reads the board's committed per-fold CSV (``leaderboards/BOARD.csv``) and/or the user's MLflow store, refuses
+unless A and B were run on the same folds (equal mask hashes per seed and fold), and prints every statistic of
+:mod:`drbench.stats` with its verdict: the corrected resampled t-test, the Bayesian correlated t-test with a
+ROPE, the per-entity Wilcoxon test where per-entity records exist (``BOARD-entities.csv``), and with
+``--against-board`` the comparison with every method of the board plus Friedman + Nemenyi over the folds.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from drbench import leaderboard, stats
+from drbench.errors import DataError, UsageError
+from drbench.metrics import ALL
+
+
+def load_runs(board: str, boards_dir="leaderboards", tracking_uri=None, experiment="drbench") -> pd.DataFrame:
+    """Finished per-fold rows of the board's CSV, joined (and, per job key, replaced) by the runs of the same
+    dataset and protocol in ``tracking_uri`` (marked ``from_store``)."""
+    csv = Path(boards_dir) / f"{board}.csv"
+    if not csv.exists():
+        known = sorted(p.stem for p in Path(boards_dir).glob("*.csv") if (Path(boards_dir) / f"{p.stem}.md").exists())
+        raise UsageError(f"no board CSV {csv}; boards in {boards_dir}: {', '.join(known) or 'none'}")
+    df = leaderboard.read_csv(csv)
+    df = df[df["status"] == "finished"].assign(from_store=False)
+    if df.empty or df["fold"].isna().all():
+        raise DataError(f"{csv} holds no per-fold runs to compare")
+    if tracking_uri:
+        ds, proto = df["dataset"].iloc[0], df["protocol"].iloc[0]
+        mine = leaderboard.collect([experiment], tracking_uri, dataset=ds, protocol=proto)
+        mine = mine[mine["status"] == "finished"].assign(from_store=True)
+        df = pd.concat([df[~df["job_key"].isin(set(mine["job_key"]))], mine], ignore_index=True)
+    return df
+
+
+def _runs_of(df: pd.DataFrame, method: str, selection: str) -> pd.DataFrame:
+    rows = df[(df["method"] == method) & (df["selection"] == selection)]
+    if rows.empty:
+        have = sorted(set(df.loc[df["selection"] == selection, "method"]))
+        raise UsageError(f"no finished {selection}-selected runs of {method!r}; methods with such runs: "
+                         f"{', '.join(have) or 'none'}")
+    return rows
+
+
+def _masks(rows: pd.DataFrame) -> dict:
+    return {(int(s), int(f)): m for s, f, m in zip(rows["seed"], rows["fold"], rows["mask_sha256"])}
+
+
+def check_same_folds(a: pd.DataFrame, b: pd.DataFrame, name_a: str, name_b: str) -> None:
+    """Refuse (UsageError) unless A and B hold the same (seed, fold) set with equal mask hashes."""
+    ma, mb = _masks(a), _masks(b)
+    for name, m in ((name_a, ma), (name_b, mb)):
+        if any(pd.isna(v) for v in m.values()):
+            raise UsageError(f"{name} has runs without a recorded mask hash (mask_sha256): cannot check its folds")
+    if set(ma) != set(mb):
+        only_a, only_b = sorted(set(ma) - set(mb)), sorted(set(mb) - set(ma))
+        raise UsageError(f"{name_a} and {name_b} were not run on the same folds: (seed, fold) only in {name_a}: "
+                         f"{only_a or 'none'}; only in {name_b}: {only_b or 'none'}")
+    differ = sorted(k for k in ma if ma[k] != mb[k])
+    if differ:
+        raise UsageError(f"{name_a} and {name_b} were not run on the same folds: the masks of (seed, fold) "
+                         f"{differ} differ (mask_sha256)")
+
+
+def metric_column(df: pd.DataFrame, metric: str) -> str:
+    if metric not in ALL:
+        raise UsageError(f"unknown metric {metric!r}; choose from: {', '.join(ALL)}")
+    headline = df["headline"].dropna().iloc[0] if df["headline"].notna().any() else "pooled"
+    return f"{metric}_entity" if headline == "entity" else metric
+
+
+def _series(rows: pd.DataFrame, col: str) -> pd.Series:
+    return rows.set_index(rows["seed"].astype(int).astype(str) + "/" + rows["fold"].astype(int).astype(str))[col]
+
+
+def fold_comparison(a: pd.DataFrame, b: pd.DataFrame, col: str, rope: float) -> dict:
+    """The fold-level statistics of A against B (positive Δ: A better)."""
+    k = leaderboard.folds_per_seed(pd.concat([a, b]))
+    ratio = stats.kfold_ratio(k)
+    d = stats.paired_differences(_series(a, col), _series(b, col), col)
+    return {"k": k, "ratio": ratio, "t": stats.corrected_t(d, ratio), "bayes": stats.bayesian_correlated_t(d, ratio, rope),
+            "mean_a": float(_series(a, col).astype(float).mean()), "mean_b": float(_series(b, col).astype(float).mean())}
+
+
+def entity_comparison(entities: pd.DataFrame | None, a: str, b: str, selection: str, metric: str):
+    """The per-entity Wilcoxon test, or the reason it cannot be made."""
+    if entities is None:
+        return "per-entity records missing: this board has no BOARD-entities.csv"
+    rec = entities[entities["selection"] == selection]
+    missing = [m for m in (a, b) if m not in set(rec["method"])]
+    if missing:
+        return f"per-entity records missing for {', '.join(missing)}"
+    means = stats.entity_means(rec[rec["method"].isin([a, b])], metric)
+    return stats.entity_wilcoxon(means[a], means[b], metric)
+
+
+def _read_entities(board_csv: Path) -> pd.DataFrame | None:
+    path = leaderboard.entities_path(board_csv)
+    if not path.exists():
+        return None
+    try:
+        df = pd.read_csv(path, dtype={"entity": str})
+    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError) as e:
+        raise DataError(f"cannot read per-entity records {path}: {e}") from None
+    missing = [c for c in leaderboard.ENTITY_COLUMNS if c not in df.columns]
+    if missing:
+        raise DataError(f"{path} is not a per-entity record file: missing columns {missing}")
+    return df
+
+
+def _names(methods: list[str]) -> str:
+    return ", ".join(methods) or "none"
+
+
+def _verdict_line(name_a: str, name_b: str, verdict: str) -> str:
+    return {"better": f"{name_a} is better than {name_b}", "worse": f"{name_a} is worse than {name_b}",
+            "equivalent": f"{name_a} and {name_b} are practically equivalent",
+            "undecided": f"undecided between {name_a} and {name_b}"}[verdict]
+
+
+def report_pair(df: pd.DataFrame, a: str, b: str, metric: str, rope: float, selection: str,
+                entities: pd.DataFrame | None) -> list[str]:
+    ra, rb = _runs_of(df, a, selection), _runs_of(df, b, selection)
+    check_same_folds(ra, rb, a, b)
+    col = metric_column(df, metric)
+    for name, rows in ((a, ra), (b, rb)):
+        if rows[col].isna().all():
+            raise UsageError(f"{name} has no {leaderboard.LABELS[metric]} values in its {selection}-selected runs")
+    fc = fold_comparison(ra, rb, col, rope)
+    t, by = fc["t"], fc["bayes"]
+    label = leaderboard.LABELS[metric] + (" per entity, averaged within each fold" if col.endswith("_entity") else "")
+    lines = [f"{a} vs {b}: {label}; {t.n} paired folds ({fc['k']}-fold; n_test/n_train = {fc['ratio']:.3g}); "
+             f"means {fc['mean_a']:.4f} vs {fc['mean_b']:.4f}; Δ > 0 means {a} is better"
+             + (" (RMSE: lower is better, sign flipped)" if metric == "rmse" else "")]
+    if t.n < 2:
+        lines.append(f"  corrected resampled t (Nadeau–Bengio): no test with n = {t.n} paired folds")
+    else:
+        lines.append(f"  corrected resampled t (Nadeau–Bengio): Δ = {t.mean:+.4f}, 95% CI [{t.low:+.4f}, {t.high:+.4f}], "
+                     f"p = {t.p:.3g}")
+    lines.append(f"  Bayesian correlated t (ROPE ±{rope:g}): P({a} better) = {by.p_better:.3f}, P(equivalent) = "
+                 f"{by.p_equivalent:.3f}, P({b} better) = {by.p_worse:.3f} -> {by.verdict}")
+    ent = entity_comparison(entities, a, b, selection, metric)
+    if isinstance(ent, str):
+        lines.append(f"  per-entity Wilcoxon: {ent}")
+    else:
+        lines.append(f"  per-entity Wilcoxon over {ent.n} entities: median Δ = {ent.median:+.4f}, bootstrap 95% CI "
+                     f"[{ent.low:+.4f}, {ent.high:+.4f}], p = {ent.p:.3g}")
+    lines.append(f"  verdict (Bayesian correlated t, posterior >= {stats.VERDICT_PROBABILITY:g}): "
+                 f"{_verdict_line(a, b, by.verdict)}")
+    return lines
+
+
+def report_against_board(df: pd.DataFrame, a: str, metric: str, rope: float, selection: str,
+                         entities: pd.DataFrame | None, cd_diagram=None) -> list[str]:
+    ra = _runs_of(df, a, selection)
+    col = metric_column(df, metric)
+    others = sorted(m for m in set(df.loc[df["selection"] == selection, "method"]) if m != a)
+    lines = [f"{a} against every method of the board ({leaderboard.LABELS[metric]}, {selection} selection; "
+             f"Δ > 0 means {a} is better; ROPE ±{rope:g})", "",
+             "| method | Δ [95% CI] (corrected t) | p | P(better) | P(equiv.) | P(worse) | verdict | per-entity Wilcoxon |",
+             "|---|---|---|---|---|---|---|---|"]
+    blocks = {a: _series(ra, col)}
+    for m in others:
+        rb = _runs_of(df, m, selection)
+        check_same_folds(ra, rb, a, m)
+        if rb[col].isna().all():
+            continue
+        blocks[m] = _series(rb, col)
+        fc = fold_comparison(ra, rb, col, rope)
+        t, by = fc["t"], fc["bayes"]
+        ci = f"{t.mean:+.4f} [{t.low:+.4f}, {t.high:+.4f}]" if t.n >= 2 else f"n = {t.n}"
+        ent = entity_comparison(entities, a, m, selection, metric) if entities is not None else "—"
+        if not isinstance(ent, str):
+            ent = f"median {ent.median:+.4f} [{ent.low:+.4f}, {ent.high:+.4f}], p = {ent.p:.3g}"
+        lines.append(f"| {m} | {ci} | {t.p:.3g} | {by.p_better:.3f} | {by.p_equivalent:.3f} | {by.p_worse:.3f} | "
+                     f"{by.verdict} | {ent} |")
+    if entities is None:
+        lines += ["", "Per-entity Wilcoxon: per-entity records missing (this board has no BOARD-entities.csv)."]
+    frame = pd.DataFrame(blocks).astype(float).dropna()
+    if frame.shape[0] >= 2 and frame.shape[1] >= 3:
+        fr = stats.friedman_nemenyi(frame, col)
+        ranks = ", ".join(f"{m} {r:.2f}" for m, r in fr.mean_ranks.items())
+        differ = [m for m in fr.nemenyi_p.columns if m != a and fr.nemenyi_p.loc[a, m] < fr.alpha]
+        lines += ["", f"Friedman over {fr.n_blocks} folds × seeds, {frame.shape[1]} methods: "
+                      f"chi2 = {fr.statistic:.2f}, p = {fr.p:.3g}. Mean ranks (1 = best): {ranks}. Nemenyi critical difference at α = "
+                      f"{fr.alpha:g}: {fr.critical_difference:.2f}; {a} differs from: {_names(differ)}. "
+                      "(Friedman treats the folds as independent blocks; they share training data, so read it as "
+                      "liberal.)"]
+        if cd_diagram:
+            stats.cd_diagram(fr, cd_diagram)
+            lines.append(f"Critical-difference diagram: {cd_diagram}")
+    else:
+        lines += ["", "Friedman: needs at least 3 methods with values on 2 complete folds."]
+    return lines
+
+
+def run(args) -> int:
+    metric = args.metric
+    if metric not in ALL:
+        raise UsageError(f"unknown metric {metric!r}; choose from: {', '.join(ALL)}")
+    if args.rope is not None and not (np.isfinite(args.rope) and args.rope >= 0):
+        raise UsageError(f"--rope must be a number >= 0, got {args.rope}")
+    rope = stats.DEFAULT_ROPE[metric] if args.rope is None else args.rope
+    if args.against_board == (args.b is not None):
+        raise UsageError("give two methods (drbench compare A B --board BOARD) or one with --against-board")
+    df = load_runs(args.board, args.boards_dir, args.tracking_uri, args.experiment)
+    entities = _read_entities(Path(args.boards_dir) / f"{args.board}.csv")
+    if args.tracking_uri:  # the store's runs bring their own per-entity records
+        mine = leaderboard.store_entities(df[df["from_store"].fillna(False).astype(bool)], args.tracking_uri)
+        if len(mine):
+            rest = entities[~entities["job_key"].isin(set(mine["job_key"]))] if entities is not None else None
+            entities = pd.concat([rest, mine], ignore_index=True) if rest is not None else mine
+    if args.against_board:
+        lines = report_against_board(df, args.a, metric, rope, args.selection, entities, args.cd_diagram)
+    else:
+        lines = report_pair(df, args.a, args.b, metric, rope, args.selection, entities)
+    print("\n".join(lines))
+    return 0
+
+
+def add_cli(sub) -> None:
+    c = sub.add_parser("compare", help="is method A really better than B on a board? (every statistic, with verdicts)")
+    c.add_argument("a", metavar="A", help="a method (as named on the board or in your MLflow store)")
+    c.add_argument("b", metavar="B", nargs="?", help="the other method (omit with --against-board)")
+    c.add_argument("--board", required=True, help="board name, e.g. gdsc-random (reads BOARDS_DIR/BOARD.csv)")
+    c.add_argument("--metric", default="auc", help=f"one of {', '.join(ALL)} (default auc)")
+    c.add_argument("--rope", type=float, default=None,
+                   help="region of practical equivalence, ± in the metric's units (default 0.01)")
+    c.add_argument("--selection", default="validation", choices=["validation", "test"],
+                   help="honest (validation, default) or replication (test) runs")
+    c.add_argument("--against-board", action="store_true", help="compare A with every method of the board")
+    c.add_argument("--cd-diagram", metavar="PNG", help="with --against-board: draw the critical-difference diagram here")
+    c.add_argument("--tracking-uri", action="append", help="also read runs from this MLflow store (e.g. your plugin's)")
+    c.add_argument("--experiment", default="drbench")
+    c.add_argument("--boards-dir", default="leaderboards", help="folder of the board CSVs (default leaderboards)")
+    c.set_defaults(func=run)

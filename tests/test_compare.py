@@ -1,0 +1,180 @@
+"""Board verdicts and ``drbench compare``, from small per-fold CSVs written in tmp_path (no MLflow store)."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from drbench import leaderboard
+from drbench.cli import main
+
+#: planted per-fold AUC offsets: "strong" is far above the naive baselines, "twin" sits within 0.001 of it
+PLANTED = {"strong": 0.85, "twin": 0.8505, "weak": 0.70, "mean-effects": 0.75, "cell-mean": 0.74}
+
+
+def board_csv(path, planted=PLANTED, folds=5, seeds=(0,), mask_of=lambda m, s, f: f"mask-{s}-{f}"):
+    """A per-fold board CSV: each method's fold AUC = its planted level + a fold effect shared by all methods
+    (folds share data) + a little method noise."""
+    rng = np.random.default_rng(0)
+    rows = []
+    for s in seeds:
+        fold_effect = rng.normal(0, 0.01, folds)
+        for m, level in planted.items():
+            for f in range(folds):
+                auc = level + fold_effect[f] + rng.normal(0, 0.0005)
+                rows.append({"method": m, "status": "finished", "dataset": "synthetic", "protocol": "random",
+                             "paper_test": "Test 1", "selection": "validation", "seed": s, "fold": f,
+                             "headline": "pooled", "transductive": "false", "tasks": "classification",
+                             "auc": auc, "auprc": auc, "mask_sha256": mask_of(m, s, f), "job_key": f"{m}-{s}-{f}"})
+    df = pd.DataFrame(rows)
+    for c in leaderboard.CSV_COLUMNS:
+        if c not in df.columns:
+            df[c] = np.nan
+    df[leaderboard.CSV_COLUMNS].to_csv(path, index=False)
+    return path
+
+
+def _row(md, method):
+    return next(line for line in md.splitlines() if line.startswith("| ") and f"| {method} |" in line)
+
+
+def test_board_states_verdicts_and_generated_conclusions(tmp_path):
+    csv = board_csv(tmp_path / "b.csv")
+    md = leaderboard.build(from_csv=str(csv))
+    assert "vs best: ΔAUC [95% CI] verdict" in md and "vs mean-effects: ΔAUC [95% CI] verdict" in md
+    assert "p vs best" not in md
+    best = next(line for line in md.splitlines() if line.startswith("| 1 | ")).split(" | ")[1]
+    other = {"strong": "twin", "twin": "strong"}[best]  # the two are within noise of each other
+    assert _row(md, other).split(" | ")[4].endswith("equivalent")  # vs best
+    for m in ("strong", "twin"):
+        assert _row(md, m).split(" | ")[5].endswith("better")  # vs the strongest naive baseline
+    assert all(c.endswith("worse") for c in _row(md, "weak").split(" | ")[4:6])  # vs best and vs the naive one
+    concl = next(line for line in md.splitlines() if line.startswith("**Conclusions**"))
+    assert "Bayesian correlated t-test" in concl and "ROPE ±0.01" in concl
+    assert f"best by mean: {best}; practically equivalent to it: {other};" in concl
+    assert "2 of 3 learned methods are shown better than it." in concl
+    assert leaderboard.build(from_csv=str(csv)) == md  # deterministic: regenerates exactly from the CSV
+
+
+def test_board_with_one_fold_is_undecided_with_n_shown(tmp_path):
+    md = leaderboard.build(from_csv=str(board_csv(tmp_path / "b.csv", folds=1)))
+    assert "undecided (n = 1)" in _row(md, "weak")
+    assert "No learned method is shown better than it." in md
+
+
+def test_compare_two_methods_prints_every_statistic(tmp_path, capsys):
+    board_csv(tmp_path / "syn.csv", seeds=(0, 1))
+    assert main(["compare", "strong", "weak", "--board", "syn", "--boards-dir", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "10 paired folds (5-fold; n_test/n_train = 0.25)" in out
+    delta = float(re.search(r"corrected resampled t \(Nadeau–Bengio\): Δ = ([+-][0-9.]+)", out).group(1))
+    assert delta == pytest.approx(0.15, abs=0.002)
+    assert "-> better" in out and "strong is better than weak" in out
+    assert "per-entity records missing" in out
+    assert main(["compare", "strong", "twin", "--board", "syn", "--boards-dir", str(tmp_path)]) == 0
+    assert "practically equivalent" in capsys.readouterr().out
+    # a wider ROPE makes strong and weak equivalent: the option is used
+    assert main(["compare", "strong", "weak", "--board", "syn", "--boards-dir", str(tmp_path), "--rope", "0.5"]) == 0
+    assert "-> equivalent" in capsys.readouterr().out
+
+
+def test_compare_refuses_runs_on_different_folds(tmp_path, capsys):
+    board_csv(tmp_path / "syn.csv", mask_of=lambda m, s, f: f"other-{f}" if m == "weak" and f == 3 else f"mask-{f}")
+    assert main(["compare", "strong", "weak", "--board", "syn", "--boards-dir", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("drbench: error:") and "not run on the same folds" in err and "(0, 3)" in err
+    assert len(err.strip().splitlines()) == 1
+    df = pd.read_csv(tmp_path / "syn.csv")
+    df[~((df["method"] == "twin") & (df["fold"] == 4))].to_csv(tmp_path / "syn.csv", index=False)
+    assert main(["compare", "strong", "twin", "--board", "syn", "--boards-dir", str(tmp_path)]) == 2
+    assert "only in strong: [(0, 4)]" in capsys.readouterr().err
+
+
+def test_compare_usage_errors(tmp_path, capsys):
+    board_csv(tmp_path / "syn.csv")
+    for argv, says in ((["strong", "nope"], "methods with such runs: cell-mean"),
+                       (["strong", "weak", "--metric", "f1"], "unknown metric 'f1'"),
+                       (["strong"], "--against-board"),
+                       (["strong", "weak"], None)):
+        board = ["--board", "nosuch"] if says is None else ["--board", "syn"]
+        assert main(["compare", *argv, *board, "--boards-dir", str(tmp_path)]) == 2
+        err = capsys.readouterr().err
+        assert (says or "boards in") in err and len(err.strip().splitlines()) == 1
+
+
+def test_compare_against_board_with_friedman_and_cd_diagram(tmp_path, capsys):
+    board_csv(tmp_path / "syn.csv")
+    png = tmp_path / "cd.png"
+    assert main(["compare", "weak", "--against-board", "--board", "syn", "--boards-dir", str(tmp_path),
+                 "--cd-diagram", str(png)]) == 0
+    out = capsys.readouterr().out
+    for m in ("strong", "twin", "mean-effects", "cell-mean"):
+        assert f"| {m} |" in out and "| worse |" in next(line for line in out.splitlines() if line.startswith(f"| {m} |"))
+    assert "Friedman over 5 folds × seeds, 5 methods" in out and png.stat().st_size > 1000
+
+
+def test_compare_uses_per_entity_records_when_present(tmp_path, capsys):
+    board_csv(tmp_path / "syn.csv")
+    rng = np.random.default_rng(1)
+    rows = [{"method": m, "selection": "validation", "seed": 0, "fold": e % 5, "job_key": f"{m}-0-{e % 5}",
+             "entity": f"d{e}", "n": 40,
+             "positives": 20, "auc": base + rng.normal(0, 0.02), "auprc": np.nan, "pcc": np.nan, "scc": np.nan,
+             "rmse": np.nan} for e in range(60) for m, base in (("strong", 0.8), ("weak", 0.7))]
+    pd.DataFrame(rows).to_csv(tmp_path / "syn-entities.csv", index=False)
+    assert main(["compare", "strong", "weak", "--board", "syn", "--boards-dir", str(tmp_path)]) == 0
+    line = next(x for x in capsys.readouterr().out.splitlines() if "per-entity Wilcoxon" in x)
+    assert "over 60 entities: median Δ = +0.1" in line
+
+
+def test_runs_record_per_entity_metrics_and_the_board_keeps_them(tmp_path, capsys):
+    from drbench.runner import SweepSpec, run_sweep
+
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    run_sweep(SweepSpec(methods="mean-effects,cell-mean", protocol="new-drug", dataset="synthetic", progress=False,
+                        tracking_uri=uri))
+    out = tmp_path / "boards" / "syn.md"
+    md = leaderboard.build(out=str(out), tracking_uri=uri)
+    csv = leaderboard.csv_path(out)
+    folds = pd.read_csv(csv)
+    folds = folds[folds["status"] == "finished"]
+    ent = pd.read_csv(leaderboard.entities_path(csv), dtype={"entity": str})
+    assert list(ent.columns) == leaderboard.ENTITY_COLUMNS and set(ent["job_key"]) == set(folds["job_key"])
+    for r in folds.itertuples():  # the per-fold entity means are the means of the recorded entity rows
+        mine = ent[ent["job_key"] == r.job_key]
+        assert mine["auc"].notna().sum() == r.n_entities_auc and mine["n"].sum() == r.n_test
+        assert mine["positives"].sum() == r.n_test_positive
+        assert mine["auc"].mean() == pytest.approx(r.auc_entity) and mine["rmse"].mean() == pytest.approx(r.rmse_entity)
+    assert "`syn-entities.csv`, for every run." in md
+    assert leaderboard.build(from_csv=str(csv)) == md
+    assert main(["compare", "mean-effects", "cell-mean", "--board", "syn", "--boards-dir", str(out.parent)]) == 0
+    n_drugs = ent.loc[ent["method"] == "mean-effects", "entity"].nunique()
+    assert f"per-entity Wilcoxon over {n_drugs} entities" in capsys.readouterr().out
+    ent[ent["method"] != "cell-mean"].to_csv(leaderboard.entities_path(csv), index=False)
+    assert "runs without them (method: number of runs): cell-mean (5)." in leaderboard.build(from_csv=str(csv))
+    leaderboard.entities_path(csv).unlink()
+    assert f"none of the {len(folds)} runs here has them" in leaderboard.build(from_csv=str(csv))
+
+
+def test_compare_reads_the_users_store_beside_the_board_csv(tmp_path, capsys):
+    from drbench.runner import SweepSpec, run_sweep
+
+    board = tmp_path / "boards" / "syn.md"
+    run_sweep(SweepSpec(methods="mean-effects", protocol="new-drug", dataset="synthetic", progress=False,
+                        tracking_uri=f"sqlite:///{tmp_path}/board.db"))
+    leaderboard.build(out=str(board), tracking_uri=f"sqlite:///{tmp_path}/board.db")
+    leaderboard.entities_path(leaderboard.csv_path(board)).unlink()  # as on the published boards: CSV only
+    mine = f"sqlite:///{tmp_path}/mine.db"
+    run_sweep(SweepSpec(methods="cell-mean", protocol="new-drug", dataset="synthetic", progress=False, seeds=[1],
+                        tracking_uri=mine))
+    argv = ["compare", "cell-mean", "mean-effects", "--board", "syn", "--boards-dir", str(board.parent),
+            "--tracking-uri", mine]
+    assert main(argv) == 2  # the user's runs used seed 1's folds, the board's seed 0's
+    assert "not run on the same folds" in capsys.readouterr().err
+    run_sweep(SweepSpec(methods="cell-mean", protocol="new-drug", dataset="synthetic", progress=False,
+                        tracking_uri=f"sqlite:///{tmp_path}/mine0.db"))
+    assert main(argv[:-1] + [f"sqlite:///{tmp_path}/mine0.db"]) == 0
+    out = capsys.readouterr().out
+    assert "5 paired folds" in out and "per-entity records missing for mean-effects" in out
