@@ -10,7 +10,8 @@ Each method runs fold 0 of ``random`` (and of ``new-cell-line`` for an inductive
 seed 0, one torch thread, through :func:`drbench.execution.run_job` (the code path of a sweep). It also
 records ``get_params()`` of every built-in at its defaults. ``--against`` prints the largest absolute
 difference per method over the metrics and the numeric ``fit_info`` entries (timings excluded) and exits
-with status 1 when a number or a hyperparameter differs by more than ``--tol``.
+with status 1 when a number or a hyperparameter differs by more than ``--tol`` (``--rename OLD=NEW`` maps
+a ``fit_info`` name of the record to its new name).
 """
 
 from __future__ import annotations
@@ -92,6 +93,8 @@ def main(argv=None) -> int:
     ap.add_argument("--methods", help="comma-separated method names (default: every registered method)")
     ap.add_argument("--out", help="write the numbers to this JSON file")
     ap.add_argument("--against", help="compare with a JSON file written by --out")
+    ap.add_argument("--rename", action="append", default=[], metavar="OLD=NEW",
+                    help="a fit_info entry renamed since the record (repeatable)")
     ap.add_argument("--tol", type=float, default=1e-12, help="largest absolute difference accepted (default 1e-12)")
     args = ap.parse_args(argv)
     result = run_all(args.methods.split(",") if args.methods else None)
@@ -101,6 +104,9 @@ def main(argv=None) -> int:
     if args.against:
         with open(args.against) as f:
             before = json.load(f)
+        renamed = dict(r.split("=", 1) for r in args.rename)
+        for run in before["runs"].values():
+            run["fit_info"] = {renamed.get(k, k): v for k, v in run["fit_info"].items()}
         if args.methods:  # compare only what ran
             before["runs"] = {k: v for k, v in before["runs"].items() if k.split("/")[0] in result["params"]}
             before["params"] = {k: v for k, v in before["params"].items() if k in result["params"]}

@@ -13,12 +13,12 @@ import numpy as np
 import torch
 from sklearn.metrics import roc_auc_score
 
+from drbench.errors import UsageError
+
 
 # ---------------------------------------------------------------------------------------------- setup
 def torch_device(name: str) -> torch.device:
     if name.startswith("cuda") and not torch.cuda.is_available():
-        from drbench.errors import UsageError
-
         raise UsageError("--device cuda was asked for, but torch sees no GPU on this machine")
     return torch.device(name)
 
@@ -32,6 +32,31 @@ def seeded_generator(seed: int) -> torch.Generator:
 def finite_rows(x: np.ndarray) -> np.ndarray:
     """Boolean mask of rows with no NaN (rows the method may see)."""
     return ~np.isnan(x).any(axis=1)
+
+
+def expression_matrix(block, name: str = "expression") -> np.ndarray:
+    if name not in block:
+        raise UsageError(f"the method needs cell feature {name!r}; the dataset has {sorted(block)}")
+    return np.asarray(block[name], dtype=np.float32)
+
+
+def fingerprint_matrix(block, name: str = "fingerprint") -> np.ndarray:
+    if name not in block:
+        raise UsageError(f"the method needs drug feature {name!r}; the dataset has {sorted(block)}")
+    return np.nan_to_num(np.asarray(block[name], dtype=np.float32), nan=0.0)
+
+
+def training_cells(view, which: str) -> np.ndarray:
+    """Indices of the cells an unsupervised step may use: "train" (visible and with training entries)
+    or "visible" (every cell whose features the view shows)."""
+    x = expression_matrix(view.cell_features)
+    vis = view.visible_cells & finite_rows(x)
+    if which == "visible":
+        return np.flatnonzero(vis)
+    if which == "train":
+        return np.flatnonzero(vis & (view.train & ~np.isnan(view.binary)).any(1))
+    raise UsageError(f"ae_cells must be 'train' or 'visible', got {which!r}")
+
 
 
 # ---------------------------------------------------------------------------------------------- statistics

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
+import torch
 
+from sklearn.metrics import roc_auc_score
+
+from drbench.methods.training import EpochSelector, Pairs, auc, can_select, fit_pairs, pearson, torch_auc
 from drbench.registry import get_method
 
 #: ``get_params()`` of every built-in at its defaults, as published runs recorded them: job keys hash these
@@ -192,3 +197,57 @@ BUILTIN_PARAMS = \
 def test_builtin_hyperparameters_are_unchanged(name):
     got = get_method(name)().get_params()
     assert repr(got) == repr(BUILTIN_PARAMS[name])  # repr: order and types too (1 and 1.0 hash differently)
+
+
+def test_fit_pairs_selects_on_pcc_when_asked():
+    torch.manual_seed(0)
+    net = torch.nn.Module()
+    lin = torch.nn.Linear(3, 2)
+    net.add_module("lin", lin)
+    feats = torch.randn(50, 3)
+    net.forward = lambda inputs, r, c: tuple(lin(feats[r]).unbind(1))
+    y = (feats[:, 0] > 0).float()
+
+    def pairs(idx):
+        idx = torch.as_tensor(idx)
+        return Pairs(idx, torch.zeros_like(idx), y[idx], feats[idx, 1], torch.ones(len(idx), dtype=torch.bool))
+
+    info = fit_pairs(net, None, pairs(range(40)), pairs(range(40, 50)), epochs=6, batch_size=8, lr=0.05,
+                     patience=None, select_on="pcc")
+    assert info["selected_on_valid"] == 1 and 1 <= info["best_epoch"] <= 6
+    assert np.isfinite(info["best_valid_pcc"])
+    with pytest.raises(Exception, match="select_on"):
+        fit_pairs(net, None, pairs(range(40)), pairs(range(40, 50)), epochs=1, batch_size=8, lr=0.05,
+                  select_on="loss")
+
+
+def test_auc_and_torch_auc_equal_sklearn_with_ties():
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 500)
+    s = np.round(rng.random(500) + 0.3 * y, 1)  # many ties
+    assert auc(y, s) == pytest.approx(roc_auc_score(y, s), abs=1e-12)
+    assert torch_auc(torch.tensor(y), torch.tensor(s)) == pytest.approx(roc_auc_score(y, s), abs=1e-12)
+    assert np.isnan(torch_auc(torch.ones(4), torch.rand(4)))
+    assert np.isnan(auc(np.ones(4), np.random.rand(4))) and np.isnan(auc(y, np.where(y, np.nan, 0.0)))
+
+
+def test_pearson_is_nan_when_undefined_and_float64_exact():
+    a = np.arange(5, dtype=np.float32) * np.float32(1.1)
+    assert pearson(a, a[::-1].copy()) == pytest.approx(-1.0, abs=1e-15)  # float32 input, float64 arithmetic
+    assert np.isnan(pearson([1.0, 2.0], [2.0, 1.0])) and np.isnan(pearson(np.ones(5), np.arange(5)))
+
+
+def test_can_select_needs_both_classes_or_three_measured_values():
+    assert can_select(torch.tensor([0.0, 1.0])) and not can_select(np.ones(3)) and not can_select(np.zeros(0))
+    assert can_select(None, measured=np.array([1, 1, 1], bool)) and not can_select(None, measured=np.ones(2, bool))
+
+
+def test_epoch_selector_keeps_the_best_state_and_stops_after_patience():
+    sel = EpochSelector.every(eval_every=10, patience_epochs=25)  # 25 epochs -> 3 evaluations
+    assert sel.patience == 3 and sel.due(20) and not sel.due(25) and sel.due(25, last=True)
+    scores = {0: 0.6, 10: 0.7, 20: float("nan"), 30: 0.7, 40: 0.65}
+    stops = [sel.update(e, sc, lambda e=e: f"state at {e}") for e, sc in scores.items()]
+    assert stops == [False, False, False, False, True]  # NaN and a tie never improve
+    assert sel.selected and sel.best_state == "state at 10"
+    assert sel.info() == {"best_epoch": 10, "best_valid_auc": 0.7, "evaluations": 5}
+    assert not EpochSelector().selected and EpochSelector.every(5).patience is None
