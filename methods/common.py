@@ -1,17 +1,15 @@
-"""Pieces shared by the graph and deep methods: kernels, normalisations, losses and epoch selection.
+"""Pieces shared by the graph and deep methods: feature access, kernels, normalisations and losses.
 
-Every function here follows ``docs/method-specs.md`` §2 (the reference ``myutils.py`` primitives), with
+Training itself (seeding, optimisers, selection on the validation split) is in :mod:`drbench.methods.training`.
+
+The kernels, normalisations and losses follow ``docs/method-specs.md`` §2 (the reference ``myutils.py`` primitives), with
 the numerical guards the spec asks for (clamped distances, zero-variance genes, no NaN in a loss).
 """
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass, field
-
 import numpy as np
 import torch
-from sklearn.metrics import roc_auc_score
 
 from drbench.errors import UsageError
 
@@ -21,12 +19,6 @@ def torch_device(name: str) -> torch.device:
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise UsageError("--device cuda was asked for, but torch sees no GPU on this machine")
     return torch.device(name)
-
-
-def seeded_generator(seed: int) -> torch.Generator:
-    g = torch.Generator()
-    g.manual_seed(int(seed))
-    return g
 
 
 def finite_rows(x: np.ndarray) -> np.ndarray:
@@ -161,43 +153,3 @@ def label_tensors(view, device="cpu"):
 def training_adjacency(view) -> np.ndarray:
     """The training positives as a 0/1 matrix: the graph the GNNs propagate over."""
     return ((view.binary == 1) & view.train).astype(np.float32)
-
-
-def safe_auc(y: np.ndarray, s: np.ndarray) -> float:
-    if len(y) == 0 or np.unique(y).size < 2 or not np.isfinite(s).all():
-        return float("nan")
-    return float(roc_auc_score(y, s))
-
-
-# ---------------------------------------------------------------------------------------------- selection
-@dataclass
-class EpochSelector:
-    """Keeps the best epoch by a validation score (higher is better) and says when to stop.
-
-    ``patience`` counts evaluations without improvement (None = never stop early). With no
-    validation entries, the last epoch is kept (a fixed epoch budget).
-    """
-
-    patience: int | None = None
-    min_delta: float = 0.0
-    best_score: float = -math.inf
-    best_epoch: int = -1
-    best_state: object = None
-    evaluations: int = 0
-    since_best: int = 0
-    history: list = field(default_factory=list)
-
-    def update(self, epoch: int, score: float, state_fn) -> bool:
-        """Record ``score`` at ``epoch``; ``state_fn()`` snapshots what to keep. Returns True to stop."""
-        self.evaluations += 1
-        self.history.append((epoch, score))
-        if not math.isnan(score) and score > self.best_score + self.min_delta:
-            self.best_score, self.best_epoch, self.best_state = score, epoch, state_fn()
-            self.since_best = 0
-        else:
-            self.since_best += 1
-        return self.patience is not None and self.since_best >= self.patience
-
-    def info(self) -> dict:
-        return {"best_epoch": self.best_epoch, "best_valid_score": self.best_score,
-                "evaluations": self.evaluations}
