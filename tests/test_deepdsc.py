@@ -10,7 +10,7 @@ from drbench.methods import get_method
 from drbench.methods.deepdsc import DeepDSC, minmax_stats
 from drbench.methods.training import auc
 from drbench.protocols import get_protocol
-from drbench.testing import check_method, tiny_dataset
+from drbench.testing import parametrize_with_checks, tiny_dataset
 from drbench.view import build_query, build_train_view
 
 SMALL = {"ae_hidden": (64, 32, 16), "ae_epochs": 10, "ae_batch_size": 32, "hidden": (64, 32, 16),
@@ -29,10 +29,9 @@ def _view(ds, fold, **kw):
     return build_train_view(ds, fold, DeepDSC.capabilities, seed=0, **kw)
 
 
-def test_check_method_passes():
-    report = check_method(get_method("deepdsc"))
-    assert "unsupported protocol error" in report["checks"]
-    assert sum("leak test" in c for c in report["checks"]) == 4
+@parametrize_with_checks([get_method("deepdsc")])
+def test_conformance(check):
+    check()
 
 
 def test_capabilities():

@@ -15,7 +15,7 @@ from drbench.methods.common import corr
 from drbench.methods.nihgcn import NIHGCN
 from drbench.protocols import get_protocol
 from drbench.registry import get_method
-from drbench.testing import check_method
+from drbench.testing import parametrize_with_checks
 from drbench.view import build_train_view
 
 SMALL = dict(hidden=32, out=32, eval_every=1, patience=None)
@@ -34,10 +34,9 @@ def _synthetic_view(protocol="random", seed=0, method=NIHGCN, **ds_kw):
     return ds, fold, build_train_view(ds, fold, method.capabilities, seed=seed, context={})
 
 
-def test_nihgcn_passes_check_method():
-    report = check_method(get_method("nihgcn"))
-    assert "unsupported protocol error" in report["checks"]
-    assert sum(c.split(":")[0] in ("random", "new-cell-line", "new-drug", "in-vivo") for c in report["checks"]) == 4
+@parametrize_with_checks([get_method("nihgcn")])
+def test_conformance(check):
+    check()
 
 
 def test_capabilities():
