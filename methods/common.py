@@ -115,11 +115,6 @@ def sparse_kernel(s: torch.Tensor, k: int) -> torch.Tensor:
     return out / out.sum(1, keepdim=True).clamp_min(1e-12)
 
 
-def scale_sigmoid(x: torch.Tensor, gamma: float) -> torch.Tensor:
-    """sigmoid(gamma * x) (MTIGCN / NIHGCN decoder)."""
-    return torch.sigmoid(gamma * x)
-
-
 def minmax_scaled_sigmoid(x: torch.Tensor, alpha: float) -> torch.Tensor:
     """MOFGCN activation: (sigmoid(a x) - sigmoid(-a)) / (sigmoid(a) - sigmoid(-a)), exactly [0, 1] on [-1, 1]."""
     lo, hi = torch.sigmoid(torch.tensor(-alpha)), torch.sigmoid(torch.tensor(alpha))

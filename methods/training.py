@@ -131,7 +131,7 @@ class EpochSelector:
     """Keeps the best epoch by a validation score (higher is better) and says when to evaluate and to stop.
 
     ``patience`` counts evaluations without improvement (None: never stop early); :meth:`every` builds
-    one from a patience in epochs. A score must beat the best by more than ``min_delta``; NaN never does.
+    one from a patience in epochs. A score must beat the best to count as an improvement; NaN never does.
     :meth:`update` stores ``state_fn()`` (weights or predictions) at each new best. With no evaluation
     (nothing to select on) ``best_state`` stays None and the method keeps its last epoch.
     """
@@ -139,7 +139,6 @@ class EpochSelector:
     patience: int | None = None
     eval_every: int = 1
     metric: str = "auc"
-    min_delta: float = 0.0
     best_score: float = -math.inf
     best_epoch: int = -1
     best_state: object = None
@@ -161,7 +160,7 @@ class EpochSelector:
         """Record ``score`` at ``epoch``; ``state_fn()`` snapshots what to keep. Returns True to stop."""
         self.evaluations += 1
         self.history.append((epoch, score))
-        if not math.isnan(score) and score > self.best_score + self.min_delta:
+        if not math.isnan(score) and score > self.best_score:
             self.best_score, self.best_epoch, self.best_state = score, epoch, state_fn()
             self.since_best = 0
         else:
@@ -192,9 +191,6 @@ class Pairs:
 
     def __len__(self):
         return int(self.rows.shape[0])
-
-    def subset(self, idx):
-        return Pairs(self.rows[idx], self.cols[idx], self.y[idx], self.t[idx], self.t_mask[idx])
 
 
 def pair_data(view, max_train_pairs: int = 0, seed: int = 0):

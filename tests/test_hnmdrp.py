@@ -12,7 +12,7 @@ from drbench.methods import get_method
 from drbench.methods.hnmdrp import HNMDRP, filter_similarity, flow_normalise, hnmdrp_scores
 from drbench.protocols import get_protocol
 from drbench.testing import method_checks, parametrize_with_checks
-from drbench.view import build_query, build_train_view
+from drbench.view import build_train_view
 
 DATA = Path(os.environ.get("DRBENCH_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
 
