@@ -19,8 +19,8 @@ hyperparameters (loss weights, layer sizes, α, epochs):
 * **Training**: Adam, full batch, one step per epoch; the prediction of epoch ``e`` is the output of
   the forward pass before step ``e`` (as the reference records it), so selecting an epoch costs no
   extra forward pass. The validation AUC (on ``view.valid`` entries only) is computed every
-  ``eval_every`` epochs with a rank-based torch AUC; the best epoch's score (and IC50) matrices are
-  kept. Without usable validation entries the last epoch is kept.
+  ``eval_every`` epochs with the training kit's torch AUC and :class:`~drbench.methods.training.EpochSelector`
+  keeps the best epoch's score (and IC50) matrices. Without usable validation entries the last epoch is kept.
 
 Speed choices that leave the maths unchanged: the z-scored expression is one contiguous float32
 tensor computed once; ``L_c``, the self terms and the similarity targets are computed once per fit;
@@ -40,7 +40,6 @@ Performance); on CPUs without them bfloat16 matmuls may be emulated and give no 
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass, field
 
@@ -50,8 +49,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from drbench.errors import UsageError
-from drbench.methods.common import (EpochSelector, corr, exp_similarity, jaccard, masked_bce, masked_mse,
-                                    torch_device, training_adjacency, zscore_columns)
+from drbench.methods.common import (corr, exp_similarity, jaccard, masked_bce, masked_mse, torch_device,
+                                    training_adjacency, zscore_columns)
+from drbench.methods.training import EpochSelector, can_select, make_optimizer, seeded, torch_auc
 
 SIM_ACTIVATIONS = ("sigmoid", "corr")
 INPUT_BASES = ("genes", "compact")
@@ -69,26 +69,6 @@ def normalized_adjacency(adj: torch.Tensor):
     deg_d = adj.sum(0) + 1.0
     lc = deg_c.rsqrt()[:, None] * adj * deg_d.rsqrt()[None, :]
     return lc.contiguous(), 1.0 / deg_c + 1.0, 1.0 / deg_d + 1.0
-
-
-# ---------------------------------------------------------------------------------------------- AUC
-def rank_auc(y: torch.Tensor, s: torch.Tensor) -> float:
-    """ROC AUC from ranks (ties get average ranks), equal to sklearn's ``roc_auc_score``. NaN if one class."""
-    y = y.reshape(-1).double()
-    s = s.reshape(-1).double()
-    n_pos = float(y.sum())
-    n_neg = float(y.numel() - n_pos)
-    if n_pos == 0 or n_neg == 0 or not bool(torch.isfinite(s).all()):
-        return float("nan")
-    order = torch.argsort(s)
-    s_sorted = s[order]
-    _, counts = torch.unique_consecutive(s_sorted, return_counts=True)
-    ends = torch.cumsum(counts, 0).double()
-    avg_rank = ends - (counts.double() - 1.0) / 2.0  # 1-based average rank of each tie group
-    ranks = torch.empty_like(s)
-    ranks[order] = torch.repeat_interleave(avg_rank, counts)
-    r_pos = float(ranks[y == 1].sum())
-    return (r_pos - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg)
 
 
 # ---------------------------------------------------------------------------------------------- pieces
@@ -192,16 +172,6 @@ class BipartiteGCN(nn.Module):
                 self._sim(self.dense(proj_d, hd)) if drugs else None)
 
 
-def _adam(params, lr, weight_decay, device):
-    """Adam (L2 weight decay added to the gradient, as ``torch.optim.Adam``); the fused kernel where the
-    device has one (same update, one pass over memory instead of ~10)."""
-    params = list(params)
-    try:
-        return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay, fused=True)
-    except (RuntimeError, ValueError, TypeError):
-        return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
-
-
 # ---------------------------------------------------------------------------------------------- fitting
 @dataclass
 class GCNConfig:
@@ -297,8 +267,7 @@ def fit_bipartite(view, cfg: GCNConfig) -> GCNFit:
     xc, xd = inp["xc"], inp["xd"]
     want_ic50 = cfg.w_ic50 > 0
     want_sc, want_sd = cfg.w_sim_cell > 0, cfg.w_sim_drug > 0
-    with torch.random.fork_rng(devices=[]):  # initial weights depend on view.seed only
-        torch.manual_seed(int(view.seed))
+    with seeded(view.seed):  # initial weights depend on view.seed only
         model = BipartiteGCN(xc.shape[1], xd.shape[1], int(cfg.hidden), int(cfg.out), cfg.alpha, cfg.gamma,
                              ic50_head=want_ic50, sim_head=want_sc or want_sd,
                              shared_sim_projection=bool(cfg.shared_sim_projection), ic50_scale=cfg.ic50_scale,
@@ -314,15 +283,11 @@ def fit_bipartite(view, cfg: GCNConfig) -> GCNFit:
     model = model.to(device)
     if model.low is not None:  # the inputs are constants: cast once, not every epoch
         xc, xd = xc.to(model.low), xd.to(model.low)
-    opt = _adam(model.parameters(), cfg.lr, cfg.weight_decay, device)
+    opt = make_optimizer("adam", model.parameters(), cfg.lr, cfg.weight_decay)
 
-    n_valid = int(inp["valid_idx"].numel())
     y_valid = inp["y_valid"]
-    selecting = n_valid > 0 and 0 < float(y_valid.sum()) < n_valid
-    patience_evals = None
-    if selecting and cfg.patience:
-        patience_evals = max(1, math.ceil(int(cfg.patience) / int(cfg.eval_every)))
-    selector = EpochSelector(patience=patience_evals)
+    selecting = can_select(y_valid)
+    selector = EpochSelector.every(cfg.eval_every, cfg.patience if selecting else None)
     epochs = int(cfg.epochs)
     losses, last, stopped = [], None, False
     t_loop = time.perf_counter()
@@ -353,8 +318,8 @@ def fit_bipartite(view, cfg: GCNConfig) -> GCNFit:
             return (prob.detach().clone(), None if ic50 is None else ic50.detach().clone())
 
         is_last = e == epochs
-        if selecting and (e % int(cfg.eval_every) == 0 or is_last):
-            score = rank_auc(y_valid, prob.detach().reshape(-1)[inp["valid_idx"]])
+        if selecting and selector.due(e, is_last):
+            score = torch_auc(y_valid, prob.detach().reshape(-1)[inp["valid_idx"]])
             if selector.update(e, score, snapshot):
                 stopped = True
         if is_last or stopped:
@@ -365,17 +330,10 @@ def fit_bipartite(view, cfg: GCNConfig) -> GCNFit:
         opt.step()
     t_end = time.perf_counter()
     epochs_run = e + 1
-    if selecting and selector.best_state is not None:
-        prob_k, ic50_k = selector.best_state
-        best_epoch, best_score = selector.best_epoch, selector.best_score
-    else:
-        prob_k, ic50_k = last
-        best_epoch, best_score = e, float("nan")
+    prob_k, ic50_k = selector.best_state if selector.selected else last
     info = {
         "epochs_run": epochs_run,
-        "best_epoch": best_epoch,
-        "best_valid_auc": best_score,
-        "evaluations": selector.evaluations,
+        **selector.info(),
         "stopped_early": int(stopped),
         "selected_on_valid": int(selecting),
         "seconds_per_epoch": (t_end - t_loop) / max(1, epochs_run),
@@ -383,6 +341,8 @@ def fit_bipartite(view, cfg: GCNConfig) -> GCNFit:
         "n_input_features": int(xc.shape[1]),
         "low_precision": int(model.low is not None),
     }
+    if not selector.selected:  # the last epoch stands
+        info.update(best_epoch=e, best_valid_auc=float("nan"))
     if not selecting:
         info.pop("best_valid_auc")  # no validation score to log (NaN would be noise in the run's metrics)
     trace = {"valid_auc": list(selector.history), "loss": losses}

@@ -1,37 +1,54 @@
-"""Pieces shared by the graph and deep methods: kernels, normalisations, losses and epoch selection.
+"""Pieces shared by the graph and deep methods: feature access, kernels, normalisations and losses.
 
-Every function here follows ``docs/method-specs.md`` §2 (the reference ``myutils.py`` primitives), with
+Training itself (seeding, optimisers, selection on the validation split) is in :mod:`drbench.methods.training`.
+
+The kernels, normalisations and losses follow ``docs/method-specs.md`` §2 (the reference ``myutils.py`` primitives), with
 the numerical guards the spec asks for (clamped distances, zero-variance genes, no NaN in a loss).
 """
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass, field
-
 import numpy as np
 import torch
-from sklearn.metrics import roc_auc_score
+
+from drbench.errors import UsageError
 
 
 # ---------------------------------------------------------------------------------------------- setup
 def torch_device(name: str) -> torch.device:
     if name.startswith("cuda") and not torch.cuda.is_available():
-        from drbench.errors import UsageError
-
         raise UsageError("--device cuda was asked for, but torch sees no GPU on this machine")
     return torch.device(name)
-
-
-def seeded_generator(seed: int) -> torch.Generator:
-    g = torch.Generator()
-    g.manual_seed(int(seed))
-    return g
 
 
 def finite_rows(x: np.ndarray) -> np.ndarray:
     """Boolean mask of rows with no NaN (rows the method may see)."""
     return ~np.isnan(x).any(axis=1)
+
+
+def expression_matrix(block, name: str = "expression") -> np.ndarray:
+    if name not in block:
+        raise UsageError(f"the method needs cell feature {name!r}; the dataset has {sorted(block)}")
+    return np.asarray(block[name], dtype=np.float32)
+
+
+def fingerprint_matrix(block, name: str = "fingerprint") -> np.ndarray:
+    if name not in block:
+        raise UsageError(f"the method needs drug feature {name!r}; the dataset has {sorted(block)}")
+    return np.nan_to_num(np.asarray(block[name], dtype=np.float32), nan=0.0)
+
+
+def training_cells(view, which: str) -> np.ndarray:
+    """Indices of the cells an unsupervised step may use: "train" (visible and with training entries)
+    or "visible" (every cell whose features the view shows)."""
+    x = expression_matrix(view.cell_features)
+    vis = view.visible_cells & finite_rows(x)
+    if which == "visible":
+        return np.flatnonzero(vis)
+    if which == "train":
+        return np.flatnonzero(vis & (view.train & ~np.isnan(view.binary)).any(1))
+    raise UsageError(f"ae_cells must be 'train' or 'visible', got {which!r}")
+
 
 
 # ---------------------------------------------------------------------------------------------- statistics
@@ -98,11 +115,6 @@ def sparse_kernel(s: torch.Tensor, k: int) -> torch.Tensor:
     return out / out.sum(1, keepdim=True).clamp_min(1e-12)
 
 
-def scale_sigmoid(x: torch.Tensor, gamma: float) -> torch.Tensor:
-    """sigmoid(gamma * x) (MTIGCN / NIHGCN decoder)."""
-    return torch.sigmoid(gamma * x)
-
-
 def minmax_scaled_sigmoid(x: torch.Tensor, alpha: float) -> torch.Tensor:
     """MOFGCN activation: (sigmoid(a x) - sigmoid(-a)) / (sigmoid(a) - sigmoid(-a)), exactly [0, 1] on [-1, 1]."""
     lo, hi = torch.sigmoid(torch.tensor(-alpha)), torch.sigmoid(torch.tensor(alpha))
@@ -136,43 +148,3 @@ def label_tensors(view, device="cpu"):
 def training_adjacency(view) -> np.ndarray:
     """The training positives as a 0/1 matrix: the graph the GNNs propagate over."""
     return ((view.binary == 1) & view.train).astype(np.float32)
-
-
-def safe_auc(y: np.ndarray, s: np.ndarray) -> float:
-    if len(y) == 0 or np.unique(y).size < 2 or not np.isfinite(s).all():
-        return float("nan")
-    return float(roc_auc_score(y, s))
-
-
-# ---------------------------------------------------------------------------------------------- selection
-@dataclass
-class EpochSelector:
-    """Keeps the best epoch by a validation score (higher is better) and says when to stop.
-
-    ``patience`` counts evaluations without improvement (None = never stop early). With no
-    validation entries, the last epoch is kept (a fixed epoch budget).
-    """
-
-    patience: int | None = None
-    min_delta: float = 0.0
-    best_score: float = -math.inf
-    best_epoch: int = -1
-    best_state: object = None
-    evaluations: int = 0
-    since_best: int = 0
-    history: list = field(default_factory=list)
-
-    def update(self, epoch: int, score: float, state_fn) -> bool:
-        """Record ``score`` at ``epoch``; ``state_fn()`` snapshots what to keep. Returns True to stop."""
-        self.evaluations += 1
-        self.history.append((epoch, score))
-        if not math.isnan(score) and score > self.best_score + self.min_delta:
-            self.best_score, self.best_epoch, self.best_state = score, epoch, state_fn()
-            self.since_best = 0
-        else:
-            self.since_best += 1
-        return self.patience is not None and self.since_best >= self.patience
-
-    def info(self) -> dict:
-        return {"best_epoch": self.best_epoch, "best_valid_score": self.best_score,
-                "evaluations": self.evaluations}

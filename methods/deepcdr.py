@@ -19,7 +19,7 @@ Follows method-specs §4.5, expression-only cell branch (the PAPER fairness mode
   Conv1d(30→10, k5) ReLU → MaxPool 3 → Conv1d(10→5, k5) ReLU → MaxPool 3 → Dropout 0.1 → flatten (30) →
   Dropout 0.2 → 2 outputs: sensitivity logit (sigmoid, BCE) and IC50 (linear, MSE on training pairs with
   a measured IC50, standardised targets). The heads share everything up to the last layer; the loss is
-  ``BCE + regression_weight · MSE`` (see :func:`drbench.methods.deepdsc.fit_pairs`).
+  ``BCE + regression_weight · MSE`` (see :func:`drbench.methods.training.fit_pairs`).
 
 Keras defaults of the reference are kept where they matter: Glorot-uniform weights with zero biases,
 BatchNorm momentum 0.99 (torch ``momentum=0.01``) and epsilon 1e-3, Adam lr 1e-3.
@@ -35,7 +35,7 @@ statistics gave validation PCC 0.27 against 0.76 with population statistics (val
 Speed: the cell branch runs once per unique cell of a batch and the drug branch once per unique drug
 (BatchNorm statistics weighted by each entity's number of pairs in the batch, so they equal the
 per-pair statistics of the reference); dropout masks in the branches are therefore shared by the pairs of
-one entity within a batch. Training and selection: :func:`drbench.methods.deepdsc.fit_pairs` (early
+one entity within a batch. Training and selection: :func:`drbench.methods.training.fit_pairs` (early
 stopping on ``view.valid`` only: validation AUC of the classification head by default, ``select_on="pcc"``
 for the IC50 head as the regression reference did).
 
@@ -55,15 +55,53 @@ from torch import nn
 
 from drbench.api import Capabilities, Method, Prediction, Query, TrainView
 from drbench.errors import UsageError
-from drbench.methods.common import finite_rows, torch_device
-from drbench.methods.deepdsc import (PROTOCOLS, SHARED_DRUG_PROTOCOLS, expression_matrix, fingerprint_matrix,
-                                     fit_pairs, pair_data, predict_pairs, training_cells, unique_index,
-                                     weighted_batch_norm)
+from drbench.methods.common import (expression_matrix, fingerprint_matrix, finite_rows, torch_device,
+                                    training_cells)
+from drbench.methods.deepdsc import PROTOCOLS, SHARED_DRUG_PROTOCOLS
+from drbench.methods.training import fit_pairs, pair_data, predict_pairs, seeded, unique_index
 from drbench.methods.molgraph import N_ATOM_FEATURES, mol_graph
 
 BN_MOMENTUM = 0.01  # Keras momentum 0.99
 BN_EPS = 1e-3
 BN_STATS = ("population", "ema")
+
+
+def weighted_batch_norm(x: torch.Tensor, w: torch.Tensor | None, bn: nn.BatchNorm1d,
+                        extra: tuple | None = None):
+    """BatchNorm1d over rows of ``x`` where row i stands for ``w[i]`` identical rows.
+
+    In training mode the batch statistics are the weighted mean and (biased) variance, exactly those of
+    the expanded batch; the running statistics are updated as BatchNorm1d would on that batch.
+    ``extra=(row, weight)`` adds one more row (1 × d) with its multiplicity (DeepCDR's padded atom slots);
+    the function then returns ``(x_normalised, row_normalised)``. ``w=None`` means weight 1 per row.
+    """
+    if not bn.training:
+        a = bn.weight / torch.sqrt(bn.running_var + bn.eps)
+        b = bn.bias - bn.running_mean * a
+        out = torch.addcmul(b, x, a)
+        return (out, torch.addcmul(b, extra[0], a)) if extra is not None else out
+    w = torch.ones(x.shape[0], dtype=x.dtype, device=x.device) if w is None else w.to(x.dtype)
+    total = w.sum()
+    s1 = w @ x
+    s2 = w @ (x * x)
+    if extra is not None:
+        row, rw = extra
+        rw = rw.to(x.dtype)
+        total = total + rw
+        s1 = s1 + rw * row[0]
+        s2 = s2 + rw * row[0] * row[0]
+    mean = s1 / total
+    var = (s2 / total - mean * mean).clamp_min(0.0)
+    with torch.no_grad():
+        mom = bn.momentum if bn.momentum is not None else 0.1
+        unbiased = var * (total / (total - 1)) if float(total) > 1 else var
+        bn.running_mean.mul_(1 - mom).add_(mom * mean.detach())
+        bn.running_var.mul_(1 - mom).add_(mom * unbiased.detach())
+        bn.num_batches_tracked += 1
+    a = bn.weight / torch.sqrt(var + bn.eps)
+    b = bn.bias - mean * a
+    out = torch.addcmul(b, x, a)
+    return (out, torch.addcmul(b, extra[0], a)) if extra is not None else out
 
 
 def _glorot(module: nn.Module) -> None:
@@ -326,8 +364,7 @@ class DeepCDR(Method):
         x[vis] = self._scale(expr[vis])
         drugs = self._drug_inputs(view.smiles, fp, device)
         inputs = {"expr": torch.as_tensor(x, device=device), **drugs}
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(view.seed)
+        with seeded(view.seed):
             train, valid, self.ic50_mean_, self.ic50_sd_ = pair_data(view, self.max_train_pairs, view.seed)
             self.net_ = CDRNet(expr.shape[1], fp.shape[1], tuple(self.units), self.drug_dim, self.cell_hidden,
                                self.cell_dim, self.fusion, self.dropout, self.max_atoms, self.pool).to(device)

@@ -39,18 +39,14 @@ IC50 head (the regression paper's target). With no usable validation entries the
 budget is trained and the last epoch kept.
 Speed: the first dense layer is split into a cell part and a drug part, applied once per unique cell /
 drug of a batch and gathered per pair (identical to applying it to the concatenation); the autoencoder
-code is computed once after pretraining.
-
-The module also holds the pair-training loop shared with DeepCDR (:func:`fit_pairs`).
+code is computed once after pretraining. Pair training and selection: :func:`drbench.methods.training.fit_pairs`.
 """
 
 from __future__ import annotations
 
-import copy
 import logging
 import math
 import time
-from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -59,272 +55,20 @@ from torch import nn
 
 from drbench.api import Capabilities, Method, Prediction, Query, TrainView
 from drbench.errors import UsageError
-from drbench.methods.common import EpochSelector, finite_rows, safe_auc, seeded_generator, torch_device
+from drbench.methods.common import (expression_matrix, fingerprint_matrix, finite_rows, torch_device,
+                                    training_cells)
+from drbench.methods.training import (fit_pairs, make_optimizer, pair_data, predict_pairs, seeded, seeded_generator,
+                                      unique_index)
 
 log = logging.getLogger("drbench.methods.deep")
 
 PROTOCOLS = {"random", "new-cell-line", "new-drug", "in-vivo", "new-pair"}
-
-
-# ==================================================================================================
-# Pair training shared by DeepDSC and DeepCDR
-# ==================================================================================================
-@dataclass
-class Pairs:
-    """Labelled (cell, drug) pairs: binary label, standardised IC50 (0 where missing) and its mask."""
-
-    rows: torch.Tensor
-    cols: torch.Tensor
-    y: torch.Tensor
-    t: torch.Tensor
-    t_mask: torch.Tensor
-
-    def __len__(self):
-        return int(self.rows.shape[0])
-
-    def subset(self, idx):
-        return Pairs(self.rows[idx], self.cols[idx], self.y[idx], self.t[idx], self.t_mask[idx])
-
-
-def pair_data(view: TrainView, max_train_pairs: int = 0, seed: int = 0):
-    """(train pairs, valid pairs, ic50 mean, ic50 sd) from a view.
-
-    Training pairs: ``view.train`` entries with a binary label; their measured IC50 values give the
-    standardisation. Validation pairs come from ``view.valid`` only. ``max_train_pairs > 0`` keeps a seeded
-    random subset of the training pairs (for smoke tests).
-    """
-    lab = ~np.isnan(view.binary)
-    tr = view.train & lab
-    va = view.valid & lab
-    r, c = np.nonzero(tr)
-    if max_train_pairs and len(r) > max_train_pairs:
-        keep = np.sort(np.random.default_rng(seed).choice(len(r), size=int(max_train_pairs), replace=False))
-        r, c = r[keep], c[keep]
-    ic = view.ic50[r, c]
-    ok = np.isfinite(ic)
-    mu = float(ic[ok].mean()) if ok.any() else 0.0
-    sd = float(ic[ok].std()) if ok.sum() > 1 else 1.0
-    sd = sd if sd > 1e-8 else 1.0
-
-    def make(rr, cc):
-        b = view.binary[rr, cc]
-        v = view.ic50[rr, cc]
-        m = np.isfinite(v)
-        return Pairs(torch.as_tensor(rr, dtype=torch.long), torch.as_tensor(cc, dtype=torch.long),
-                     torch.as_tensor(b, dtype=torch.float32),
-                     torch.as_tensor(np.where(m, (v - mu) / sd, 0.0), dtype=torch.float32),
-                     torch.as_tensor(m))
-
-    vr, vc = np.nonzero(va)
-    return make(r, c), make(vr, vc), mu, sd
-
-
-def make_optimizer(name: str, params, lr: float, weight_decay: float = 0.0) -> torch.optim.Optimizer:
-    """Adam / AdamW (fused kernels: ~4x faster steps on CPU for large layers) or Adamax."""
-    params = list(params)
-    if name in ("adam", "adamw"):
-        cls = torch.optim.Adam if name == "adam" else torch.optim.AdamW
-        return cls(params, lr=lr, weight_decay=weight_decay, fused=True)
-    if name == "adamax":
-        return torch.optim.Adamax(params, lr=lr, weight_decay=weight_decay)
-    raise UsageError(f"optimizer must be 'adam', 'adamw' or 'adamax', got {name!r}")
-
-
-def unique_index(idx: torch.Tensor):
-    """(sorted unique values, inverse index, counts) — deterministic on CPU."""
-    return torch.unique(idx, sorted=True, return_inverse=True, return_counts=True)
-
-
-def pearson(a: np.ndarray, b: np.ndarray) -> float:
-    if len(a) < 3 or np.std(a) < 1e-12 or np.std(b) < 1e-12:
-        return float("nan")
-    return float(np.corrcoef(a, b)[0, 1])
-
-
-@torch.no_grad()
-def predict_pairs(net: nn.Module, inputs, rows: torch.Tensor, cols: torch.Tensor, chunk: int = 32768):
-    """(probabilities, standardised IC50) of pairs, in eval mode, in chunks."""
-    was = net.training
-    net.eval()
-    dev = next(net.parameters()).device
-    ps, ts = [], []
-    for s in range(0, len(rows), chunk):
-        logit, reg = net(inputs, rows[s:s + chunk].to(dev), cols[s:s + chunk].to(dev))
-        ps.append(torch.sigmoid(logit).cpu())
-        ts.append(reg.cpu())
-    net.train(was)
-    if not ps:
-        return np.zeros(0), np.zeros(0)
-    return torch.cat(ps).double().numpy(), torch.cat(ts).double().numpy()
-
 
 #: protocols that train on the source's shared drugs only (GDSC x the target's drugs, ~5.5k pairs, not ~165k):
 #: they get the small-data budget in ``defaults_for`` of DeepDSC and DeepCDR
 SHARED_DRUG_PROTOCOLS = ("transfer", "in-vivo")
 
 
-def _usable_selection(valid: Pairs, select_on: str) -> bool:
-    if len(valid) == 0:
-        return False
-    if select_on == "auc":
-        return np.unique(valid.y.numpy()).size == 2
-    return int(valid.t_mask.sum()) >= 3
-
-
-def fit_pairs(net: nn.Module, inputs, train: Pairs, valid: Pairs, *, epochs: int, batch_size: int, lr: float,
-              optimizer: str = "adam", weight_decay: float = 0.0, grad_clip: float | None = None,
-              patience: int | None = 10, regression_weight: float = 1.0, select_on: str = "auc",
-              seed: int = 0, device=torch.device("cpu"), min_batch: int = 2, after_epoch=None) -> dict:
-    """Train ``net(inputs, rows, cols) -> (logit, standardised ic50)`` on mini-batches of training pairs.
-
-    Loss = BCE(logit, label) + ``regression_weight`` · MSE over pairs with a measured IC50. After every
-    epoch the validation pairs are scored; ``select_on`` ("auc" of the classification head or "pcc" of
-    the IC50 head) drives early stopping (``patience`` epochs without improvement) and the restored
-    best weights. Without usable validation pairs the full ``epochs`` budget is trained and the last
-    weights kept. ``after_epoch()``, if given, runs after each epoch's optimiser steps and before the
-    validation scoring (DeepCDR sets its BatchNorm statistics there). Returns fit information (numbers only).
-    """
-    if select_on not in ("auc", "pcc"):
-        raise UsageError(f"select_on must be 'auc' or 'pcc', got {select_on!r}")
-    opt = make_optimizer(optimizer, net.parameters(), lr, weight_decay)
-    gen = seeded_generator(seed)
-    n = len(train)
-    if n == 0:
-        raise UsageError("no training pairs with a label in the view")
-    bs = max(1, min(int(batch_size), n))
-    selecting = _usable_selection(valid, select_on)
-    sel = EpochSelector(patience=patience if selecting else None)
-    use_reg = regression_weight > 0 and bool(train.t_mask.any())
-    vy = valid.y.numpy()
-    vmask = valid.t_mask.numpy()
-    vt = valid.t.numpy()
-    history_auc, history_pcc, losses = [], [], []
-    epochs_run = 0
-    t0 = time.perf_counter()
-    for epoch in range(1, int(epochs) + 1):
-        net.train()
-        perm = torch.randperm(n, generator=gen)
-        starts = list(range(0, n, bs))
-        if len(starts) > 1 and n - starts[-1] < min_batch:  # fold a tiny tail into the previous batch
-            starts.pop()
-        total, count = 0.0, 0
-        for i, s in enumerate(starts):
-            e = starts[i + 1] if i + 1 < len(starts) else n
-            idx = perm[s:e]
-            r, c = train.rows[idx].to(device), train.cols[idx].to(device)
-            y = train.y[idx].to(device)
-            logit, reg = net(inputs, r, c)
-            loss = F.binary_cross_entropy_with_logits(logit, y)
-            if use_reg:
-                m = train.t_mask[idx].to(device)
-                if bool(m.any()):
-                    loss = loss + regression_weight * F.mse_loss(reg[m], train.t[idx].to(device)[m])
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            if grad_clip:
-                nn.utils.clip_grad_norm_(net.parameters(), grad_clip)
-            opt.step()
-            total += float(loss.detach()) * len(idx)
-            count += len(idx)
-        losses.append(total / max(count, 1))
-        epochs_run = epoch
-        if not math.isfinite(losses[-1]):
-            log.warning("non-finite training loss at epoch %d; stopping", epoch)
-            break
-        if after_epoch is not None:
-            after_epoch()
-        if len(valid):
-            p, t = predict_pairs(net, inputs, valid.rows.to(device), valid.cols.to(device))
-            auc = safe_auc(vy, p)
-            pcc = pearson(vt[vmask], t[vmask]) if vmask.sum() >= 3 else float("nan")
-            history_auc.append(auc)
-            history_pcc.append(pcc)
-            log.info("epoch %d: train loss %.4f, valid AUC %.4f, valid PCC %.4f (%.0f s)", epoch, losses[-1],
-                     auc, pcc, time.perf_counter() - t0)
-            if selecting:
-                score = auc if select_on == "auc" else pcc
-                if sel.update(epoch, score, lambda: copy.deepcopy(net.state_dict())):
-                    break
-    restored = False
-    if selecting and sel.best_state is not None:
-        net.load_state_dict(sel.best_state)
-        restored = True
-    best = sel.best_epoch if restored else epochs_run
-    info = {"epochs_run": epochs_run, "best_epoch": best, "train_pairs": n, "valid_pairs": len(valid),
-            "batch_size": bs, "final_train_loss": losses[-1] if losses else float("nan"),
-            "train_seconds": time.perf_counter() - t0, "selected_on_valid": int(restored)}
-    if history_auc:
-        k = best - 1
-        info["valid_auc"] = history_auc[k] if 0 <= k < len(history_auc) else float("nan")
-        info["valid_pcc"] = history_pcc[k] if 0 <= k < len(history_pcc) else float("nan")
-    return info
-
-
-def weighted_batch_norm(x: torch.Tensor, w: torch.Tensor | None, bn: nn.BatchNorm1d,
-                        extra: tuple | None = None):
-    """BatchNorm1d over rows of ``x`` where row i stands for ``w[i]`` identical rows.
-
-    In training mode the batch statistics are the weighted mean and (biased) variance, exactly those of
-    the expanded batch; the running statistics are updated as BatchNorm1d would on that batch.
-    ``extra=(row, weight)`` adds one more row (1 × d) with its multiplicity (DeepCDR's padded atom slots);
-    the function then returns ``(x_normalised, row_normalised)``. ``w=None`` means weight 1 per row.
-    """
-    if not bn.training:
-        a = bn.weight / torch.sqrt(bn.running_var + bn.eps)
-        b = bn.bias - bn.running_mean * a
-        out = torch.addcmul(b, x, a)
-        return (out, torch.addcmul(b, extra[0], a)) if extra is not None else out
-    w = torch.ones(x.shape[0], dtype=x.dtype, device=x.device) if w is None else w.to(x.dtype)
-    total = w.sum()
-    s1 = w @ x
-    s2 = w @ (x * x)
-    if extra is not None:
-        row, rw = extra
-        rw = rw.to(x.dtype)
-        total = total + rw
-        s1 = s1 + rw * row[0]
-        s2 = s2 + rw * row[0] * row[0]
-    mean = s1 / total
-    var = (s2 / total - mean * mean).clamp_min(0.0)
-    with torch.no_grad():
-        mom = bn.momentum if bn.momentum is not None else 0.1
-        unbiased = var * (total / (total - 1)) if float(total) > 1 else var
-        bn.running_mean.mul_(1 - mom).add_(mom * mean.detach())
-        bn.running_var.mul_(1 - mom).add_(mom * unbiased.detach())
-        bn.num_batches_tracked += 1
-    a = bn.weight / torch.sqrt(var + bn.eps)
-    b = bn.bias - mean * a
-    out = torch.addcmul(b, x, a)
-    return (out, torch.addcmul(b, extra[0], a)) if extra is not None else out
-
-
-def expression_matrix(block, name: str = "expression") -> np.ndarray:
-    if name not in block:
-        raise UsageError(f"the method needs cell feature {name!r}; the dataset has {sorted(block)}")
-    return np.asarray(block[name], dtype=np.float32)
-
-
-def fingerprint_matrix(block, name: str = "fingerprint") -> np.ndarray:
-    if name not in block:
-        raise UsageError(f"the method needs drug feature {name!r}; the dataset has {sorted(block)}")
-    return np.nan_to_num(np.asarray(block[name], dtype=np.float32), nan=0.0)
-
-
-def training_cells(view: TrainView, which: str) -> np.ndarray:
-    """Indices of the cells an unsupervised step may use: "train" (visible and with training entries)
-    or "visible" (every cell whose features the view shows)."""
-    x = expression_matrix(view.cell_features)
-    vis = view.visible_cells & finite_rows(x)
-    if which == "visible":
-        return np.flatnonzero(vis)
-    if which == "train":
-        return np.flatnonzero(vis & (view.train & ~np.isnan(view.binary)).any(1))
-    raise UsageError(f"ae_cells must be 'train' or 'visible', got {which!r}")
-
-
-# ==================================================================================================
-# DeepDSC
-# ==================================================================================================
 class AutoEncoder(nn.Module):
     def __init__(self, n_genes: int, hidden=(2000, 1000, 500)):
         super().__init__()
@@ -490,8 +234,7 @@ class DeepDSC(Method):
         ae_rows = training_cells(view, self.ae_cells)
         if len(ae_rows) < 2:
             raise UsageError("DeepDSC needs at least two cell lines to pretrain its autoencoder")
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(view.seed)
+        with seeded(view.seed):
             gen = seeded_generator(view.seed)
             x = expr[ae_rows]
             self.mm_lo_, self.mm_span_ = minmax_stats(x)

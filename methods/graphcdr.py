@@ -37,7 +37,8 @@ import torch
 import torch.nn as nn
 
 from drbench.api import PROTOCOL_KINDS, Capabilities, Method, Prediction, Query, TrainView
-from drbench.methods.common import label_tensors, masked_bce, safe_auc, torch_device, zscore_columns
+from drbench.methods.common import label_tensors, masked_bce, torch_device, zscore_columns
+from drbench.methods.training import EpochSelector, auc, can_select, make_optimizer, seeded
 
 EPS = 1e-15
 
@@ -183,8 +184,7 @@ class GraphCDR(Method):
         adj_neg = gcn_normalise(bipartite_adjacency(lab & (b == 0)))
         if self.replicate_reference_bugs:
             adj_neg = adj_pos  # the cached normalisation of the first (positive) call is reused
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(int(view.seed))
+        with seeded(view.seed):
             net = GraphCDRNet(expr.shape[1], fp.shape[1], view.shape[0], int(self.hidden), int(self.output),
                               int(self.drug_hidden), int(self.drug_layers), bool(self.replicate_reference_bugs))
         return net, expr, fp, adj_pos, adj_neg
@@ -198,14 +198,15 @@ class GraphCDR(Method):
             for mod in list(net.drug.middle) + list(net.drug.middle_bn):
                 mod.to(device)
         b, _, train, valid = label_tensors(view, device)
-        yv = b[valid].cpu().numpy()
-        selecting = bool(valid.any()) and np.unique(yv).size == 2
-        opt = torch.optim.Adam(net.parameters(), lr=float(self.lr), weight_decay=0.0)
+        yv, valid_np = b[valid].cpu().numpy(), valid.cpu().numpy()
+        selecting = can_select(yv)
+        selector = EpochSelector(eval_every=int(self.eval_every))
+        # the unfused Adam of the published runs (the fused kernel rounds differently, ~1e-7 on the loss)
+        opt = make_optimizer("adam", net.parameters(), float(self.lr), fused=False)
         a, bb = float(self.alpha), float(self.beta)
-        best_auc, best_epoch, best_score = -np.inf, -1, None
-        history = []
+        epochs = int(self.epochs)
         loss = torch.tensor(float("nan"))
-        for epoch in range(int(self.epochs)):
+        for epoch in range(epochs):
             net.train()
             z_pos, z_neg, s_pos, s_neg, score = net(expr, fp, adj_pos, adj_neg)
             loss = ((1 - a - bb) * masked_bce(score, b, train) + a * net.dgi(z_pos, z_neg, s_pos)
@@ -213,21 +214,18 @@ class GraphCDR(Method):
             opt.zero_grad()
             loss.backward()
             opt.step()
-            last = epoch == int(self.epochs) - 1
-            if selecting and ((epoch + 1) % int(self.eval_every) == 0 or last):
+            if selecting and selector.due(epoch + 1, last=epoch == epochs - 1):
                 pred = self._eval_scores(net, expr, fp, adj_pos)
-                auc = safe_auc(yv, pred[valid.cpu().numpy()])
-                history.append((epoch, auc))
-                if not np.isnan(auc) and auc > best_auc:
-                    best_auc, best_epoch, best_score = auc, epoch, pred
-        if best_score is None:
+                selector.update(epoch, auc(yv, pred[valid_np]), lambda pred=pred: pred)
+        info = {"epochs_run": epochs, **selector.info(), "final_train_loss": float(loss.item())}
+        if selector.selected:
+            best_score = selector.best_state
+        else:  # the last epoch stands
             best_score = self._eval_scores(net, expr, fp, adj_pos)
-            best_epoch, best_auc = int(self.epochs) - 1, float("nan")
+            info.update(best_epoch=epochs - 1, best_valid_auc=float("nan"))
         self.score_ = np.clip(np.nan_to_num(best_score, nan=0.5), 0.0, 1.0)
-        self.selection_history_ = history
-        self.fit_info_ = {"epochs_run": int(self.epochs), "best_epoch": int(best_epoch),
-                          "best_valid_auc": float(best_auc), "evaluations": len(history),
-                          "final_train_loss": float(loss.item())}
+        self.selection_history_ = selector.history
+        self.fit_info_ = info
         return self
 
     @staticmethod

@@ -34,8 +34,8 @@ import torch.nn as nn
 
 from drbench.api import PROTOCOL_KINDS, Capabilities, Method, Prediction, Query, TrainView
 from drbench.methods.common import (corr, exp_similarity, full_kernel, jaccard, label_tensors, masked_bce,
-                                    minmax_scaled_sigmoid, safe_auc, sparse_kernel, torch_device,
-                                    training_adjacency)
+                                    minmax_scaled_sigmoid, sparse_kernel, torch_device, training_adjacency)
+from drbench.methods.training import auc, can_select, make_optimizer, seeded
 
 GDSC_DEFAULTS = {"sigma": 2.0, "k": 11, "iterates": 3, "n_hid1": 192, "n_hid2": 36, "alpha": 5.74, "lr": 5e-4,
                  "epochs": 1000}
@@ -173,13 +173,13 @@ class MOFGCN(Method):
         adj, feat = self.build_inputs(view)
         adj_feat = (adj @ feat).to(torch.float32)
         m = view.shape[0]
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(int(view.seed))
+        with seeded(view.seed):
             net = MOFGCNNet(adj_feat, m, int(self.n_hid1), int(self.n_hid2), float(self.alpha)).to(device)
         b, _, train, valid = label_tensors(view, device)
         yv = b[valid].cpu().numpy()
-        selecting = bool(valid.any()) and np.unique(yv).size == 2
-        opt = torch.optim.Adam(net.parameters(), lr=float(self.lr), weight_decay=0.0)
+        selecting = can_select(yv)
+        # the unfused Adam of the published runs (the fused kernel rounds differently)
+        opt = make_optimizer("adam", net.parameters(), float(self.lr), fused=False)
         stopper = RollingMeanStop(int(self.window))
         epochs_run = 0
         for epoch in range(int(self.epochs)):
@@ -191,8 +191,8 @@ class MOFGCN(Method):
             epochs_run = epoch + 1
             if selecting and epoch % int(self.eval_every) == 0:
                 pred = out.detach()
-                auc = safe_auc(yv, pred[valid].cpu().numpy())
-                if stopper.push(epoch, auc, pred.cpu().numpy().astype(np.float64)):
+                score = auc(yv, pred[valid].cpu().numpy())
+                if stopper.push(epoch, score, pred.cpu().numpy().astype(np.float64)):
                     break
         if selecting:
             best_epoch, best_auc, score = stopper.best()

@@ -56,11 +56,16 @@ bfloat16, see :mod:`drbench.methods.bipartite_gcn`: a speed option for CPUs with
 
 from __future__ import annotations
 
+import functools
+import inspect
+
 from drbench.api import Capabilities, Method, Prediction, Query, TrainView
 from drbench.errors import UsageError
 from drbench.methods.bipartite_gcn import GCNConfig, dataset_and_target, fit_bipartite, method_predict
 
 LAYERS = {"gdsc": (1024, 1024, 0.25), "ccle": (512, 512, 0.45)}
+#: MTIGCN's loss weights a, b, c, d under the trainer's names (every other hyperparameter keeps its name)
+LOSS_WEIGHTS = {"a": "w_ic50", "b": "w_sim_cell", "c": "w_sim_drug", "d": "w_bce"}
 _PROTOCOLS = {"random", "new-cell-line", "new-drug", "in-vivo", "new-pair"}
 _NEEDS = {"expression", "fingerprint"}
 
@@ -125,17 +130,12 @@ class MTIGCN(Method):
         return {"hidden": 16, "out": 16, "epochs": 30, "eval_every": 5, "patience": None}
 
     def config(self) -> GCNConfig:
+        """The trainer's configuration: every hyperparameter under its own name, the loss weights renamed."""
         for k in self._zeroed:
             if getattr(self, k) != 0:
                 raise UsageError(f"{self.name or type(self).__name__} is the ablation without loss term {k!r}; "
                                  f"it must stay 0 (got {getattr(self, k)!r})")
-        return GCNConfig(hidden=self.hidden, out=self.out, alpha=self.alpha, gamma=self.gamma, epochs=self.epochs,
-                         lr=self.lr, weight_decay=self.weight_decay, w_ic50=self.a, w_sim_cell=self.b,
-                         w_sim_drug=self.c, w_bce=self.d, ic50_scale=self.ic50_scale,
-                         cell_sim_sigma=self.cell_sim_sigma, shared_sim_projection=self.shared_sim_projection,
-                         sim_activation=self.sim_activation, sim_scale=self.sim_scale,
-                         heldout_stats=self.heldout_stats, eval_every=self.eval_every, patience=self.patience,
-                         input_basis=self.input_basis, precision=self.precision)
+        return GCNConfig(**{LOSS_WEIGHTS.get(k, k): v for k, v in self.get_params().items()})
 
     def fit(self, view: TrainView) -> "MTIGCN":
         res = fit_bipartite(view, self.config())
@@ -147,26 +147,27 @@ class MTIGCN(Method):
         return method_predict(self.score_, self.ic50_, query)
 
 
+def _with_defaults(init, **defaults):
+    """``init`` with other default values, shown in its signature (which ``get_params`` reads)."""
+    sig = inspect.signature(init)
+    sig = sig.replace(parameters=[p.replace(default=defaults.get(p.name, p.default)) for p in sig.parameters.values()])
+
+    @functools.wraps(init)
+    def __init__(self, *args, **kwargs):
+        bound = sig.bind(self, *args, **kwargs)
+        bound.apply_defaults()
+        init(*bound.args, **bound.kwargs)
+
+    __init__.__signature__ = sig
+    return __init__
+
+
 def _ablation(name: str, doc: str, zeroed: tuple, regression: bool):
+    """An MTIGCN subclass whose loss weights ``zeroed`` default to (and must stay) 0."""
     tasks = {"classification", "regression"} if regression else {"classification"}
-    base_init = MTIGCN.__init__
-
-    def __init__(self, hidden: int = 1024, out: int = 1024, alpha: float = 0.25, gamma: float = 8.0,
-                 epochs: int = 2000, lr: float = 1e-3, weight_decay: float = 1e-5,
-                 a: float = 0.0 if "a" in zeroed else 0.25, b: float = 0.0 if "b" in zeroed else 0.1,
-                 c: float = 0.0 if "c" in zeroed else 0.25, d: float = 0.75,
-                 ic50_scale: float = 15.0, cell_sim_sigma: float = 2.0, shared_sim_projection: bool = True,
-                 sim_activation: str = "sigmoid", sim_scale: float = 15.0, heldout_stats: bool = True,
-                 eval_every: int = 10, patience: int | None = 200, input_basis: str = "genes",
-                 precision: str = "fp32"):
-        base_init(self, hidden=hidden, out=out, alpha=alpha, gamma=gamma, epochs=epochs, lr=lr,
-                  weight_decay=weight_decay, a=a, b=b, c=c, d=d, ic50_scale=ic50_scale,
-                  cell_sim_sigma=cell_sim_sigma, shared_sim_projection=shared_sim_projection,
-                  sim_activation=sim_activation, sim_scale=sim_scale, heldout_stats=heldout_stats,
-                  eval_every=eval_every, patience=patience, input_basis=input_basis, precision=precision)
-
     return type(name, (MTIGCN,), {
-        "__doc__": doc, "__init__": __init__, "_zeroed": zeroed, "__module__": __name__,
+        "__doc__": doc, "__init__": _with_defaults(MTIGCN.__init__, **{k: 0.0 for k in zeroed}), "_zeroed": zeroed,
+        "__module__": __name__,
         "capabilities": Capabilities(tasks=tasks, protocols=_PROTOCOLS, transductive=True, needs=_NEEDS,
                                      selects=True),
     })

@@ -73,10 +73,8 @@ class NIHGCN(Method):
         return {"hidden": 16, "out": 16, "epochs": 30, "eval_every": 5, "patience": None}
 
     def config(self) -> GCNConfig:
-        return GCNConfig(hidden=self.hidden, out=self.out, alpha=self.alpha, gamma=self.gamma, epochs=self.epochs,
-                         lr=self.lr, weight_decay=self.weight_decay, w_ic50=0.0, w_sim_cell=0.0, w_sim_drug=0.0,
-                         w_bce=1.0, heldout_stats=self.heldout_stats, eval_every=self.eval_every,
-                         patience=self.patience, input_basis=self.input_basis, precision=self.precision)
+        """The trainer's configuration: the hyperparameters by name; the loss is BCE only (its defaults)."""
+        return GCNConfig(**self.get_params())
 
     def fit(self, view: TrainView) -> "NIHGCN":
         res = fit_bipartite(view, self.config())

@@ -7,10 +7,10 @@ import torch
 from drbench.datasets import make_synthetic
 from drbench.execution import run_job
 from drbench.methods import get_method
-from drbench.methods.common import safe_auc
-from drbench.methods.deepdsc import DeepDSC, fit_pairs, minmax_stats
+from drbench.methods.deepdsc import DeepDSC, minmax_stats
+from drbench.methods.training import auc
 from drbench.protocols import get_protocol
-from drbench.testing import check_method, tiny_dataset
+from drbench.testing import parametrize_with_checks, tiny_dataset
 from drbench.view import build_query, build_train_view
 
 SMALL = {"ae_hidden": (64, 32, 16), "ae_epochs": 10, "ae_batch_size": 32, "hidden": (64, 32, 16),
@@ -29,10 +29,9 @@ def _view(ds, fold, **kw):
     return build_train_view(ds, fold, DeepDSC.capabilities, seed=0, **kw)
 
 
-def test_check_method_passes():
-    report = check_method(get_method("deepdsc"))
-    assert "unsupported protocol error" in report["checks"]
-    assert sum("leak test" in c for c in report["checks"]) == 5  # the paper's four kinds and new-pair
+@parametrize_with_checks([get_method("deepdsc")])
+def test_conformance(check):
+    check()
 
 
 def test_capabilities():
@@ -97,7 +96,7 @@ def test_learns_both_heads_on_synthetic():
     res = run_job(get_method("deepdsc"), SMALL, ds, fold, seed=0, keep_predictions=False)
     assert res.status == "finished", res.traceback
     base = run_job(get_method("mean-effects"), {}, ds, fold, seed=0, keep_predictions=False)
-    assert res.fit_info["valid_auc"] > 0.7
+    assert res.fit_info["best_valid_auc"] > 0.7
     assert res.metrics["auc"] > max(0.75, base.metrics["auc"] + 0.05)
     assert res.metrics["pcc"] > 0.6  # the IC50 head is trained too
     assert res.metrics["rmse"] < base.metrics["rmse"]
@@ -113,7 +112,7 @@ def test_early_stopping_restores_the_best_validation_epoch():
     # the kept weights score the validation pairs with the recorded best AUC
     q = build_query(ds, fold.valid)
     p = m.predict(q)
-    assert safe_auc(ds.binary[q.rows, q.cols], p.score) == pytest.approx(m.fit_info_["valid_auc"], abs=1e-6)
+    assert auc(ds.binary[q.rows, q.cols], p.score) == pytest.approx(m.fit_info_["best_valid_auc"], abs=1e-6)
 
 
 def test_empty_validation_trains_the_fixed_budget():
@@ -139,30 +138,7 @@ def test_validation_labels_never_enter_the_loss():
     c = DeepDSC(**params).fit(_view(flipped, fold))
     assert a.fit_info_["final_train_loss"] == c.fit_info_["final_train_loss"]
     assert a.ic50_mean_ == c.ic50_mean_ and a.ic50_sd_ == c.ic50_sd_
-    assert a.fit_info_["valid_auc"] != c.fit_info_["valid_auc"]  # the validation labels did change
-
-
-def test_fit_pairs_selects_on_pcc_when_asked():
-    torch.manual_seed(0)
-    net = torch.nn.Module()
-    lin = torch.nn.Linear(3, 2)
-    net.add_module("lin", lin)
-    feats = torch.randn(50, 3)
-    net.forward = lambda inputs, r, c: tuple(lin(feats[r]).unbind(1))
-    y = (feats[:, 0] > 0).float()
-    from drbench.methods.deepdsc import Pairs
-
-    def pairs(idx):
-        idx = torch.as_tensor(idx)
-        return Pairs(idx, torch.zeros_like(idx), y[idx], feats[idx, 1], torch.ones(len(idx), dtype=torch.bool))
-
-    info = fit_pairs(net, None, pairs(range(40)), pairs(range(40, 50)), epochs=6, batch_size=8, lr=0.05,
-                     patience=None, select_on="pcc")
-    assert info["selected_on_valid"] == 1 and 1 <= info["best_epoch"] <= 6
-    assert np.isfinite(info["valid_pcc"])
-    with pytest.raises(Exception, match="select_on"):
-        fit_pairs(net, None, pairs(range(40)), pairs(range(40, 50)), epochs=1, batch_size=8, lr=0.05,
-                  select_on="loss")
+    assert a.fit_info_["best_valid_auc"] != c.fit_info_["best_valid_auc"]  # the validation labels did change
 
 
 def test_predict_is_inductive_for_unseen_cells():

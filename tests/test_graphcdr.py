@@ -10,7 +10,7 @@ from drbench.execution import run_job
 from drbench.methods import get_method
 from drbench.methods.graphcdr import GraphCDR, bipartite_adjacency, gcn_normalise
 from drbench.protocols import get_protocol
-from drbench.testing import check_method
+from drbench.testing import check_method, parametrize_with_checks
 from drbench.view import build_train_view
 
 DATA = Path(os.environ.get("DRBENCH_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
@@ -27,9 +27,9 @@ def _view(seed=0):
     return build_train_view(ds, _fold(ds), GraphCDR.capabilities, seed=0)
 
 
-def test_check_method():
-    report = check_method(get_method("graphcdr"))
-    assert sum(c.startswith(("random", "new-", "in-vivo")) for c in report["checks"]) == 5  # with new-pair
+@parametrize_with_checks([get_method("graphcdr")])
+def test_conformance(check):
+    check()
 
 
 def test_check_method_replicating_the_reference_bugs():

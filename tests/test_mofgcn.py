@@ -12,7 +12,7 @@ from drbench.methods.common import exp_similarity, full_kernel, sparse_kernel
 from drbench.methods.mofgcn import (MOFGCN, RollingMeanStop, cell_similarity, drug_similarity,
                                     normalised_adjacency, snf_fusion)
 from drbench.protocols import get_protocol
-from drbench.testing import check_method
+from drbench.testing import parametrize_with_checks
 from drbench.view import build_train_view
 
 DATA = Path(os.environ.get("DRBENCH_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
@@ -23,9 +23,9 @@ def _fold(ds, protocol="random", **opts):
     return p.folds(ds, 0, **p.resolve_options(opts))[0]
 
 
-def test_check_method():
-    report = check_method(get_method("mofgcn"))
-    assert sum(c.startswith(("random", "new-", "in-vivo")) for c in report["checks"]) == 5  # with new-pair
+@parametrize_with_checks([get_method("mofgcn")])
+def test_conformance(check):
+    check()
 
 
 def test_defaults_follow_the_reference_per_dataset():

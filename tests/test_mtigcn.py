@@ -14,7 +14,7 @@ from drbench.methods.bipartite_gcn import GCNConfig, fit_bipartite
 from drbench.methods.mtigcn import MTIGCN, MTIGCNNoAuxiliary, MTIGCNNoIC50, MTIGCNNoSimilarity
 from drbench.protocols import get_protocol
 from drbench.registry import get_method
-from drbench.testing import check_method
+from drbench.testing import parametrize_with_checks
 from drbench.view import build_query, build_train_view
 
 NAMES = ["mtigcn", "mtigcn-a", "mtigcn-b", "mtigcn-ab"]
@@ -32,11 +32,9 @@ def _view(seed=0, protocol="random", cls=MTIGCN, **kw):
     return ds, fold, build_train_view(ds, fold, cls.capabilities, seed=seed, context={})
 
 
-@pytest.mark.parametrize("name", NAMES)
-def test_check_method_passes(name):
-    report = check_method(get_method(name))
-    assert "unsupported protocol error" in report["checks"]
-    assert sum(c.split(":")[0] in ("random", "new-cell-line", "new-drug", "in-vivo") for c in report["checks"]) == 4
+@parametrize_with_checks([get_method(name) for name in NAMES])
+def test_conformance(check):
+    check()
 
 
 def test_capabilities_of_each_variant():

@@ -1,4 +1,4 @@
-"""NIHGCN and the shared bipartite GCN module: conformance, the graph/encoder equations, the fast AUC,
+"""NIHGCN and the shared bipartite GCN module: conformance, the graph/encoder equations,
 epoch selection on validation entries, held-out statistics, and learning on synthetic data."""
 
 from __future__ import annotations
@@ -10,12 +10,12 @@ from sklearn.metrics import roc_auc_score
 
 from drbench.datasets import make_synthetic
 from drbench.methods.bipartite_gcn import (BipartiteGCN, GCNConfig, _compact_basis, fit_bipartite,
-                                           normalized_adjacency, rank_auc, self_corr)
+                                           normalized_adjacency, self_corr)
 from drbench.methods.common import corr
 from drbench.methods.nihgcn import NIHGCN
 from drbench.protocols import get_protocol
 from drbench.registry import get_method
-from drbench.testing import check_method
+from drbench.testing import parametrize_with_checks
 from drbench.view import build_train_view
 
 SMALL = dict(hidden=32, out=32, eval_every=1, patience=None)
@@ -34,10 +34,9 @@ def _synthetic_view(protocol="random", seed=0, method=NIHGCN, **ds_kw):
     return ds, fold, build_train_view(ds, fold, method.capabilities, seed=seed, context={})
 
 
-def test_nihgcn_passes_check_method():
-    report = check_method(get_method("nihgcn"))
-    assert "unsupported protocol error" in report["checks"]
-    assert sum(c.split(":")[0] in ("random", "new-cell-line", "new-drug", "in-vivo") for c in report["checks"]) == 4
+@parametrize_with_checks([get_method("nihgcn")])
+def test_conformance(check):
+    check()
 
 
 def test_capabilities():
@@ -94,14 +93,6 @@ def test_self_corr_value_and_gradient_match_autograd_corr():
     (corr(x2, x2) * w).sum().backward()
     torch.testing.assert_close(self_corr(x1.detach()), corr(x2.detach(), x2.detach()))
     torch.testing.assert_close(x1.grad, x2.grad)
-
-
-def test_rank_auc_equals_sklearn_with_ties():
-    rng = np.random.default_rng(0)
-    y = rng.integers(0, 2, 500)
-    s = np.round(rng.random(500) + 0.3 * y, 1)  # many ties
-    assert rank_auc(torch.tensor(y), torch.tensor(s)) == pytest.approx(roc_auc_score(y, s), abs=1e-12)
-    assert np.isnan(rank_auc(torch.ones(4), torch.rand(4)))
 
 
 def test_compact_basis_reconstructs_the_input():

@@ -10,7 +10,7 @@ import drbench.testing as testing
 from drbench.api import Capabilities, Method, Prediction
 from drbench.errors import UnsupportedProtocolError, UsageError
 from drbench.registry import get_method, method_names, methods, resolve_methods
-from drbench.testing import MethodCheckError, check_method
+from drbench.testing import MethodCheckError, check_method, method_checks, parametrize_with_checks
 
 NAIVE = ["global-mean", "drug-mean", "cell-mean", "mean-effects"]
 
@@ -22,11 +22,17 @@ def test_builtins_register_through_the_entry_point_group():
         assert get_method(name).name == name
 
 
-@pytest.mark.parametrize("name", NAIVE)
-def test_naive_baselines_pass_check_method(name):
-    report = check_method(get_method(name))
-    assert "unsupported protocol error" in report["checks"]
-    assert any(c.startswith("random") for c in report["checks"])
+@parametrize_with_checks([get_method(name) for name in NAIVE])
+def test_naive_baselines_conformance(check):
+    check()
+
+
+def test_check_method_runs_every_named_check_in_order():
+    names = [name for name, _ in method_checks(get_method("mean-effects"), protocols=["random", "new-drug"])]
+    assert names == ["params", "protocols", "fit-predict[random]", "determinism[random]", "leak-test[random]",
+                     "fit-predict[new-drug]", "determinism[new-drug]", "leak-test[new-drug]", "unsupported-protocol"]
+    report = check_method(get_method("mean-effects"), protocols=["random", "new-drug"])
+    assert report == {"method": "mean-effects", "checks": names}
 
 
 def test_unknown_method_lists_choices():

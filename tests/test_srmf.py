@@ -9,7 +9,7 @@ from drbench.execution import run_job
 from drbench.methods import get_method
 from drbench.methods.srmf import SRMF, estimate_thresholds, factorise, row_update, srmf_loss
 from drbench.protocols import get_protocol
-from drbench.testing import check_method
+from drbench.testing import parametrize_with_checks
 from drbench.view import build_query, build_train_view
 
 DATA = Path(os.environ.get("DRBENCH_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
@@ -20,10 +20,9 @@ def _fold(ds, protocol="random", **opts):
     return p.folds(ds, 0, **p.resolve_options(opts))[0]
 
 
-def test_check_method():
-    report = check_method(get_method("srmf"))
-    assert "unsupported protocol error" in report["checks"]
-    assert sum(c.startswith(("random", "new-", "in-vivo")) for c in report["checks"]) == 5  # with new-pair
+@parametrize_with_checks([get_method("srmf")])
+def test_conformance(check):
+    check()
 
 
 def test_batched_row_update_equals_per_row_solves():
