@@ -25,6 +25,7 @@ import numpy as np
 import pytest
 
 from drbench import fetch as F
+from drbench.fetch import download, manifest
 from drbench.atomic import TEMP_MARK
 from drbench.errors import DataError
 
@@ -121,8 +122,8 @@ def server():
 
 @pytest.fixture(autouse=True)
 def _fast_retries(monkeypatch):
-    monkeypatch.setattr(F, "BACKOFF_SECONDS", 0.0)
-    monkeypatch.setattr(F, "TIMEOUT_SECONDS", 10.0)
+    monkeypatch.setattr(download, "BACKOFF_SECONDS", 0.0)
+    monkeypatch.setattr(download, "TIMEOUT_SECONDS", 10.0)
 
 
 # ============================================================================================ stand-ins
@@ -369,7 +370,7 @@ def test_interrupted_download_is_retried_then_refused(toy, server, monkeypatch):
     assert server.hits[path] == 2 and toy.verify() == []
 
     shutil.rmtree(toy.dest)
-    monkeypatch.setattr(F, "RETRIES", 2)
+    monkeypatch.setattr(download, "RETRIES", 2)
     server.faults[path] = ["truncate", None]  # every attempt is cut
     server.hits.clear()
     with pytest.raises(DataError) as ei:
@@ -437,7 +438,7 @@ def test_join_refuses_parts_whose_rows_differ(tmp_path):
 def test_cli_parser_and_exit_codes(toy, server, monkeypatch, capsys):
     import argparse
 
-    monkeypatch.setattr(F, "_MANIFEST", toy.manifest)
+    monkeypatch.setattr(manifest, "_MANIFEST", toy.manifest)
     monkeypatch.setenv("DRBENCH_RAW_URL_TEMPLATE", server.template)
     p = argparse.ArgumentParser()
     F.add_cli(p.add_subparsers(dest="c", required=True))
