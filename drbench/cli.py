@@ -139,7 +139,8 @@ def cmd_leaderboard(args) -> int:
 
 def cmd_reproduce(args) -> int:
     from drbench.inputs import check_at_least, check_name, check_seeds
-    from drbench.reproduce import BOARDS, reproduce
+    from drbench.boards import BOARDS
+    from drbench.reproduce import reproduce
 
     check_seeds(args.seeds)
     check_at_least(args.jobs, 1, "--jobs")
@@ -162,7 +163,7 @@ def cmd_reproduce(args) -> int:
         print(f"{s['board']}: {s['jobs_finished']} jobs finished, {s['jobs_skipped']} skipped, "
               f"{s['jobs_failed']} failed, {s.get('sweep_seconds', 0):.0f} s")
     if args.dry_run:
-        from drbench.reproduce import duration
+        from drbench.boards import duration
 
         sweeps = {k: t for s in summaries for k, t in s["pending_estimates"]}  # boards that share runs count once
         total = sum(t for t in sweeps.values() if t is not None)

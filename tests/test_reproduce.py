@@ -7,15 +7,15 @@ import os
 
 import pandas as pd
 
-from drbench import reproduce
+from drbench import board_files, boards, reproduce
+from drbench.boards import Board
 from drbench.execution import cpu_model
-from drbench.reproduce import Board
 
 
 def test_board_resumes_from_its_published_csv(tmp_path, monkeypatch):
     board = Board("syn-random", "synthetic", "random", methods=["mean-effects", "drug-mean"],
                   replication=["drug-mean"], title="synthetic test 1", note="A note.")
-    monkeypatch.setattr(reproduce, "BOARDS", [board])
+    monkeypatch.setattr(boards, "BOARDS", [board])
     out = tmp_path / "lb"
     first = reproduce.reproduce(out_dir=out, tracking_uri=f"sqlite:///{tmp_path}/a.db", progress=False, folds=[0, 1])
     assert first[0]["jobs_finished"] == 6  # 2 methods × 2 folds honest + 1 method × 2 folds replication
@@ -44,8 +44,8 @@ def test_board_resumes_from_its_published_csv(tmp_path, monkeypatch):
 def test_case_study_board_lists_top_cell_lines(tmp_path, monkeypatch):
     board = Board("syn-case", "synthetic", "case-study", methods=["mean-effects"], replication=[],
                   title="synthetic case study")
-    monkeypatch.setattr(reproduce, "BOARDS", [board])
-    monkeypatch.setattr(reproduce, "CASE_DRUGS", ["drug003"])
+    monkeypatch.setattr(boards, "BOARDS", [board])
+    monkeypatch.setattr(board_files, "CASE_DRUGS", ["drug003"])
     out = tmp_path / "lb"
     reproduce.reproduce(out_dir=out, tracking_uri=f"sqlite:///{tmp_path}/c.db", progress=False)
     md = (out / "syn-case.md").read_text()
@@ -71,7 +71,7 @@ def test_case_study_csv_without_names_gets_them_and_is_not_rerun(tmp_path, monke
     """A ranking recorded before names were kept: reproduce adds the names from the dataset, runs nothing."""
     board = Board("syn-case", "synthetic", "case-study", methods=["mean-effects"], replication=[],
                   title="synthetic case study")
-    monkeypatch.setattr(reproduce, "BOARDS", [board])
+    monkeypatch.setattr(boards, "BOARDS", [board])
     out = tmp_path / "lb"
     out.mkdir()
     rows = [dict(method="mean-effects", seed=0, drug_id="D001", drug_name="drug001", rank=r, cell_id=f"CL{r:04d}",
@@ -86,13 +86,13 @@ def test_case_study_csv_without_names_gets_them_and_is_not_rerun(tmp_path, monke
     md = (out / "syn-case.md").read_text()
     assert "| 3 | cl-line-3 | CL0003 | 0.9700 |" in md
     # the CSV alone now renders the same board
-    assert reproduce.render_case_study(out / "syn-case.csv", board.title) == md
+    assert board_files.render_case_study(out / "syn-case.csv", board.title) == md
 
 
 def test_case_study_run_from_a_fresh_store_keeps_the_committed_rankings_of_other_methods(tmp_path, monkeypatch):
     board = Board("syn-case", "synthetic", "case-study", methods=["mean-effects", "drug-mean"], replication=[],
                   title="synthetic case study")
-    monkeypatch.setattr(reproduce, "BOARDS", [board])
+    monkeypatch.setattr(boards, "BOARDS", [board])
     out = tmp_path / "lb"
     reproduce.reproduce(out_dir=out, tracking_uri=f"sqlite:///{tmp_path}/e.db", progress=False,
                         only_methods=["mean-effects"])
@@ -107,20 +107,20 @@ def test_case_study_run_from_a_fresh_store_keeps_the_committed_rankings_of_other
     md = (out / "syn-case.md").read_text()
     assert "## mean-effects: " in md and "## drug-mean: " in md
     # rerunning a method from its store replaces its rows rather than adding a second copy
-    reproduce.write_case_study(board, out / "syn-case.md", f"sqlite:///{tmp_path}/f.db")
+    board_files.write_case_study(board, out / "syn-case.md", f"sqlite:///{tmp_path}/f.db")
     again = pd.read_csv(out / "syn-case.csv", dtype={"cell_id": str})
     assert len(again) == len(both)
 
 
 def test_case_study_named_drug_among_the_top_five_is_not_replaced_by_the_sixth(tmp_path, monkeypatch):
-    monkeypatch.setattr(reproduce, "CASE_DRUGS", ["Named", "Absent"])
+    monkeypatch.setattr(board_files, "CASE_DRUGS", ["Named", "Absent"])
     pairs = {"A": 607, "B": 599, "C": 578, "Named": 576, "E": 575, "F": 575, "G": 300}
     rows = [dict(method="m", seed=0, drug_id=i, drug_name=d, rank=r, cell_id=100 + r, score=1 - r / 100,
                  unmeasured_pairs=n, selection="validation", run_id="x", code_version="v")
             for i, (d, n) in enumerate(pairs.items()) for r in range(1, 11)]
     csv = tmp_path / "case.csv"
     pd.DataFrame(rows).to_csv(csv, index=False)
-    md = reproduce.render_case_study(csv, "t")
+    md = board_files.render_case_study(csv, "t")
     heads = [line for line in md.splitlines() if line.startswith("## ")]
     assert [h.split(": ")[1].split(" (")[0] for h in heads] == ["Named", "A", "B", "C", "E"]
     assert "(named in the paper; among the five drugs with most unmeasured pairs; 576 unmeasured pairs)" in heads[0]
@@ -131,7 +131,7 @@ def test_case_study_named_drug_among_the_top_five_is_not_replaced_by_the_sixth(t
 def test_only_methods_runs_a_subset_and_the_table_still_lists_the_rest(tmp_path, monkeypatch):
     board = Board("syn-random", "synthetic", "random", methods=["mean-effects", "drug-mean"],
                   replication=["drug-mean"], title="synthetic test 1")
-    monkeypatch.setattr(reproduce, "BOARDS", [board])
+    monkeypatch.setattr(boards, "BOARDS", [board])
     out = tmp_path / "lb"
     first = reproduce.reproduce(out_dir=out, tracking_uri=f"sqlite:///{tmp_path}/a.db", progress=False, folds=[0],
                                 only_methods=["drug-mean"])
@@ -159,7 +159,7 @@ def test_only_methods_runs_a_subset_and_the_table_still_lists_the_rest(tmp_path,
 def test_write_only_regenerates_the_board_from_its_csv_without_running(tmp_path, monkeypatch):
     board = Board("syn-random", "synthetic", "random", methods=["mean-effects", "drug-mean"],
                   replication=[], title="synthetic test 1", note="A note.")
-    monkeypatch.setattr(reproduce, "BOARDS", [board])
+    monkeypatch.setattr(boards, "BOARDS", [board])
     out = tmp_path / "lb"
     reproduce.reproduce(out_dir=out, tracking_uri=f"sqlite:///{tmp_path}/a.db", progress=False, folds=[0])
     md = (out / "syn-random.md").read_text()
@@ -177,7 +177,7 @@ def test_write_only_regenerates_the_board_from_its_csv_without_running(tmp_path,
 def test_dry_run_lists_what_is_left_and_runs_nothing(tmp_path, monkeypatch):
     board = Board("syn-random", "synthetic", "random", methods=["mean-effects", "drug-mean"],
                   replication=["drug-mean"], title="synthetic test 1")
-    monkeypatch.setattr(reproduce, "BOARDS", [board])
+    monkeypatch.setattr(boards, "BOARDS", [board])
     out = tmp_path / "lb"
     uri = f"sqlite:///{tmp_path}/a.db"
     reproduce.reproduce(out_dir=out, tracking_uri=uri, progress=False, folds=[0], only_methods=["mean-effects"])
@@ -203,7 +203,7 @@ def test_dry_run_lists_what_is_left_and_runs_nothing(tmp_path, monkeypatch):
 def test_missing_replication_runs_keep_a_board_partial(tmp_path, monkeypatch):
     board = Board("syn-random", "synthetic", "random", methods=["mean-effects", "drug-mean"],
                   replication=["drug-mean"], title="synthetic test 1")
-    monkeypatch.setattr(reproduce, "BOARDS", [board])
+    monkeypatch.setattr(boards, "BOARDS", [board])
     out = tmp_path / "lb"
     reproduce.reproduce(out_dir=out, tracking_uri=f"sqlite:///{tmp_path}/a.db", progress=False, folds=[0, 1])
     assert "complete: 6 runs" in (out / "README.md").read_text()
@@ -224,13 +224,13 @@ def test_missing_replication_runs_keep_a_board_partial(tmp_path, monkeypatch):
     # a method the protocol does not support is not asked for replication runs
     unsupported = csv[~replication & (csv["method"] == "mean-effects")]
     unsupported.assign(status="not supported").to_csv(out / "syn-random.csv", index=False)
-    assert reproduce.board_progress(out / "syn-random.csv", ["mean-effects"])[1] == []
+    assert boards.board_progress(out / "syn-random.csv", ["mean-effects"])[1] == []
 
 
 def test_a_board_grown_across_stores_writes_one_spelling_per_value(tmp_path, monkeypatch):
     board = Board("syn-random", "synthetic", "random", methods=["mean-effects", "drug-mean"], replication=[],
                   title="synthetic test 1")
-    monkeypatch.setattr(reproduce, "BOARDS", [board])
+    monkeypatch.setattr(boards, "BOARDS", [board])
     out = tmp_path / "lb"
     reproduce.reproduce(out_dir=out, tracking_uri=f"sqlite:///{tmp_path}/a.db", progress=False, folds=[0],
                         only_methods=["drug-mean"])  # mean-effects: a "not run" row with blank seed and fold
@@ -250,9 +250,9 @@ def test_a_board_grown_across_stores_writes_one_spelling_per_value(tmp_path, mon
 def test_dry_run_total_counts_runs_shared_by_two_boards_once(tmp_path, monkeypatch, capsys):
     from drbench.cli import main
 
-    boards = [Board(n, "synthetic", "random", methods=["mean-effects"], replication=[], title=n)
+    two_boards = [Board(n, "synthetic", "random", methods=["mean-effects"], replication=[], title=n)
               for n in ("syn-a", "syn-b")]  # two tables over the same runs, as gdsc-random and gdsc-ablation
-    monkeypatch.setattr(reproduce, "BOARDS", boards)
+    monkeypatch.setattr(boards, "BOARDS", two_boards)
     out = tmp_path / "lb"
     uri = f"sqlite:///{tmp_path}/a.db"
     reproduce.reproduce(out_dir=out, tracking_uri=uri, progress=False, folds=[0])
@@ -280,9 +280,9 @@ def test_reproduce_parses_each_dataset_once_across_boards_and_sweeps(tmp_path, m
         return info.loader(*a, **k)
 
     monkeypatch.setitem(datasets.DATASETS, "synthetic", dataclasses.replace(info, loader=counting_loader))
-    boards = [Board(n, "synthetic", "random", methods=["mean-effects", "drug-mean"], replication=["drug-mean"],
-                    title=n) for n in ("syn-a", "syn-b")]  # 2 boards × (honest + replication sweep)
-    monkeypatch.setattr(reproduce, "BOARDS", boards)
+    two_boards = [Board(n, "synthetic", "random", methods=["mean-effects", "drug-mean"], replication=["drug-mean"],
+                        title=n) for n in ("syn-a", "syn-b")]  # 2 boards × (honest + replication sweep)
+    monkeypatch.setattr(boards, "BOARDS", two_boards)
     plan = reproduce.reproduce(out_dir=tmp_path / "lb", tracking_uri=f"sqlite:///{tmp_path}/a.db", progress=False,
                                dry_run=True)
     assert [len(p["pending"]) for p in plan] == [3, 3]
