@@ -313,3 +313,10 @@ def test_a_dataset_registered_by_a_package_loads_by_name_and_is_listed(monkeypat
     finally:
         reg.remove("lab-plugin")
         reg.remove("not-a-dataset")
+
+
+def test_a_feature_table_matching_no_cell_line_is_one_line(screen, capsys):
+    expr = pd.read_csv(screen / "cell_expression.csv", index_col=0)
+    expr.set_axis([f"other-{k}" for k in range(len(expr))], axis=0).to_csv(screen / "cell_expression.csv")
+    line = one_error_line(["data", "info", str(screen)], capsys)
+    assert "no cell line of responses.csv has a row in every cell_<view>.csv (cell_expression.csv)" in line

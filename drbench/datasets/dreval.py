@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from drbench import atomic
 from drbench.datasets.files import ValueRange, numeric, read_table
 from drbench.datasets.mtigcn_layout import GDSC_LN_IC50
 from drbench.errors import DataError, UsageError
@@ -59,34 +60,36 @@ def import_dreval(response_csv, dest, measure: str = "LN_IC50") -> Path:
     dup = out.duplicated(["cell_id", "drug_id"], keep=False).to_numpy()
     if dup.any():
         rows = list(df.index[keep][dup][:2])
-        raise DataError(f"{src}: duplicate ({'cell_line_name'}, {drug_col}) pair at rows {rows[0]!r} and {rows[1]!r}; "
+        raise DataError(f"{src}: duplicate (cell_line_name, {drug_col}) pair at rows {rows[0]!r} and {rows[1]!r}; "
                         "give one measurement per pair")
     stats = out.groupby("drug_id", sort=False)["ln_ic50"].agg(["mean", lambda v: v.std(ddof=0)])
-    thresholds = pd.DataFrame({"drug_id": stats.index, "threshold": stats.iloc[:, 0] + Z_SENSITIVE * stats.iloc[:, 1]})
-    dest.mkdir(parents=True, exist_ok=True)
-    out.to_csv(dest / "responses.csv", index=False)
-    thresholds.to_csv(dest / "thresholds.csv", index=False)
-    cfg = {"name": dest.resolve().name, "ic50_unit": f"{measure} (imported from DrEval {src.name})",
-           "ic50_range": [valid.low, valid.high]}
-    (dest / "dataset.json").write_text(json.dumps(cfg, indent=2) + "\n")
+    files = {"thresholds.csv": pd.DataFrame({"drug_id": stats.index,
+                                             "threshold": stats.iloc[:, 0] + Z_SENSITIVE * stats.iloc[:, 1]})}
     if "tissue" in df.columns:
         meta = df.loc[keep, ["cell_line_name", "tissue"]].drop_duplicates("cell_line_name")
-        meta.rename(columns={"cell_line_name": "cell_id"}).to_csv(dest / "cell_meta.csv", index=False)
-    expr = src.parent / "gene_expression.csv"
-    if expr.exists():
-        e = read_table(expr, index_col=None, dtype={"cell_line_name": str})
+        files["cell_meta.csv"] = meta.rename(columns={"cell_line_name": "cell_id"})
+    expr_path = src.parent / "gene_expression.csv"
+    if expr_path.exists():
+        e = read_table(expr_path, index_col=None, dtype={"cell_line_name": str})
         if "cell_line_name" not in e.columns:
-            raise DataError(f"{expr}: missing required column ['cell_line_name']; found {list(e.columns)[:8]}")
-        e = e.drop(columns=[c for c in ("cellosaurus_id",) if c in e.columns]).set_index("cell_line_name")
-        e.index.name = "cell_id"
-        e.to_csv(dest / "cell_expression.csv")
-    smiles = src.parent / "drug_smiles.csv"
-    if smiles.exists() and drug_col == "pubchem_id":
-        s = read_table(smiles, index_col=None, dtype={"pubchem_id": str})
-        if not {"pubchem_id", "canonical_smiles"} <= set(s.columns):
-            raise DataError(f"{smiles}: expected columns 'pubchem_id' and 'canonical_smiles', found {list(s.columns)}")
-        s.rename(columns={"pubchem_id": "drug_id", "canonical_smiles": "smiles"})[["drug_id", "smiles"]].to_csv(
-            dest / "drug_smiles.csv", index=False)
+            raise DataError(f"{expr_path}: missing required column(s) ['cell_line_name']; found {list(e.columns)[:8]}")
+        e = e.drop(columns=[c for c in ("cellosaurus_id",) if c in e.columns])
+        files["cell_expression.csv"] = e.rename(columns={"cell_line_name": "cell_id"})
+    smiles_path = src.parent / "drug_smiles.csv"
+    if smiles_path.exists() and drug_col == "pubchem_id":
+        sm = read_table(smiles_path, index_col=None, dtype={"pubchem_id": str})
+        if not {"pubchem_id", "canonical_smiles"} <= set(sm.columns):
+            raise DataError(f"{smiles_path}: missing required column(s) ['pubchem_id', 'canonical_smiles']; "
+                            f"found {list(sm.columns)[:8]}")
+        files["drug_smiles.csv"] = sm.rename(columns={"pubchem_id": "drug_id", "canonical_smiles": "smiles"})[
+            ["drug_id", "smiles"]]
+    files["responses.csv"] = out  # last: a folder is a dataset once it has responses.csv
+    dest.mkdir(parents=True, exist_ok=True)
+    cfg = {"name": dest.resolve().name, "ic50_unit": f"{measure} (imported from DrEval {src.name})",
+           "ic50_range": [valid.low, valid.high]}
+    atomic.write_text(dest / "dataset.json", json.dumps(cfg, indent=2) + "\n")
+    for name, frame in files.items():
+        atomic.write_csv(frame, dest / name, index=False)
     return dest
 
 

@@ -163,6 +163,9 @@ def _cell_views(folder: Path, cell_ids, dataset: str):
                         len(cell_ids), path.name, ", ".join(gone[:_SHOW_IDS]))
         keep &= has
         frames[view] = (path, df)
+    if not keep.any():
+        raise DataError(f"{folder}: no cell line of {RESPONSES} has a row in every cell_<view>.csv "
+                        f"({', '.join(p.name for p, _ in frames.values())}); are the cell ids the same?")
     kept = np.asarray(cell_ids)[keep]
     for view, (path, df) in frames.items():
         sub = df.reindex(kept)
