@@ -320,3 +320,11 @@ def test_a_feature_table_matching_no_cell_line_is_one_line(screen, capsys):
     expr.set_axis([f"other-{k}" for k in range(len(expr))], axis=0).to_csv(screen / "cell_expression.csv")
     line = one_error_line(["data", "info", str(screen)], capsys)
     assert "no cell line of responses.csv has a row in every cell_<view>.csv (cell_expression.csv)" in line
+
+
+def test_a_folder_named_like_a_built_in_dataset_must_be_renamed(tmp_path, capsys):
+    folder = write_long(synthetic_screen(), tmp_path / "gdsc")
+    line = one_error_line(["data", "info", str(folder)], capsys)
+    assert "dataset name 'gdsc' is a built-in dataset's" in line and "dataset.json" in line
+    (folder / "dataset.json").write_text(json.dumps({"name": "my-gdsc-screen"}))
+    assert load_dataset(str(folder)).name == "my-gdsc-screen"

@@ -171,14 +171,23 @@ def load_dataset(name: str, data_dir: str | os.PathLike | None = None) -> Datase
             raise UsageError(f"unknown dataset {name!r}; choose one of: {', '.join(dataset_names())}, "
                              "or give a folder in the long layout")
         key = (name, str(folder.resolve()))
-        from drbench.datasets.long_layout import load_long_layout
-
-        load = lambda: load_long_layout(folder)  # noqa: E731
+        load = lambda: _own_dataset(folder)  # noqa: E731
     if _reused is not None and key in _reused:
         return _reused[key]
     ds = load()
     if _reused is not None:
         _reused[key] = ds
+    return ds
+
+
+def _own_dataset(folder: Path) -> Dataset:
+    """The long-layout dataset in ``folder``; its name may not be a built-in's (runs are recorded by name)."""
+    from drbench.datasets.long_layout import load_long_layout
+
+    ds = load_long_layout(folder)
+    if ds.name in DATASETS:
+        raise DataError(f"{folder}: dataset name {ds.name!r} is a built-in dataset's, and runs are recorded by name; "
+                        'rename the folder or set "name" in its dataset.json')
     return ds
 
 
