@@ -16,15 +16,19 @@
 ``<folder>/drug_smiles.csv`` (optional)
     ``drug_id, smiles``. Where ``drug_fingerprint.csv`` is missing, or lacks a drug, the fingerprints of
     **every** drug are computed from its SMILES with RDKit (:data:`MORGAN`: Morgan, radius 2, 920 bits), so
-    that one matrix never mixes two kinds of fingerprint.
+    that one matrix never mixes two kinds of fingerprint (a WARNING names the drugs the table lacks). A drug
+    without a fingerprint row and without a parsable SMILES is an error; with neither file the dataset has no
+    ``fingerprint`` block, and methods that need one are reported as unable to run on it.
 ``<folder>/cell_meta.csv`` (optional)
     ``cell_id, tissue``: the tissue of each cell line ("" where unknown).
 ``<folder>/dataset.json`` (optional)
     ``{"name": ..., "ic50_unit": ..., "ic50_range": [low, high]}``: the dataset's name (default: the folder's
     name), what ``ln_ic50`` holds and its valid range (default ln IC50 in µM, [-20, 20] as for GDSC).
 
-Every file is checked as the built-in loaders check theirs, with one-line errors naming file, row (the line
-number in the file) and column.
+Every file is checked as the built-in loaders check theirs, with one-line errors naming file, row and column:
+in the long files (responses, thresholds, SMILES, cell_meta) the row is the line number in the file (the
+header is line 1), in the wide tables (cell views, fingerprints) it is the cell or drug id. A dataset may not
+carry a built-in dataset's name (see :func:`drbench.datasets.load_dataset`).
 """
 
 from __future__ import annotations
