@@ -14,6 +14,7 @@ import pytest
 
 from drbench.cli import main
 from drbench.datasets import load_dataset, make_synthetic, plugin_datasets
+from drbench.datasets.dreval import import_dreval
 from drbench.datasets.long_layout import MORGAN
 
 SMILES = ["CCO", "c1ccccc1O", "CC(=O)Nc1ccc(O)cc1", "CN1C=NC2=C1C(=O)N(C)C(=O)N2C", "CC(C)Cc1ccc(C(C)C(=O)O)cc1",
@@ -280,7 +281,7 @@ def test_dreval_import_refuses_bad_input_in_one_line(tmp_path, capsys):
     df = pd.read_csv(src, dtype=str)
     df.drop(columns=["cell_line_name"]).to_csv(src, index=False)
     line = one_error_line(["data", "import-dreval", str(src), str(tmp_path / "out")], capsys)
-    assert "LAB.csv: missing required column(s) ['cell_line_name']" in line
+    assert "LAB.csv: missing required column(s) ['cell_line_name or cell_line_id']" in line
     pd.concat([df, df.iloc[[0]]]).to_csv(src, index=False)
     line = one_error_line(["data", "import-dreval", str(src), str(tmp_path / "out")], capsys)
     assert "duplicate" in line and "rows '2' and " f"'{len(df) + 2}'" in line
@@ -328,3 +329,18 @@ def test_a_folder_named_like_a_built_in_dataset_must_be_renamed(tmp_path, capsys
     assert "dataset name 'gdsc' is a built-in dataset's" in line and "dataset.json" in line
     (folder / "dataset.json").write_text(json.dumps({"name": "my-gdsc-screen"}))
     assert load_dataset(str(folder)).name == "my-gdsc-screen"
+
+
+def test_dreval_import_reads_the_cell_line_id_and_drug_id_columns_of_other_versions(tmp_path):
+    ref = synthetic_screen()
+    src = write_dreval(ref, tmp_path / "LAB")
+    pd.read_csv(src, dtype=str).drop(columns=["pubchem_id"]).rename(
+        columns={"cell_line_name": "cell_line_id", "drug_name": "drug_id"}).to_csv(src, index=False)
+    expr = pd.read_csv(src.parent / "gene_expression.csv", dtype={"cell_line_name": str})
+    expr.rename(columns={"cell_line_name": "cell_line_id"}).to_csv(src.parent / "gene_expression.csv", index=False)
+    ds = load_dataset(str(import_dreval(src, tmp_path / "lab")))
+    names = dict(zip(ref.drug_names, ref.drug_ids))
+    assert sorted(names[d] for d in ds.drug_ids) == sorted(ref.drug_ids) and ds.shape == ref.shape
+    assert "fingerprint" not in ds.drug_features  # drug names: DrEval's SMILES are keyed by PubChem id
+    r = pd.Index(ds.cell_ids).get_indexer(ref.cell_ids)
+    np.testing.assert_allclose(ds.cell_features["expression"][r], ref.cell_features["expression"], rtol=1e-6)
