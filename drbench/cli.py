@@ -213,7 +213,8 @@ def cmd_protocols(args) -> int:
 
 
 def cmd_data_list(args) -> int:
-    from drbench.datasets import DATASETS, candidate_data_dirs
+    from drbench.datasets import DATASETS, candidate_data_dirs, plugin_datasets
+    from drbench.datasets.long_layout import is_long_layout
 
     dirs = candidate_data_dirs(args.data_dir)
     for name, info in DATASETS.items():
@@ -222,6 +223,14 @@ def cmd_data_list(args) -> int:
             found = [str(d) for _, d in dirs if (d / name).is_dir()]
             where = found[0] if found else "not found"
         print(f"{name:<16}{where:<40}{info.description}")
+    plugins = plugin_datasets()
+    for name in plugins.names():
+        if name not in DATASETS:
+            print(f"{name:<16}{'package ' + plugins.provider(name):<40}registered under drbench.datasets")
+    for _, d in dirs:
+        for folder in sorted(d.iterdir()) if d.is_dir() else []:
+            if folder.name not in DATASETS and is_long_layout(folder):
+                print(f"{folder.name:<16}{str(folder):<40}long layout (your own data)")
     print("data directories searched: " + "; ".join(f"{d} ({how})" for how, d in dirs))
     return 0
 
@@ -241,6 +250,14 @@ def cmd_data_info(args) -> int:
     return 0
 
 
+def cmd_data_import_dreval(args) -> int:
+    from drbench.datasets.dreval import import_dreval
+
+    dest = import_dreval(args.response_csv, args.dest, measure=args.measure)
+    print(f"wrote {dest} (long layout); run it with --dataset {dest}")
+    return 0
+
+
 # ---------------------------------------------------------------------------------------------- parser
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="drbench", description="Benchmark harness for anti-cancer drug-response prediction.")
@@ -250,7 +267,8 @@ def build_parser() -> argparse.ArgumentParser:
     r = sub.add_parser("run", help="run methods under a protocol and log every job to MLflow")
     r.add_argument("--methods", required=True, help="'all' or a comma-separated list (see `drbench methods`)")
     r.add_argument("--protocol", required=True, help="random | new-cell-line | new-drug | in-vivo | transfer | case-study")
-    r.add_argument("--dataset", default="synthetic", help="synthetic | gdsc | ccle (see `drbench data list`)")
+    r.add_argument("--dataset", default="synthetic",
+                   help="synthetic | gdsc | ccle | a folder in the long layout (see `drbench data list`)")
     r.add_argument("--data-dir", help="folder holding gdsc/, ccle/, pdx/, tcga/ (else DRBENCH_DATA, else the user cache)")
     r.add_argument("--seeds", type=_int_list, default=[0], help="seeds, e.g. 0,1,2 or 0-4 (default 0)")
     r.add_argument("--folds", type=_int_list, default=None, help="only these fold indices (default all)")
@@ -323,9 +341,14 @@ def build_parser() -> argparse.ArgumentParser:
     dl.add_argument("--data-dir")
     dl.set_defaults(func=cmd_data_list)
     di = dsub.add_parser("info", help="summary of one dataset (shape, labels, features, hash, eligible counts)")
-    di.add_argument("name")
+    di.add_argument("name", help="a dataset name (see `drbench data list`) or a folder in the long layout")
     di.add_argument("--data-dir")
     di.set_defaults(func=cmd_data_info)
+    dr = dsub.add_parser("import-dreval", help="write a DrEval/drevalpy custom dataset as a long-layout folder")
+    dr.add_argument("response_csv", help="DrEval response CSV (cell_line_name, pubchem_id or drug_name, measure)")
+    dr.add_argument("dest", help="folder to write (then: drbench run ... --dataset DEST)")
+    dr.add_argument("--measure", default="LN_IC50", help="measure column to import (default LN_IC50)")
+    dr.set_defaults(func=cmd_data_import_dreval)
     try:
         from drbench import fetch as _fetch
 
