@@ -13,10 +13,10 @@ import pandas as pd
 from drbench import atomic, boards, leaderboard, stats, tracking
 from drbench.boards import Board, board_progress, case_study_seconds, duration
 from drbench.errors import DrbenchError
+from drbench.paper import CASE_DRUGS  # the drugs of the paper's Table 9
 
 log = logging.getLogger("drbench.board_files")
 
-CASE_DRUGS = ["Dasatinib", "GSK690693"]
 #: how a board's note and the index name a method whose replication (--select test) runs are missing
 REPLICATION_KEY = " (‡: its replication runs, `--select test`)"
 
