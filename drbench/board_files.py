@@ -26,9 +26,12 @@ def write_board(board: Board, out: Path, tracking_uri=None, experiment="drbench"
     if board.protocol == "case-study":
         write_case_study(board, out, tracking_uri, experiment, data_dir=data_dir)
         return
+    from drbench.protocols import get_protocol
+
     md = leaderboard.build(experiments=[experiment], tracking_uri=tracking_uri, dataset=board.dataset,
                            protocol=board.protocol, out=str(out), title=board.title, plots=True,
-                           methods=None if board.methods == "all" else methods, merge_csv=True)
+                           methods=None if board.methods == "all" else methods, merge_csv=True,
+                           options=get_protocol(board.protocol).resolve_options(board.options))
     done, missing, _ = board_progress(leaderboard.csv_path(out), board.replication)
     partial = ""
     if missing:

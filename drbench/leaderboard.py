@@ -9,6 +9,7 @@ replication (test-selected) runs in separate tables with the difference between 
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 from pathlib import Path
@@ -107,12 +108,25 @@ def entity_job_keys(csv: str | Path) -> set[str]:
 
 
 # ---------------------------------------------------------------------------------------------- collect
+def _ran_with(recorded, options: dict) -> bool:
+    """Whether a run's recorded protocol options (JSON, or missing) agree with ``options`` on every key both have."""
+    if not isinstance(recorded, str) or not recorded:
+        return True
+    try:
+        got = json.loads(recorded)
+    except json.JSONDecodeError:
+        return True
+    return all(got[k] == v for k, v in options.items() if k in got)
+
+
 def collect(experiments=None, tracking_uri=None, dataset=None, protocol=None, methods=None,
-            previous: pd.DataFrame | None = None) -> pd.DataFrame:
+            previous: pd.DataFrame | None = None, options: dict | None = None) -> pd.DataFrame:
     """Per-fold rows from MLflow (latest finished run per job key), plus "not supported" rows.
 
     ``methods`` keeps only those methods; ``previous`` (an earlier CSV) contributes the rows whose job
-    keys the store does not have, so a table can grow across machines without recomputing.
+    keys the store does not have, so a table can grow across machines without recomputing. ``options`` (a
+    protocol's resolved options) keeps only the store's runs made with them, so that e.g. the per-target runs of
+    a Test 2 protocol (``per_target=True``) and its grouped runs land on different boards.
     """
     from drbench import tracking
 
@@ -125,6 +139,8 @@ def collect(experiments=None, tracking_uri=None, dataset=None, protocol=None, me
         if ids:
             frames.append(tracking.runs_frame(c, ids))
     df = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    if not df.empty and options is not None and "protocol_options" in df.columns:
+        df = df[[_ran_with(v, options) for v in df["protocol_options"]]]
     if not df.empty:
         df = df.sort_values("start_time").drop_duplicates("job_key", keep="last")
         df["status"] = "finished"
@@ -427,12 +443,13 @@ def _existing_images(df: pd.DataFrame, out) -> dict:
 
 
 def build(experiments=None, tracking_uri=None, dataset=None, protocol=None, out=None, from_csv=None,
-          title=None, plots: bool = False, methods=None, merge_csv: bool = False) -> str:
+          title=None, plots: bool = False, methods=None, merge_csv: bool = False, options: dict | None = None) -> str:
     """Collect (or read ``from_csv``), write the CSV beside ``out``, and render markdown from the CSV.
 
     ``plots`` also draws the curve and runtime pictures beside ``out`` (needs the MLflow runs). Pictures
     that exist beside ``out`` are linked, so ``--from-csv`` reproduces the same markdown. ``merge_csv``
-    keeps the rows of the CSV already beside ``out`` that the store does not have. Each file is replaced
+    keeps the rows of the CSV already beside ``out`` that the store does not have; ``options`` keeps only the store's
+    runs made with those protocol options (see :func:`collect`). Each file is replaced
     atomically (:mod:`drbench.atomic`); a bad ``out`` is refused before anything is read or written.
     """
     if out is not None:
@@ -441,7 +458,7 @@ def build(experiments=None, tracking_uri=None, dataset=None, protocol=None, out=
         df = read_csv(from_csv)
     else:
         prev = read_csv(csv_path(out)) if merge_csv and out is not None and csv_path(out).exists() else None
-        df = collect(experiments, tracking_uri, dataset, protocol, methods, prev)
+        df = collect(experiments, tracking_uri, dataset, protocol, methods, prev, options)
         if out is not None:
             path = csv_path(out)
             path.parent.mkdir(parents=True, exist_ok=True)

@@ -256,11 +256,13 @@ def load_predictions(c, run_id: str) -> pd.DataFrame:
 
 
 def runs_frame(c, exp_ids: list[str]) -> pd.DataFrame:
-    """One row per finished job run: tags, metrics and start time (the leaderboard's input)."""
+    """One row per finished job run: tags, metrics, start time and the protocol options it ran with (JSON; the
+    leaderboard's input)."""
     rows = []
     for r in search_job_runs(c, exp_ids):
         t = {k[len(TAG):]: v for k, v in r.data.tags.items() if k.startswith(TAG)}
-        row = {**t, **r.data.metrics, "run_id": r.info.run_id, "start_time": r.info.start_time}
+        row = {**t, **r.data.metrics, "run_id": r.info.run_id, "start_time": r.info.start_time,
+               "protocol_options": r.data.params.get("protocol_options")}
         rows.append(row)
     return pd.DataFrame(rows)
 

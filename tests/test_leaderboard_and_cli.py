@@ -175,3 +175,19 @@ def test_curves_survive_a_redraw_from_a_store_without_the_runs(recorded, tmp_pat
     rows[rows["method"] != "cell-mean"].to_csv(kept, index=False)
     leaderboard.build(out=str(out), tracking_uri=empty, protocol="random", plots=True, merge_csv=True)
     assert drawn["missing"] == ["cell-mean"] and drawn["n_runs"]["drug-mean"] == 5
+
+
+def test_a_board_keeps_only_the_runs_made_with_its_protocol_options(tmp_path):
+    """Per-target and grouped runs of one protocol share dataset and protocol; a board's options keep them apart."""
+    from drbench.protocols import get_protocol
+
+    base = dict(methods="drug-mean", protocol="new-cell-line", dataset="synthetic", progress=False)
+    run_sweep(SweepSpec(folds=[0], **base))
+    run_sweep(SweepSpec(options={"per_target": True, "n_targets": 2}, **base))
+    proto = get_protocol("new-cell-line")
+    grouped = leaderboard.collect(protocol="new-cell-line", methods=["drug-mean"], options=proto.resolve_options({}))
+    per_target = leaderboard.collect(protocol="new-cell-line", methods=["drug-mean"],
+                                     options=proto.resolve_options({"per_target": True, "n_targets": 2}))
+    everything = leaderboard.collect(protocol="new-cell-line", methods=["drug-mean"])
+    assert len(grouped) == 1 and len(per_target) == 2 and len(everything) == 3
+    assert set(grouped["job_key"]).isdisjoint(per_target["job_key"])
