@@ -35,7 +35,7 @@ CLASSIFICATION = ["auc", "auprc"]
 REGRESSION = ["pcc", "scc", "rmse"]
 LABELS = {"auc": "AUC", "auprc": "AUPRC", "pcc": "PCC", "scc": "SCC", "rmse": "RMSE"}
 #: the naive baselines every board compares with (the strongest of them on each table)
-NAIVE = ["global-mean", "drug-mean", "cell-mean", "mean-effects"]
+NAIVE = ["global-mean", "drug-mean", "cell-mean", "mean-effects", "tissue-mean"]
 PROTOCOL_ORDER = ["random", "new-cell-line", "new-drug", "new-tissue", "new-pair", "in-vivo", "transfer", "case-study"]
 
 
