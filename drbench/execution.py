@@ -197,6 +197,10 @@ def score_fold(dataset: Dataset, fold: Fold, rows, cols, pred: Prediction, regre
     entities = None
     if yp is not None:
         out["auc_ic50"] = metrics.ic50_ranking_auc(y, yp)
+        mu, cell, drug = metrics.mean_effects_ic50(dataset.ic50, fold.train)
+        norm, norm_notes = metrics.normalized(yt, yp, mu + cell[r] + drug[c], c)
+        out.update(norm)
+        notes += norm_notes
     if entity_axis is not None:
         ent = r if entity_axis == 0 else c
         table = metrics.entity_table(ent, y, s, yt, yp)

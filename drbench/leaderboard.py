@@ -18,12 +18,13 @@ import numpy as np
 import pandas as pd
 
 from drbench import atomic
+from drbench import metrics
 from drbench import stats
 from drbench.metrics import LOWER_IS_BETTER
 
 CSV_COLUMNS = [
     "method", "status", "dataset", "protocol", "paper_test", "selection", "seed", "fold", "fold_label", "headline",
-    "transductive", "tasks", "auc", "auprc", "pcc", "scc", "rmse", "auc_ic50", "auc_entity", "auprc_entity",
+    "transductive", "tasks", "auc", "auprc", "pcc", "scc", "rmse", "auc_ic50", "pcc_resid", "scc_resid", "pcc_drug", "auc_entity", "auprc_entity",
     "pcc_entity", "scc_entity", "rmse_entity", "n_entities_auc", "n_test", "n_test_positive", "fit_seconds", "predict_seconds",
     "peak_rss_mb", "threads", "load_start", "machine", "notes", "provider", "code_version", "dataset_hash",
     "mask_sha256", "run_id", "job_key",
@@ -33,7 +34,9 @@ ENTITY_COLUMNS = ["method", "selection", "seed", "fold", "job_key", "entity", "n
                   "auc", "auprc", "pcc", "scc", "rmse"]
 CLASSIFICATION = ["auc", "auprc"]
 REGRESSION = ["pcc", "scc", "rmse"]
-LABELS = {"auc": "AUC", "auprc": "AUPRC", "pcc": "PCC", "scc": "SCC", "rmse": "RMSE"}
+NORMALIZED = list(metrics.NORMALIZED)
+LABELS = {"auc": "AUC", "auprc": "AUPRC", "pcc": "PCC", "scc": "SCC", "rmse": "RMSE",
+          "pcc_resid": "PCC beyond mean effects", "scc_resid": "SCC beyond mean effects", "pcc_drug": "per-drug PCC"}
 #: the naive baselines every board compares with (the strongest of them on each table)
 NAIVE = ["global-mean", "drug-mean", "cell-mean", "mean-effects", "tissue-mean"]
 PROTOCOL_ORDER = ["random", "new-cell-line", "new-drug", "new-tissue", "new-pair", "in-vivo", "transfer", "case-study"]
@@ -274,7 +277,9 @@ def _fmt(mean, sd, n, bold=False):
 
 
 def _metric_col(metric: str, headline: str) -> str:
-    return f"{metric}_entity" if headline == "entity" else metric
+    """The CSV column of ``metric`` on a table whose headline is ``headline``; the normalized IC50 metrics have no
+    per-entity form (per-drug PCC is itself an average over drugs)."""
+    return f"{metric}_entity" if headline == "entity" and metric not in NORMALIZED else metric
 
 
 # ---------------------------------------------------------------------------------------------- render
@@ -356,6 +361,28 @@ def _table(part: pd.DataFrame, metrics: list[str], headline: str, unsupported: l
     return lines
 
 
+def _normalized_section(reg: pd.DataFrame, headline: str, replication: bool, honest) -> list[str]:
+    """The "beyond the mean effects" table of the IC50 regressors (``metrics.normalized``), and which runs lack
+    those metrics (recorded before drbench computed them)."""
+    has = reg[NORMALIZED].notna().any(axis=1)
+    if not has.any():
+        return ["", f"IC50 beyond the mean effects ({', '.join(LABELS[m] for m in NORMALIZED)}): none of these "
+                    "runs recorded them (recorded before drbench computed them; `drbench rescore` or a rerun adds them)."]
+    lines = ["", "IC50 beyond the mean effects: *PCC / SCC beyond mean effects* correlate the measured and predicted "
+                 "IC50 after subtracting, from both, the mean-effects prediction fitted on the fold's training entries "
+                 "(global mean + cell effect + drug effect); *per-drug PCC* is the PCC within each drug, averaged over "
+                 "drugs. A method that only learns cell and drug means scores ≈ 0 on the first two.", ""]
+    h = honest[honest["tasks"].astype(str).str.contains("regression")] if honest is not None else None
+    if h is not None:
+        h = h[h[NORMALIZED].notna().any(axis=1)]
+    lines += _table(reg[has], NORMALIZED, headline, [], replication, h)
+    lacking = reg[~has].groupby("method").size()
+    if len(lacking):
+        lines += ["", "Runs without these metrics (recorded before drbench computed them): "
+                  + ", ".join(f"{m}{'‡' if replication else ''} ({n})" for m, n in lacking.items()) + "."]
+    return lines
+
+
 def entity_records_note(df: pd.DataFrame, have: set[str], name: str) -> str:
     """Which runs (with an entity axis) lack per-entity records in ``name``, by method and selection."""
     fin = df[(df["status"] == "finished") & df["n_entities_auc"].notna()]
@@ -423,6 +450,7 @@ def render(df: pd.DataFrame, title: str | None = None, images: dict | None = Non
                 out += ["", "Regression (IC50)", ""]
                 out += _table(reg, REGRESSION, headline, [], replication,
                               honest[honest["tasks"].astype(str).str.contains("regression")] if honest is not None else None)
+                out += _normalized_section(reg, headline, replication, honest)
             out += [""]
     return "\n".join(out).rstrip() + "\n"
 

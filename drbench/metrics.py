@@ -14,6 +14,8 @@ from scipy.stats import rankdata
 CLASSIFICATION = ("auc", "auprc")
 REGRESSION = ("pcc", "scc", "rmse")
 ALL = CLASSIFICATION + REGRESSION
+#: IC50 metrics that discount what the cell and drug means explain (:func:`normalized`)
+NORMALIZED = ("pcc_resid", "scc_resid", "pcc_drug")
 #: metrics where lower is better
 LOWER_IS_BETTER = {"rmse"}
 
@@ -87,6 +89,60 @@ def ic50_ranking_auc(y, ic50_pred) -> float:
     test entries: the score definition of reports that turn an IC50 regressor into a classifier without the
     per-drug thresholds. NaN where the AUC is undefined."""
     return classification(np.asarray(y, dtype=float), -np.asarray(ic50_pred, dtype=float))[0]["auc"]
+
+
+def mean_effects_ic50(ic50: np.ndarray, train: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
+    """The mean-effects IC50 model fitted on the ``train`` entries of the ``ic50`` matrix: (global mean, cell
+    effects, drug effects), an entity's effect being its training mean minus the global mean (0 for an entity
+    without training entries, e.g. a held-out cell line). The prediction of pair (i, j) is
+    ``mu + cell[i] + drug[j]`` (the ``mean-effects`` baseline's IC50)."""
+    r = np.where(np.asarray(train, bool) & ~np.isnan(ic50), ic50, np.nan)
+    if not np.isfinite(r).any():
+        return 0.0, np.zeros(r.shape[0]), np.zeros(r.shape[1])
+    mu = float(np.nanmean(r))
+
+    def effects(axis):
+        n = np.sum(~np.isnan(r), axis=axis)
+        return np.where(n > 0, np.nansum(r, axis=axis) / np.maximum(n, 1) - mu, 0.0)
+
+    return mu, effects(1), effects(0)
+
+
+def normalized(ic50_true, ic50_pred, baseline, drug) -> tuple[dict, list[str]]:
+    """IC50 metrics beyond the mean effects, over the test pairs:
+
+    - ``pcc_resid`` / ``scc_resid``: Pearson / Spearman correlation of the residuals after subtracting the
+      ``baseline`` (the mean-effects prediction of each pair, :func:`mean_effects_ic50`) from both the measured
+      and the predicted IC50 — how well a method orders pairs beyond what cell and drug means already say;
+    - ``pcc_drug``: Pearson correlation within each drug (``drug``: each pair's drug index), averaged over the
+      drugs where it is defined (at least 3 measured pairs, neither side constant) — pooled PCC is inflated by
+      differences between drugs' mean IC50, which this removes.
+
+    NaN (with a note) where undefined, e.g. a prediction equal to the baseline gives no residual to correlate.
+    """
+    nan = {k: np.nan for k in NORMALIZED}
+    if ic50_true is None or ic50_pred is None:
+        return nan, []
+    y, p = np.asarray(ic50_true, float), np.asarray(ic50_pred, float)
+    b, d = np.asarray(baseline, float), np.asarray(drug)
+    ok = ~np.isnan(y)
+    y, p, b, d = y[ok], p[ok], b[ok], d[ok]
+    if len(y) < 3 or not np.isfinite(p).all():
+        return nan, []
+    out, notes = dict(nan), []
+    ry, rp = y - b, p - b
+    if np.ptp(rp) <= 1e-12 * max(1.0, float(np.abs(p).max())):
+        notes.append("IC50 prediction equals the mean effects: no residual to correlate")
+    else:
+        r, _ = regression(ry, rp)
+        out["pcc_resid"], out["scc_resid"] = r["pcc"], r["scc"]
+    per_drug = []
+    for j in np.unique(d):
+        sel = d == j
+        if sel.sum() >= 3 and not _constant(y[sel]) and not _constant(p[sel]):
+            per_drug.append(pearson(y[sel], p[sel]))
+    out["pcc_drug"] = float(np.mean(per_drug)) if per_drug else np.nan
+    return out, notes
 
 
 def evaluate(y, score, ic50_true=None, ic50_pred=None) -> tuple[dict, list[str]]:

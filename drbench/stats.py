@@ -32,7 +32,8 @@ from scipy import stats
 from drbench.metrics import LOWER_IS_BETTER
 
 #: region of practical equivalence per metric (AUC/AUPRC/PCC/SCC in their own units, RMSE in log IC50 units)
-DEFAULT_ROPE = {"auc": 0.01, "auprc": 0.01, "pcc": 0.01, "scc": 0.01, "rmse": 0.01}
+DEFAULT_ROPE = {"auc": 0.01, "auprc": 0.01, "pcc": 0.01, "scc": 0.01, "rmse": 0.01,
+                "pcc_resid": 0.01, "scc_resid": 0.01, "pcc_drug": 0.01}
 #: posterior probability at which the Bayesian test gives a verdict
 VERDICT_PROBABILITY = 0.95
 VERDICTS = ("better", "equivalent", "worse", "undecided")
