@@ -51,6 +51,30 @@ BOARDS = [
                "paper's in-vitro → in-vivo test cannot be run with expression-based methods. This table is the "
                "real-data stand-in: train on GDSC, test on every measured CCLE entry of the 15 shared drugs; the "
                "326 cell lines present in both sets are dropped from the GDSC training rows."),
+    Board("ccle-to-gdsc-transfer", "ccle", "transfer", title="CCLE → GDSC transfer (the other direction)",
+          note="Train on CCLE, test on every measured GDSC entry of the 15 shared drugs; the 326 cell lines present "
+               "in both sets are dropped from the GDSC test rows (`drop_overlap=auto`), so no test cell line was "
+               "seen in training. Compare gdsc-to-ccle-transfer.md and the replicate-screen agreement (paper.md)."),
+    Board("ccle-new-pair", "ccle", "new-pair", options={"min_positives": 3},
+          title="CCLE, double cold (new cell line and new drug at once, grouped 5-fold)",
+          note="Beyond the paper: fold k holds out cell-line group k and drug group k together; test entries are "
+               "the measured pairs of a held-out cell line with a held-out drug (balanced 1:1), training keeps only "
+               "pairs with neither held out. CCLE has 24 drugs, so an entity is eligible with ≥ 3 positives "
+               "(`--option min_positives=3`; the default 10 leaves ~12 test pairs a fold)."),
+    Board("ccle-new-tissue", "ccle", "new-tissue", options={"min_positives": 3},
+          title="CCLE, leave tissue out (one tissue, or a group of small tissues, per fold)",
+          note="Beyond the paper (DrEval's LTO): every cell line of the held-out tissue(s) is removed from "
+               "training; tissues with fewer than 15 eligible cell lines are grouped. CCLE cell lines are eligible "
+               "with ≥ 3 positives (`--option min_positives=3`; the default 10 leaves one fold)."),
+    Board("gdsc-new-pair", "gdsc", "new-pair",
+          title="GDSC, double cold (new cell line and new drug at once, grouped 5-fold)",
+          note="Beyond the paper: fold k holds out cell-line group k and drug group k together; test entries are "
+               "the measured pairs of a held-out cell line with a held-out drug (balanced 1:1), training keeps only "
+               "pairs with neither held out."),
+    Board("gdsc-new-tissue", "gdsc", "new-tissue",
+          title="GDSC, leave tissue out (one tissue, or a group of small tissues, per fold)",
+          note="Beyond the paper (DrEval's LTO): every cell line of the held-out tissue(s) is removed from "
+               "training; tissues with fewer than 15 eligible cell lines are grouped (18 folds)."),
     Board("gdsc-ablation", "gdsc", "random", methods=ABLATION, replication=list(ABLATION),
           title="GDSC, Test 4 (MTIGCN ablations)",
           note="mtigcn-a: no IC50 task; mtigcn-b: no similarity task; mtigcn-ab: neither (NIHGCN-like). "

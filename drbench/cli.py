@@ -266,7 +266,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     r = sub.add_parser("run", help="run methods under a protocol and log every job to MLflow")
     r.add_argument("--methods", required=True, help="'all' or a comma-separated list (see `drbench methods`)")
-    r.add_argument("--protocol", required=True, help="random | new-cell-line | new-drug | in-vivo | transfer | case-study")
+    r.add_argument("--protocol", required=True, help="a registered protocol (list them, with their options: `drbench protocols`)")
     r.add_argument("--dataset", default="synthetic",
                    help="synthetic | gdsc | ccle | a folder in the long layout (see `drbench data list`)")
     r.add_argument("--data-dir", help="folder holding gdsc/, ccle/, pdx/, tcga/ (else DRBENCH_DATA, else the user cache)")

@@ -16,7 +16,10 @@ import pandas as pd
 
 from drbench import leaderboard, stats
 from drbench.errors import DataError, UsageError
-from drbench.metrics import ALL
+from drbench.metrics import ALL, NORMALIZED
+
+#: the metrics a comparison can be made on
+METRICS = ALL + NORMALIZED
 
 
 def load_runs(board: str, boards_dir="leaderboards", tracking_uri=None, experiment="drbench") -> pd.DataFrame:
@@ -68,10 +71,10 @@ def check_same_folds(a: pd.DataFrame, b: pd.DataFrame, name_a: str, name_b: str)
 
 
 def metric_column(df: pd.DataFrame, metric: str) -> str:
-    if metric not in ALL:
-        raise UsageError(f"unknown metric {metric!r}; choose from: {', '.join(ALL)}")
+    if metric not in METRICS:
+        raise UsageError(f"unknown metric {metric!r}; choose from: {', '.join(METRICS)}")
     headline = df["headline"].dropna().iloc[0] if df["headline"].notna().any() else "pooled"
-    return f"{metric}_entity" if headline == "entity" else metric
+    return leaderboard.metric_column(metric, headline)
 
 
 def _series(rows: pd.DataFrame, col: str) -> pd.Series:
@@ -89,6 +92,8 @@ def fold_comparison(a: pd.DataFrame, b: pd.DataFrame, col: str, rope: float) -> 
 
 def entity_comparison(entities: pd.DataFrame | None, a: str, b: str, selection: str, metric: str):
     """The per-entity Wilcoxon test, or the reason it cannot be made."""
+    if metric in NORMALIZED:
+        return f"no per-entity form of {leaderboard.LABELS[metric]}"
     if entities is None:
         return "per-entity records missing: this board has no BOARD-entities.csv"
     rec = entities[entities["selection"] == selection]
@@ -201,8 +206,8 @@ def report_against_board(df: pd.DataFrame, a: str, metric: str, rope: float, sel
 
 def run(args) -> int:
     metric = args.metric
-    if metric not in ALL:
-        raise UsageError(f"unknown metric {metric!r}; choose from: {', '.join(ALL)}")
+    if metric not in METRICS:
+        raise UsageError(f"unknown metric {metric!r}; choose from: {', '.join(METRICS)}")
     if args.rope is not None and not (np.isfinite(args.rope) and args.rope >= 0):
         raise UsageError(f"--rope must be a number >= 0, got {args.rope}")
     rope = stats.DEFAULT_ROPE[metric] if args.rope is None else args.rope
@@ -228,7 +233,7 @@ def add_cli(sub) -> None:
     c.add_argument("a", metavar="A", help="a method (as named on the board or in your MLflow store)")
     c.add_argument("b", metavar="B", nargs="?", help="the other method (omit with --against-board)")
     c.add_argument("--board", required=True, help="board name, e.g. gdsc-random (reads BOARDS_DIR/BOARD.csv)")
-    c.add_argument("--metric", default="auc", help=f"one of {', '.join(ALL)} (default auc)")
+    c.add_argument("--metric", default="auc", help=f"one of {', '.join(METRICS)} (default auc)")
     c.add_argument("--rope", type=float, default=None,
                    help="region of practical equivalence, ± in the metric's units (default 0.01)")
     c.add_argument("--selection", default="validation", choices=["validation", "test"],

@@ -276,7 +276,7 @@ def _fmt(mean, sd, n, bold=False):
     return f"{s} ({n})"
 
 
-def _metric_col(metric: str, headline: str) -> str:
+def metric_column(metric: str, headline: str) -> str:
     """The CSV column of ``metric`` on a table whose headline is ``headline``; the normalized IC50 metrics have no
     per-entity form (per-drug PCC is itself an average over drugs)."""
     return f"{metric}_entity" if headline == "entity" and metric not in NORMALIZED else metric
@@ -286,7 +286,7 @@ def _metric_col(metric: str, headline: str) -> str:
 def _table(part: pd.DataFrame, metrics: list[str], headline: str, unsupported: list[tuple[str, str]],
            replication: bool, honest: pd.DataFrame | None) -> list[str]:
     primary = metrics[0]
-    pcol = _metric_col(primary, headline)
+    pcol = metric_column(primary, headline)
     series = _series(part, pcol)
     stats_rows = []
     for method, g in part.groupby("method"):
@@ -294,7 +294,7 @@ def _table(part: pd.DataFrame, metrics: list[str], headline: str, unsupported: l
                "fit": g["fit_seconds"].mean(), "mem": g["peak_rss_mb"].max(), "series": series[method],
                "notes": "; ".join(sorted({n for v in g["notes"].dropna() for n in str(v).split("; ") if n}))}
         for m in metrics:
-            v = g[_metric_col(m, headline)].astype(float).dropna()
+            v = g[metric_column(m, headline)].astype(float).dropna()
             row[m] = (v.mean() if len(v) else np.nan, v.std(ddof=1) if len(v) > 1 else 0.0, len(v))
         stats_rows.append(row)
     if not stats_rows:

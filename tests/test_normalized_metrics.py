@@ -128,3 +128,28 @@ def test_board_shows_the_normalized_table_and_names_runs_without_it():
     table = [l for l in section.splitlines() if l.startswith("| 1 |")]
     assert table and "| a |" in table[0]
     assert "Runs without these metrics (recorded before drbench computed them): old (1)." in section
+
+
+def test_compare_on_a_normalized_metric(tmp_path, capsys):
+    from drbench.cli import main
+
+    rng = np.random.default_rng(0)
+    rows = []
+    for m, level in (("a", 0.30), ("b", 0.10)):
+        for f in range(5):
+            v = level + rng.normal(0, 0.002)
+            rows.append({"method": m, "status": "finished", "dataset": "d", "protocol": "new-drug",
+                         "selection": "validation", "seed": 0, "fold": f, "headline": "entity",
+                         "tasks": "classification,regression", "auc": 0.7, "auc_entity": 0.7, "pcc_resid": v,
+                         "pcc_drug": v, "mask_sha256": f"m{f}", "job_key": f"{m}{f}"})
+    df = pd.DataFrame(rows)
+    for c in leaderboard.CSV_COLUMNS:
+        if c not in df.columns:
+            df[c] = np.nan
+    df[leaderboard.CSV_COLUMNS].to_csv(tmp_path / "nd.csv", index=False)
+    assert main(["compare", "a", "b", "--board", "nd", "--boards-dir", str(tmp_path), "--metric", "pcc_resid"]) == 0
+    out = capsys.readouterr().out
+    assert "PCC beyond mean effects" in out and "a is better than b" in out
+    assert "no per-entity form" in out  # pcc_resid is pooled within a fold even on a per-entity board
+    assert main(["compare", "a", "b", "--board", "nd", "--boards-dir", str(tmp_path), "--metric", "pcc_x"]) == 2
+    assert "pcc_resid" in capsys.readouterr().err
