@@ -118,7 +118,8 @@ def normalized(ic50_true, ic50_pred, baseline, drug) -> tuple[dict, list[str]]:
       drugs where it is defined (at least 3 measured pairs, neither side constant) — pooled PCC is inflated by
       differences between drugs' mean IC50, which this removes.
 
-    NaN (with a note) where undefined, e.g. a prediction equal to the baseline gives no residual to correlate.
+    NaN where undefined: a constant prediction carries no ordering (as for pooled PCC); a prediction equal to the
+    baseline leaves no residual to correlate (with a note).
     """
     nan = {k: np.nan for k in NORMALIZED}
     if ic50_true is None or ic50_pred is None:
@@ -127,8 +128,8 @@ def normalized(ic50_true, ic50_pred, baseline, drug) -> tuple[dict, list[str]]:
     b, d = np.asarray(baseline, float), np.asarray(drug)
     ok = ~np.isnan(y)
     y, p, b, d = y[ok], p[ok], b[ok], d[ok]
-    if len(y) < 3 or not np.isfinite(p).all():
-        return nan, []
+    if len(y) < 3 or not np.isfinite(p).all() or _constant(p):
+        return nan, []  # the pooled regression metrics already carry the note
     out, notes = dict(nan), []
     ry, rp = y - b, p - b
     if np.ptp(rp) <= 1e-12 * max(1.0, float(np.abs(p).max())):

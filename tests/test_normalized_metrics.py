@@ -153,3 +153,13 @@ def test_compare_on_a_normalized_metric(tmp_path, capsys):
     assert "no per-entity form" in out  # pcc_resid is pooled within a fold even on a per-entity board
     assert main(["compare", "a", "b", "--board", "nd", "--boards-dir", str(tmp_path), "--metric", "pcc_x"]) == 2
     assert "pcc_resid" in capsys.readouterr().err
+
+
+def test_a_constant_prediction_has_no_normalized_metric():
+    """Residuals of a constant prediction are just minus the baseline: correlating them would score the baseline,
+    not the method (global-mean, or cell-mean on unseen cell lines)."""
+    add, inter = _additive()
+    y, base = (add + inter).ravel(), add.ravel()
+    drug = np.tile(np.arange(add.shape[1]), add.shape[0])
+    m, _ = metrics.normalized(y, np.full_like(y, 2.0), base, drug)
+    assert all(np.isnan(m[k]) for k in metrics.NORMALIZED)
