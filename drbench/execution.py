@@ -278,4 +278,5 @@ def default_threads(jobs: int) -> int:
     return max(1, (os.cpu_count() or 1) // max(1, jobs))
 
 
-__all__ = ["JobResult", "run_job", "fit_predict", "score_fold", "normalized_metrics", "PeakMemory", "DeviceUse", "host_info"]
+__all__ = ["JobResult", "run_job", "fit_predict", "score_fold", "normalized_metrics", "PeakMemory", "DeviceUse",
+           "host_info"]

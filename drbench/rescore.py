@@ -51,8 +51,8 @@ class Tally:
         skipped = sum(self.skipped.values())
         why = "; ".join(f"{reason}: {n}" for reason, n in sorted(self.skipped.items()))
         return (f"{'/'.join(group)}: {self.rescored} {'to rescore' if dry_run else 'rescored'}, "
-                f"{self.had} already had them, {self.unscored} with none to add (no IC50 prediction or no labelled test "
-                f"pair), "
+                f"{self.had} already had them, {self.unscored} with none to add (no IC50 prediction or no labelled "
+                f"test pair), "
                 f"{skipped} skipped" + (f" ({why})" if why else ""))
 
 
@@ -153,7 +153,8 @@ def rescore(tracking_uri: str, experiment: str = "drbench", data_dir: str | None
     exp = c.get_experiment_by_name(experiment)
     if exp is None or exp.lifecycle_stage != "active":
         names = sorted(e.name for e in c.search_experiments())
-        raise UsageError(f"no experiment {experiment!r} in {tracking_uri}; experiments there: {', '.join(names) or 'none'}")
+        raise UsageError(f"no experiment {experiment!r} in {tracking_uri}; experiments there: "
+                         f"{', '.join(names) or 'none'}")
     version = tracking.code_version()
     folds = FoldSource(data_dir)
     parents: dict = {}  # sweep run id -> the dataset argument the runner loaded
