@@ -332,6 +332,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     _compare.add_cli(sub)
 
+    from drbench import rescore as _rescore
+
+    _rescore.add_cli(sub)
+
     pr = sub.add_parser("protocols", help="list protocols and their options")
     pr.set_defaults(func=cmd_protocols)
 

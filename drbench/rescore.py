@@ -1,0 +1,250 @@
+"""``drbench rescore``: add the metrics drbench computes now to runs recorded before it did.
+
+Nothing is refitted. For each finished job run whose method estimates IC50 and whose predictions were stored
+(:data:`drbench.tracking.PREDICTIONS`), the run's fold is rebuilt exactly as the runner made it — its dataset
+(checked against the recorded content hash), its protocol with the recorded options, its seed, and the
+validation split carved as its selection mode did — and picked by the recorded mask hash. The IC50 metrics
+beyond the mean effects (:data:`drbench.metrics.NORMALIZED`) are then computed from the stored IC50
+predictions by :func:`drbench.execution.normalized_metrics`, the function the runner scores jobs with, and
+logged to the run, tagged ``drbench.rescored_by`` with the code version.
+
+A run counts as already scored when it holds any of these metrics (they are computed together; one that is
+undefined, e.g. the residual PCC of the mean-effects baseline itself, is NaN and not logged) or carries the
+``rescored_by`` tag. A run whose fold cannot be rebuilt is skipped with its reason; the others go on.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from drbench import tracking
+from drbench.errors import DrbenchError, UsageError
+from drbench.metrics import NORMALIZED
+
+log = logging.getLogger("drbench.rescore")
+RESCORED_BY = f"{tracking.TAG}rescored_by"
+#: the tags (without the ``drbench.`` prefix) a job run needs for its fold to be rebuilt
+RECORDED = ("dataset", "protocol", "seed", "selection", "dataset_hash", "mask_sha256")
+
+
+class Skip(Exception):
+    """A run that cannot be rescored; the message is the reason, shared by every run it applies to."""
+
+
+@dataclass
+class Tally:
+    """What ``rescore`` did with the runs of one (dataset, protocol, selection)."""
+
+    rescored: int = 0
+    had: int = 0  # already held the metrics (or were rescored before)
+    unscored: int = 0  # nothing to add: a classification-only method, no IC50 prediction, or no labelled test pair
+    skipped: collections.Counter = field(default_factory=collections.Counter)  # reason -> runs
+
+    def line(self, group: tuple, dry_run: bool = False) -> str:
+        skipped = sum(self.skipped.values())
+        why = "; ".join(f"{reason}: {n}" for reason, n in sorted(self.skipped.items()))
+        return (f"{'/'.join(group)}: {self.rescored} {'to rescore' if dry_run else 'rescored'}, "
+                f"{self.had} already had them, {self.unscored} with none to add (no IC50 prediction or no labelled "
+                f"test pair), "
+                f"{skipped} skipped" + (f" ({why})" if why else ""))
+
+
+class FoldSource:
+    """Rebuilds recorded folds as :func:`drbench.runner.prepare` made them, caching datasets and folds (the runs
+    of one sweep share them)."""
+
+    def __init__(self, data_dir: str | None):
+        self.data_dir = data_dir
+        self.datasets: dict = {}  # (dataset, protocol, options JSON) -> prepared Dataset or Skip
+        self.folds: dict = {}  # (dataset key, seed, carve_valid) -> {mask sha256: Fold}
+
+    def dataset(self, name: str, protocol_name: str, options_json: str | None):
+        key = (name, protocol_name, options_json)
+        if key not in self.datasets:
+            try:
+                self.datasets[key] = self._prepare(name, protocol_name, options_json)
+            except Skip as e:
+                self.datasets[key] = e
+        found = self.datasets[key]
+        if isinstance(found, Skip):
+            raise found
+        return found
+
+    def _prepare(self, name: str, protocol_name: str, options_json: str | None):
+        from drbench.datasets import load_dataset
+        from drbench.protocols import get_protocol
+
+        if options_json is None:
+            raise Skip("no recorded protocol options")
+        try:
+            protocol = get_protocol(protocol_name)
+            options = protocol.resolve_options(json.loads(options_json))
+            source = load_dataset(name, self.data_dir)
+            dataset = protocol.prepare(source, lambda n: load_dataset(n, self.data_dir), **options)
+        except (DrbenchError, ValueError) as e:  # ValueError: options that are not JSON (a clipped param)
+            raise Skip(f"cannot rebuild dataset {name!r} under {protocol_name}: {e}") from None
+        return protocol, options, dataset
+
+    def fold(self, name: str, protocol_name: str, options_json: str | None, dataset_hash: str | None, seed: int,
+             selection: str, mask: str | None):
+        """The recorded fold: (prepared dataset, fold); raises :class:`Skip` with the reason it cannot be had."""
+        protocol, options, dataset = self.dataset(name, protocol_name, options_json)
+        if dataset.content_hash != dataset_hash:
+            raise Skip("the dataset's content hash differs from the recorded one")
+        key = (name, protocol_name, options_json, seed, selection == "validation")
+        if key not in self.folds:
+            made = protocol.folds(dataset, seed, carve_valid=selection == "validation", **options)
+            self.folds[key] = {f.sha256: f for f in made}
+        if mask not in self.folds[key]:
+            raise Skip("the recorded mask hash matches no fold")
+        return dataset, self.folds[key][mask]
+
+
+def check_predictions(pred, dataset, fold) -> tuple[np.ndarray, np.ndarray]:
+    """The stored predictions' (rows, cols), checked to be the fold's scored pairs with its test flags and the
+    dataset's entity ids; raises :class:`Skip` otherwise."""
+    rows, cols = pred["row"].to_numpy(np.int64), pred["col"].to_numpy(np.int64)
+    n_rows, n_cols = fold.shape
+    if len(rows) != int(fold.score.sum()) or (rows < 0).any() or (rows >= n_rows).any() or (cols < 0).any() \
+            or (cols >= n_cols).any():
+        raise Skip("the stored predictions are not the fold's scored pairs")
+    scored = np.zeros(fold.shape, bool)
+    scored[rows, cols] = True
+    if not (scored == fold.score).all() \
+            or not (pred["test"].astype(bool).to_numpy() == fold.test[rows, cols]).all() \
+            or not (pred["cell_id"].astype(str).to_numpy() == dataset.cell_ids[rows].astype(str)).all() \
+            or not (pred["drug_id"].astype(str).to_numpy() == dataset.drug_ids[cols].astype(str)).all():
+        raise Skip("the stored predictions are not the fold's scored pairs")
+    return rows, cols
+
+
+def _merged_notes(old: str | None, new: list[str]) -> str | None:
+    """The run's notes tag with ``new`` added, written as the runner writes it (sorted, "; "-joined); None if
+    nothing is added."""
+    have = set(old.split("; ")) if old else set()
+    if set(new) <= have:
+        return None
+    return "; ".join(sorted(have | set(new)))
+
+
+def rescore(tracking_uri: str, experiment: str = "drbench", data_dir: str | None = None, force: bool = False,
+            dry_run: bool = False) -> dict:
+    """Add the normalized IC50 metrics to the finished job runs of ``experiment`` that lack them (every such run
+    with ``force``); ``dry_run`` computes them and writes nothing. Returns ``{(dataset, protocol, selection):
+    Tally}``. Raises :class:`UsageError` (one line) for a store, experiment or data folder that cannot be used."""
+    from mlflow.entities import Metric, RunTag
+
+    from drbench.datasets import reuse_loaded_datasets
+    from drbench.execution import normalized_metrics
+
+    if data_dir is not None and not Path(data_dir).is_dir():
+        raise UsageError(f"--data-dir {data_dir}: no such folder")
+    db = tracking._sqlite_path(tracking_uri)
+    if db is not None and not db.is_file():
+        raise UsageError(f"tracking URI {tracking_uri!r}: no such database file {db} (nothing to rescore)")
+    c = tracking.client(tracking_uri)
+    exp = c.get_experiment_by_name(experiment)
+    if exp is None or exp.lifecycle_stage != "active":
+        names = sorted(e.name for e in c.search_experiments())
+        raise UsageError(f"no experiment {experiment!r} in {tracking_uri}; experiments there: "
+                         f"{', '.join(names) or 'none'}")
+    version = tracking.code_version()
+    folds = FoldSource(data_dir)
+    parents: dict = {}  # sweep run id -> the dataset argument the runner loaded
+    tallies: dict = collections.defaultdict(Tally)
+    with reuse_loaded_datasets():
+        for run in tracking.search_job_runs(c, [exp.experiment_id]):
+            tags, run_id = run.data.tags, run.info.run_id
+            t = lambda k: tags.get(f"{tracking.TAG}{k}")  # noqa: E731
+            tally = tallies[(t("dataset"), t("protocol"), t("selection"))]
+            if not force and (set(NORMALIZED) & set(run.data.metrics) or RESCORED_BY in tags):
+                tally.had += 1
+                continue
+            try:
+                scorable = _scorable(c, run, folds, parents)
+            except Skip as e:
+                tally.skipped[str(e)] += 1
+                log.info("run %s (%s seed %s fold %s) skipped: %s", run_id, t("method"), t("seed"), t("fold"), e)
+                continue
+            if scorable is None:
+                tally.unscored += 1
+                continue
+            dataset, fold, rows, cols, ic50_pred = scorable
+            values, notes = normalized_metrics(dataset, fold, rows, cols, ic50_pred)
+            tally.rescored += 1
+            if dry_run:
+                continue
+            ts = int(time.time() * 1000)
+            new_tags = [RunTag(RESCORED_BY, version)]
+            merged = _merged_notes(t("notes"), notes)
+            if merged is not None:
+                new_tags.append(RunTag(f"{tracking.TAG}notes", merged[:4900]))
+            c.log_batch(run_id, metrics=[Metric(k, float(v), ts, 0) for k, v in values.items() if np.isfinite(v)],
+                        tags=new_tags)
+    return dict(tallies)
+
+
+def _scorable(c, run, folds: FoldSource, parents: dict):
+    """(dataset, fold, rows, cols, IC50 predictions) of a run the runner would give the normalized metrics now;
+    None if it would give it none (a classification-only method, no IC50 prediction, no test pair); raises
+    :class:`Skip` where the run's fold cannot be rebuilt or its predictions were not stored."""
+    t = lambda k: run.data.tags.get(f"{tracking.TAG}{k}")  # noqa: E731
+    if "regression" not in (t("tasks") or "").split(","):  # the runner scores the IC50 of regression methods only
+        return None
+    missing = [k for k in RECORDED if not t(k)]
+    if missing:
+        raise Skip(f"no recorded {', '.join(missing)}")
+    if not any(f.path == tracking.PREDICTIONS for f in c.list_artifacts(run.info.run_id)):
+        raise Skip("no stored predictions")
+    pred = tracking.load_predictions(c, run.info.run_id)
+    if "ic50_pred" not in pred.columns:
+        return None
+    name = _dataset_argument(c, parents, t("sweep_run_id")) or t("dataset")
+    dataset, fold = folds.fold(name, t("protocol"), run.data.params.get("protocol_options"), t("dataset_hash"),
+                               int(t("seed")), t("selection"), t("mask_sha256"))
+    rows, cols = check_predictions(pred, dataset, fold)
+    if not fold.test[rows, cols].any():  # e.g. the case study: the runner scores no metric at all
+        return None
+    return dataset, fold, rows, cols, pred["ic50_pred"].to_numpy(float)
+
+
+def _dataset_argument(c, parents: dict, sweep_run_id: str | None) -> str | None:
+    """The dataset argument the run's sweep loaded (its ``dataset`` param: a name or a long-layout folder)."""
+    if not sweep_run_id:
+        return None
+    if sweep_run_id not in parents:
+        try:
+            parents[sweep_run_id] = c.get_run(sweep_run_id).data.params.get("dataset")
+        except Exception:  # the sweep run was deleted: fall back to the job's dataset tag
+            parents[sweep_run_id] = None
+    return parents[sweep_run_id]
+
+
+def run(args) -> int:
+    tallies = rescore(args.tracking_uri, args.experiment, args.data_dir, args.force, args.dry_run)
+    if not tallies:
+        print(f"no finished job runs in experiment {args.experiment!r}")
+    for group in sorted(tallies, key=lambda g: tuple(str(x) for x in g)):
+        print(tallies[group].line(tuple(str(x) for x in group), args.dry_run))
+    return 0
+
+
+def add_cli(sub) -> None:
+    r = sub.add_parser("rescore", help="add the metrics drbench computes now to recorded runs, from their stored "
+                                       "predictions (nothing is refitted)")
+    r.add_argument("--tracking-uri", required=True, help="the MLflow store whose runs to rescore")
+    r.add_argument("--experiment", default="drbench", help="MLflow experiment name (default drbench)")
+    r.add_argument("--data-dir", help="folder holding the runs' datasets (as for `drbench run`)")
+    r.add_argument("--force", action="store_true", help="recompute and log the metrics of runs that already have them")
+    r.add_argument("--dry-run", action="store_true", help="compute and count, write nothing")
+    r.set_defaults(func=run)
+
+
+__all__ = ["rescore", "FoldSource", "check_predictions", "Tally", "add_cli"]

@@ -1,0 +1,149 @@
+"""``drbench rescore``: runs recorded without the normalized IC50 metrics get exactly the values the runner records
+now, from their stored predictions; classification-only runs are untouched; a second pass does nothing; a run whose
+fold cannot be rebuilt is skipped with its reason; bad input is one line and exit status 2."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from drbench import execution, tracking
+from drbench.cli import main
+from drbench.datasets import make_synthetic, plugin_datasets
+from drbench.metrics import NORMALIZED
+from drbench.rescore import RESCORED_BY, rescore
+from drbench.runner import SweepSpec, run_sweep
+
+METHODS = "drug-mean,mean-effects,srmf,hnmdrp"  # hnmdrp: classification only
+PROTOCOLS = {"random": {}, "new-cell-line": {"n_folds": 3, "min_positives": 3}}
+GROUP = lambda protocol: ("tiny", protocol, "validation")  # noqa: E731
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory) -> str:
+    """One MLflow store for the module (creating one takes seconds); each test uses its own experiments."""
+    uri = f"sqlite:///{tmp_path_factory.mktemp('rescore')}/runs.db"
+    tracking.client(uri)
+    return uri
+
+
+@pytest.fixture(autouse=True)
+def tiny():
+    """A small synthetic dataset that ``rescore`` loads by name, as the runner did."""
+    reg = plugin_datasets()
+    reg.add("tiny", lambda data_dir: dataclasses.replace(
+        make_synthetic(n_cells=48, n_drugs=16, n_genes=40, rank=4, pos_rate=0.2, n_invivo=0), name="tiny"))
+    yield
+    reg.remove("tiny")
+
+
+def _sweep(uri: str, protocol: str, methods: str = METHODS, experiment: str = "drbench", selection="validation"):
+    run_sweep(SweepSpec(methods=methods, protocol=protocol, dataset="tiny", options=PROTOCOLS[protocol],
+                        folds=[0, 1], params={"srmf": {"max_iter": 5}} if "srmf" in methods else {},
+                        selection=selection, backend="sequential", experiment=experiment, tracking_uri=uri,
+                        progress=False))
+
+
+def _old_sweep(monkeypatch, uri: str, protocol: str, methods: str = METHODS, experiment: str = "drbench",
+               selection="validation"):
+    """A sweep recorded as before drbench computed the normalized metrics."""
+    with monkeypatch.context() as m:
+        m.setattr(execution, "normalized_metrics", lambda *a, **k: ({}, []))
+        _sweep(uri, protocol, methods, experiment, selection)
+
+
+def _runs(uri: str, experiment: str = "drbench") -> dict:
+    """job key -> run, of the finished job runs in the experiment."""
+    c = tracking.client(uri)
+    exp = c.get_experiment_by_name(experiment).experiment_id
+    return {r.data.tags["drbench.job_key"]: r for r in tracking.search_job_runs(c, [exp])}
+
+
+def _has_none(runs) -> bool:
+    return all(not set(NORMALIZED) & set(r.data.metrics) and RESCORED_BY not in r.data.tags for r in runs)
+
+
+@pytest.mark.parametrize("protocol", list(PROTOCOLS))
+def test_rescored_runs_hold_what_the_runner_records_now(protocol, monkeypatch, store):
+    uri, old, new = store, f"old-{protocol}", f"new-{protocol}"
+    _old_sweep(monkeypatch, uri, protocol, experiment=old)  # the same jobs, recorded before and now
+    _sweep(uri, protocol, experiment=new)
+    before, expected = _runs(uri, old), _runs(uri, new)
+    n = 8 if protocol == "random" else 6  # hnmdrp does not run new-cell-line
+    assert set(before) == set(expected) and len(before) == n and _has_none(before.values())
+
+    dry = rescore(uri, old, dry_run=True)[GROUP(protocol)]
+    assert (dry.rescored, dry.unscored) == (6, n - 6) and _has_none(_runs(uri, old).values())
+
+    tally = rescore(uri, old)[GROUP(protocol)]
+    assert (tally.rescored, tally.had, tally.unscored, sum(tally.skipped.values())) == (6, 0, n - 6, 0)
+    after = _runs(uri, old)
+    for key, run in after.items():
+        method, m, want = run.data.tags["drbench.method"], run.data.metrics, expected[key].data.metrics
+        if method == "hnmdrp":  # classification only: untouched
+            assert m == before[key].data.metrics and RESCORED_BY not in run.data.tags
+            continue
+        assert {k: m.get(k) for k in NORMALIZED} == {k: want.get(k) for k in NORMALIZED}, method
+        if method == "srmf":
+            assert set(NORMALIZED) <= set(m)
+        assert {k: v for k, v in m.items() if k not in NORMALIZED} == before[key].data.metrics  # nothing else moved
+        assert run.data.tags.get("drbench.notes") == expected[key].data.tags.get("drbench.notes")
+        assert run.data.tags[RESCORED_BY] == tracking.code_version()
+    me = [r for r in after.values() if r.data.tags["drbench.method"] == "mean-effects"]
+    assert me and all("pcc_resid" not in r.data.metrics for r in me)  # its IC50 is the baseline: NaN, not logged
+    if protocol == "new-cell-line":  # a held-out cell has no cell effect: mean-effects is constant within a drug
+        assert all("pcc_drug" not in r.data.metrics for r in me)
+
+    again = rescore(uri, old)[GROUP(protocol)]
+    assert (again.rescored, again.had, again.unscored) == (0, 6, n - 6)
+    c = tracking.client(uri)
+    for key, run in _runs(uri, old).items():
+        assert run.data.metrics == after[key].data.metrics
+        for k in set(NORMALIZED) & set(run.data.metrics):
+            assert len(c.get_metric_history(run.info.run_id, k)) == 1
+
+    forced = rescore(uri, new, force=True)[GROUP(protocol)]  # the runs recorded now: recomputed, the same values
+    assert forced.rescored == 6
+    for run in _runs(uri, new).values():
+        for k in set(NORMALIZED) & set(run.data.metrics):
+            assert len({m.value for m in c.get_metric_history(run.info.run_id, k)}) == 1
+
+
+def test_a_run_whose_fold_cannot_be_rebuilt_is_skipped_with_its_reason(monkeypatch, store, capsys):
+    uri, exp = store, "skips"
+    _old_sweep(monkeypatch, uri, "random", methods="drug-mean,mean-effects", experiment=exp)
+    c = tracking.client(uri)
+    runs = sorted(_runs(uri, exp).values(), key=lambda r: r.info.run_id)
+    _old_sweep(monkeypatch, uri, "random", methods="drug-mean", experiment=exp, selection="test")  # no valid split
+    c.set_tag(runs[0].info.run_id, "drbench.mask_sha256", "0" * 64)
+    c.set_tag(runs[1].info.run_id, "drbench.dataset_hash", "0" * 64)
+
+    assert main(["rescore", "--tracking-uri", uri, "--experiment", exp]) == 0
+    none = "0 with none to add (no IC50 prediction or no labelled test pair)"
+    assert capsys.readouterr().out.splitlines() == [
+        f"tiny/random/test: 2 rescored, 0 already had them, {none}, 0 skipped",
+        f"tiny/random/validation: 2 rescored, 0 already had them, {none}, 2 skipped (the dataset's content hash "
+        "differs from the recorded one: 1; the recorded mask hash matches no fold: 1)"]
+    now = _runs(uri, exp)
+    assert _has_none(now[r.data.tags["drbench.job_key"]] for r in runs[:2])
+    assert all(RESCORED_BY in now[r.data.tags["drbench.job_key"]].data.tags for r in runs[2:])
+
+
+def test_bad_input_is_one_line_and_exit_2(store, tmp_path, capsys):
+    cases = [
+        (["--tracking-uri", f"sqlite:///{tmp_path}/none.db"], "no such database file"),
+        (["--tracking-uri", f"sqlite:///{tmp_path}/no/such/folder/x.db"], "no such database file"),
+        (["--tracking-uri", store, "--experiment", "nope"], "no experiment 'nope'"),
+        (["--tracking-uri", store, "--data-dir", f"{tmp_path}/missing"], "no such folder"),
+        (["--tracking-uri", "nosuchscheme://x"], "cannot be used"),
+        ([], "--tracking-uri"),
+    ]
+    for args, says in cases:
+        try:
+            rc = main(["rescore", *args])
+        except SystemExit as e:  # argparse
+            rc = e.code
+        err = capsys.readouterr().err
+        assert rc == 2 and err.startswith("drbench: error:") and says in err and err.count("\n") == 1, (args, err)
+    assert not (tmp_path / "none.db").exists()  # a missing store is not created
