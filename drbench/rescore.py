@@ -186,8 +186,9 @@ def rescore(tracking_uri: str, experiment: str = "drbench", data_dir: str | None
             merged = _merged_notes(t("notes"), notes)
             if merged is not None:
                 new_tags.append(RunTag(f"{tracking.TAG}notes", merged[:4900]))
-            c.log_batch(run_id, metrics=[Metric(k, float(v), ts, 0) for k, v in values.items() if np.isfinite(v)],
-                        tags=new_tags)
+            # a value the run holds that is undefined now (e.g. after a fix, under --force) is overwritten by NaN
+            logged = {k: v for k, v in values.items() if np.isfinite(v) or k in run.data.metrics}
+            c.log_batch(run_id, metrics=[Metric(k, float(v), ts, 0) for k, v in logged.items()], tags=new_tags)
     return dict(tallies)
 
 

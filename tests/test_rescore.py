@@ -147,3 +147,18 @@ def test_bad_input_is_one_line_and_exit_2(store, tmp_path, capsys):
         err = capsys.readouterr().err
         assert rc == 2 and err.startswith("drbench: error:") and says in err and err.count("\n") == 1, (args, err)
     assert not (tmp_path / "none.db").exists()  # a missing store is not created
+
+
+def test_force_overwrites_a_value_that_is_undefined_now(monkeypatch, store):
+    """A run recorded with a value the current code leaves undefined (e.g. before a fix) shows NaN after
+    ``--force``, not the stale value."""
+    with monkeypatch.context() as m:
+        m.setattr(execution, "normalized_metrics", lambda *a, **k: ({k2: 0.5 for k2 in NORMALIZED}, []))
+        _sweep(store, "random", methods="mean-effects,srmf", experiment="stale")
+    rescore(store, "stale", force=True)
+    for run in _runs(store, "stale").values():
+        m = run.data.metrics
+        if run.data.tags["drbench.method"] == "mean-effects":  # its IC50 is the baseline: no residual
+            assert m["pcc_resid"] != m["pcc_resid"] and m["scc_resid"] != m["scc_resid"]  # NaN
+        else:
+            assert all(m[k] != 0.5 for k in NORMALIZED)
