@@ -205,8 +205,9 @@ def panel_effect(out_dir: Path, method: str) -> str:
     for genes, part in pairs.groupby("genes", sort=True):
         n = len(part)
         moves.append(f"{part['delta'].mean():+.3f} from {genes:,} to {BUNDLE_GENES:,} genes ({n} fold{'s' * (n > 1)})")
-    return ("expression panel, measured on GDSC Test 1 (honest, random gene subsets; gene-panel section): AUC moved "
-            f"by {' and '.join(moves)}; the paper's ~17k genes are beyond the bundle and were not run")
+    return ("expression panel, measured on GDSC Test 1 (honest runs on random gene subsets, paired by fold; see "
+            f"Expression panel): AUC moved by {' and '.join(moves)}; the paper's ~17k genes are beyond the bundle and "
+            "were not run")
 
 
 def gene_panel_lines(out_dir: Path) -> list[str]:
