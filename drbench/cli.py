@@ -284,10 +284,10 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--scheduler", help="dask scheduler address or ray cluster address")
     r.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N; CUDA must be available (checked first)")
     r.add_argument("--threads", type=int, default=None, help="torch threads per job (default: cores / jobs)")
-    r.add_argument("--genes", type=int, default=0,
+    r.add_argument("--genes", type=int, default=0, metavar="N",
                    help="keep a seeded random subset of N expression genes, in their order (default 0: all); the "
                         "folds stay the same, the runs get their own rows (method[genes=N])")
-    r.add_argument("--gene-seed", type=int, default=0, help="seed of the --genes subset (default 0)")
+    r.add_argument("--gene-seed", type=int, default=0, metavar="S", help="seed of the --genes subset (default 0)")
     r.add_argument("--experiment", default="drbench", help="MLflow experiment name (default drbench)")
     r.add_argument("--tracking-uri", help="MLflow tracking URI (default $MLFLOW_TRACKING_URI or sqlite:///mlflow.db)")
     r.add_argument("--no-predictions", action="store_true", help="do not store predictions as run artifacts")
