@@ -235,7 +235,9 @@ def gene_panel_lines(out_dir: Path) -> list[str]:
     for method, part in pairs.groupby("method", sort=True):
         lo, hi, n = part["delta"].min(), part["delta"].max(), len(part)
         sizes = " and ".join(f"{g:,}" for g in sorted(part["genes"].unique()))
-        lines.append(f"- {method}: the {n} paired differences lie in [{lo:+.4f}, {hi:+.4f}], "
+        spread = (f"the {n} paired differences lie in [{lo:+.4f}, {hi:+.4f}]" if n > 1
+                  else f"the one paired difference is {lo:+.4f}")
+        lines.append(f"- {method}: {spread}, "
                      + ("within" if max(abs(lo), abs(hi)) <= ROPE else "not all within")
                      + f" the boards' ±{ROPE} ROPE. This bounds the effect of going from {sizes} to {BUNDLE_GENES:,} "
                      "genes on these folds only; the paper's ~17k genes are beyond the bundle and were not run.")
@@ -396,7 +398,8 @@ def render(out_dir: Path) -> str:
         "grouped folds (Test 2), ‡ over honest selection, as far as runs exist. Test 2 numbers are per held-out "
         "entity (the boards' headline). *Cause*: only what recorded runs measure — the share of test-set selection "
         "(‡ − honest), of the per-target protocol (per-target − grouped), a score definition recorded beside the "
-        "board's, the AUC change over random subsets of the expression genes (Expression panel) — and whether the remaining gap lies within ±{ROPE} (the boards' region of practical "
+        "board's, the AUC change over random subsets of the expression genes (Expression panel) — and whether the "
+        f"remaining gap lies within ±{ROPE} (the boards' region of practical "
         "equivalence); a larger remaining gap is \"unexplained\", with the controlled runs that would test the "
         "suspected causes not yet measured.", "",
     ]
