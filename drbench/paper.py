@@ -240,7 +240,11 @@ def gene_panel_lines(out_dir: Path) -> list[str]:
         lines.append(f"- {method}: {spread}, "
                      + ("within" if max(abs(lo), abs(hi)) <= ROPE else "not all within")
                      + f" the boards' ±{ROPE} ROPE. This bounds the effect of going from {sizes} to {BUNDLE_GENES:,} "
-                     "genes on these folds only; the paper's ~17k genes are beyond the bundle and were not run.")
+                     "genes on these folds only, "
+                     + (f"for one draw of the genes per size (gene seed {part['gene_seed'].iloc[0]}; another draw's "
+                        "effect is not measured)" if part["gene_seed"].nunique() == 1 else
+                        f"over gene seeds {', '.join(map(str, sorted(part['gene_seed'].unique())))}")
+                     + "; the paper's ~17k genes are beyond the bundle and were not run.")
     return lines + [""]
 
 

@@ -130,7 +130,8 @@ def test_the_panel_section_pairs_runs_by_mask_and_reports_the_measured_differenc
     assert "| nihgcn | honest | 0 | 1,000 | mean of 2 | | 0.8640 | 0.8700 | +0.0060 |" in section
     assert "0.5000" not in section and "0.2000" not in section
     assert ("- nihgcn: the 3 paired differences lie in [+0.0020, +0.0080], within the boards' ±0.01 ROPE. This bounds "
-            "the effect of going from 1,000 and 2,500 to 5,778 genes on these folds only" in section)
+            "the effect of going from 1,000 and 2,500 to 5,778 genes on these folds only, for one draw of the genes per size "
+            "(gene seed 0; another draw's effect is not measured)" in section)
     rows = paper.compare_rows(tmp_path)
     nih = rows[(rows["method"] == "NIHGCN") & (rows["table"] == 3) & (rows["metric"] == "AUC")
                & (rows["dataset"] == "GDSC")].iloc[0]
