@@ -79,7 +79,7 @@ def cmd_run(args) -> int:
         seeds=args.seeds, folds=args.folds, options=options, params=_method_overrides(args.set),
         selection=args.select, device=args.device, jobs=args.jobs, backend=args.backend, scheduler=args.scheduler,
         experiment=args.experiment, tracking_uri=args.tracking_uri, keep_predictions=not args.no_predictions,
-        progress=not args.quiet, force=args.force, threads=args.threads,
+        progress=not args.quiet, force=args.force, threads=args.threads, genes=args.genes, gene_seed=args.gene_seed,
     )
     report = run_sweep(spec)
     for name, why in report.unsupported.items():
@@ -284,6 +284,10 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--scheduler", help="dask scheduler address or ray cluster address")
     r.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N; CUDA must be available (checked first)")
     r.add_argument("--threads", type=int, default=None, help="torch threads per job (default: cores / jobs)")
+    r.add_argument("--genes", type=int, default=0, metavar="N",
+                   help="keep a seeded random subset of N expression genes, in their order (default 0: all); the "
+                        "folds stay the same, the runs get their own rows (method[genes=N])")
+    r.add_argument("--gene-seed", type=int, default=0, metavar="S", help="seed of the --genes subset (default 0)")
     r.add_argument("--experiment", default="drbench", help="MLflow experiment name (default drbench)")
     r.add_argument("--tracking-uri", help="MLflow tracking URI (default $MLFLOW_TRACKING_URI or sqlite:///mlflow.db)")
     r.add_argument("--no-predictions", action="store_true", help="do not store predictions as run artifacts")

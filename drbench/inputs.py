@@ -73,6 +73,10 @@ def check_sweep(spec, backends) -> None:
     check_seeds(spec.seeds)
     check_at_least(spec.jobs, 1, "--jobs")
     check_at_least(spec.threads, 1, "--threads")
+    check_at_least(spec.genes, 0, "--genes")
+    check_seeds([spec.gene_seed], "--gene-seed")
+    if spec.gene_seed and not spec.genes:
+        raise UsageError(f"--gene-seed {spec.gene_seed} needs --genes N (the size of the random gene panel)")
     check_name(spec.experiment, "--experiment")
     check_choice(spec.backend, backends, "--backend")
     check_device(spec.device)

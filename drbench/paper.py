@@ -8,8 +8,9 @@ so ``drbench reproduce --write-only`` rebuilds it byte for byte without an MLflo
 
 A gap's cause is stated only from recorded runs: the share of test-set selection (‡ − honest on the same
 board), a score definition recorded beside the board's own (``auc_ic50``: pooled ranking by the predicted IC50),
-and a gap inside the boards' region of practical equivalence. Whatever those do not account for is written
-"unexplained", with the controlled runs that would test the remaining suspected causes.
+how AUC moved with the expression panel (``gdsc-gene-panel.csv``: runs on random gene subsets, paired by mask
+with the full-panel runs), and a gap inside the boards' region of practical equivalence. Whatever those do not
+account for is written "unexplained", with the controlled runs that would test the remaining suspected causes.
 """
 
 from __future__ import annotations
@@ -38,6 +39,10 @@ COMPARED_TABLES = (3, 5, 6, 8)
 #: the drugs of the paper's case study (Table 9); the case-study board names them first
 CASE_DRUGS = ("Dasatinib", "GSK690693")
 REPLICATE_CSV = "replicate-screens.csv"
+#: the per-fold CSV of the gene-panel runs (``drbench run --genes N``) and the board holding their full-panel pairs
+PANEL_CSV, PANEL_BOARD = "gdsc-gene-panel.csv", "gdsc-random.csv"
+#: expression genes in the data bundle (``gdsc/cell_exprs.csv.gz``, see its PROVENANCE.md): the full panel
+BUNDLE_GENES = 5778
 
 
 # ---------------------------------------------------------------------------------------------- the paper's numbers
@@ -151,6 +156,98 @@ def case_study_overlap(case_csv: Path, k: int = 10) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+# ---------------------------------------------------------------------------------------------- expression panel
+def gene_panel_pairs(out_dir: Path) -> pd.DataFrame:
+    """Each finished gene-panel run (a ``method[genes=N]`` row of :data:`PANEL_CSV`) beside the full-panel run of
+    the same method, selection and seed on the same mask (``mask_sha256``) in :data:`PANEL_BOARD`.
+
+    Columns: ``method, selection, seed, fold, mask_sha256, genes, gene_seed, auc, full_auc, delta`` (``delta`` =
+    full-panel AUC − panel AUC: what the genes beyond ``N`` added). A panel run with no full-panel run on its mask
+    is left out (it cannot be paired). Empty when either CSV is absent.
+    """
+    from drbench.leaderboard import read_csv
+
+    cols = ["method", "selection", "seed", "fold", "mask_sha256", "genes", "gene_seed", "auc", "full_auc", "delta"]
+    panel_csv, board_csv = Path(out_dir) / PANEL_CSV, Path(out_dir) / PANEL_BOARD
+    if not panel_csv.exists() or not board_csv.exists():
+        return pd.DataFrame(columns=cols)
+    runs = read_csv(panel_csv)
+    runs = runs[runs["status"] == "finished"]
+    variant = runs["method"].astype(str).str.extract(r"^(?P<base>[^\[]+)\[(?P<variant>.*)\]$")
+    full = read_csv(board_csv)
+    full = full[(full["status"] == "finished")].set_index(["method", "selection", "seed", "mask_sha256"])["auc"]
+    rows = []
+    for r, base, label in zip(runs.itertuples(index=False), variant["base"], variant["variant"]):
+        settings = dict(kv.split("=", 1) for kv in label.split(",")) if isinstance(label, str) else {}
+        if "genes" not in settings or set(settings) - {"genes", "gene_seed"}:
+            continue  # not a panel run, or one with other overrides: it has no full-panel pair
+        key = (base, r.selection, r.seed, r.mask_sha256)
+        if key not in full.index:
+            continue
+        rows.append({"method": base, "selection": r.selection, "seed": int(r.seed), "fold": int(r.fold),
+                     "mask_sha256": r.mask_sha256, "genes": int(settings["genes"]),
+                     "gene_seed": int(settings.get("gene_seed", 0)), "auc": float(r.auc),
+                     "full_auc": float(full.loc[key]), "delta": float(full.loc[key]) - float(r.auc)})
+    out = pd.DataFrame(rows, columns=cols)
+    return out.sort_values(["method", "selection", "genes", "gene_seed", "seed", "fold"]).reset_index(drop=True)
+
+
+def panel_effect(out_dir: Path, method: str) -> str:
+    """What the gene-panel runs measured for ``method`` (honest runs, GDSC Test 1), as a cause note; "" if none.
+
+    States only the measured range (the panel sizes run up to the bundle's :data:`BUNDLE_GENES`); nothing about
+    the paper's ~17k genes, which the bundle cannot reach."""
+    pairs = gene_panel_pairs(out_dir)
+    pairs = pairs[(pairs["method"] == method) & (pairs["selection"] == "validation")]
+    if pairs.empty:
+        return ""
+    moves = []
+    for genes, part in pairs.groupby("genes", sort=True):
+        n = len(part)
+        moves.append(f"{part['delta'].mean():+.3f} from {genes:,} to {BUNDLE_GENES:,} genes ({n} fold{'s' * (n > 1)})")
+    return ("expression panel, measured on GDSC Test 1 (honest runs on random gene subsets, paired by fold; see "
+            f"Expression panel): AUC moved by {' and '.join(moves)}; the paper's ~17k genes are beyond the bundle and "
+            "were not run")
+
+
+def gene_panel_lines(out_dir: Path) -> list[str]:
+    """The "Expression panel" section of paper.md: AUC per fold at each panel size beside the full panel, the
+    paired difference per fold and its mean (empty when no panel run pairs with a full-panel run)."""
+    pairs = gene_panel_pairs(out_dir)
+    if pairs.empty:
+        return []
+    lines = ["## Expression panel", "",
+             f"The paper used about 17k expression genes; the data bundle has {BUNDLE_GENES:,}. To bound how much the "
+             f"panel moves a score, methods were rerun on seeded random subsets of the {BUNDLE_GENES:,} genes "
+             "(`drbench run --genes N --gene-seed S`; the masks are the same, since folds depend on the labels only) "
+             f"and each run is paired with the full-panel run of the same method and fold on `{PANEL_BOARD}` (same "
+             f"`mask_sha256`). Per-fold runs: `{PANEL_CSV}`. *Δ*: AUC at {BUNDLE_GENES:,} genes − AUC at N genes.", "",
+             f"| method | selection | gene seed | N genes | fold | mask | AUC at N | AUC at {BUNDLE_GENES:,} | Δ |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for (method, sel, gseed, genes), part in pairs.groupby(["method", "selection", "gene_seed", "genes"], sort=True):
+        mode = "‡" if sel == "test" else "honest"
+        for r in part.itertuples():
+            lines.append(f"| {method} | {mode} | {gseed} | {genes:,} | {r.fold} | {r.mask_sha256[:12]} | {r.auc:.4f} | "
+                         f"{r.full_auc:.4f} | {r.delta:+.4f} |")
+        lines.append(f"| {method} | {mode} | {gseed} | {genes:,} | mean of {len(part)} | | {part['auc'].mean():.4f} | "
+                     f"{part['full_auc'].mean():.4f} | {part['delta'].mean():+.4f} |")
+    lines.append("")
+    for method, part in pairs.groupby("method", sort=True):
+        lo, hi, n = part["delta"].min(), part["delta"].max(), len(part)
+        sizes = " and ".join(f"{g:,}" for g in sorted(part["genes"].unique()))
+        spread = (f"the {n} paired differences lie in [{lo:+.4f}, {hi:+.4f}]" if n > 1
+                  else f"the one paired difference is {lo:+.4f}")
+        lines.append(f"- {method}: {spread}, "
+                     + ("within" if max(abs(lo), abs(hi)) <= ROPE else "not all within")
+                     + f" the boards' ±{ROPE} ROPE. This bounds the effect of going from {sizes} to {BUNDLE_GENES:,} "
+                     "genes on these folds only, "
+                     + (f"for one draw of the genes per size (gene seed {part['gene_seed'].iloc[0]}; another draw's "
+                        "effect is not measured)" if part["gene_seed"].nunique() == 1 else
+                        f"over gene seeds {', '.join(map(str, sorted(part['gene_seed'].unique())))}")
+                     + "; the paper's ~17k genes are beyond the bundle and were not run.")
+    return lines + [""]
+
+
 # ---------------------------------------------------------------------------------------------- comparison
 def _folds(board_csv: Path, method: str, selection: str, metric: str) -> np.ndarray:
     from drbench.leaderboard import read_csv
@@ -239,7 +336,11 @@ def _cause(row: dict, runs: dict, closest, csv: Path, method: str) -> str:
     if row["test"].startswith("Test 2") and closest[0] != "per-target":
         todo.append("the paper's per-target protocol (`--per-target`): not run yet")
     if method.startswith("mtigcn") or method == "nihgcn":
-        todo.append("the expression panel (5,778 vs ~17k genes): not measured yet")
+        measured = panel_effect(csv.parent, method)
+        if measured:
+            parts.append(measured)
+        else:
+            todo.append(f"the expression panel ({BUNDLE_GENES:,} vs ~17k genes): not measured yet")
     rest = f"remaining gap {delta:+.3f} unexplained" + (f" (to test: {'; '.join(todo)})" if todo else "")
     return "; ".join(parts + [rest])
 
@@ -301,7 +402,8 @@ def render(out_dir: Path) -> str:
         "grouped folds (Test 2), ‡ over honest selection, as far as runs exist. Test 2 numbers are per held-out "
         "entity (the boards' headline). *Cause*: only what recorded runs measure — the share of test-set selection "
         "(‡ − honest), of the per-target protocol (per-target − grouped), a score definition recorded beside the "
-        f"board's — and whether the remaining gap lies within ±{ROPE} (the boards' region of practical "
+        "board's, the AUC change over random subsets of the expression genes (Expression panel) — and whether the "
+        f"remaining gap lies within ±{ROPE} (the boards' region of practical "
         "equivalence); a larger remaining gap is \"unexplained\", with the controlled runs that would test the "
         "suspected causes not yet measured.", "",
     ]
@@ -331,6 +433,7 @@ def render(out_dir: Path) -> str:
             lines.append(f"| {r.dataset} | {r.test} | {r.method} | {r.metric} | {float(r.paper):.4f}{spread} | "
                          f"{r.replication} | {r.honest} |{pt} {delta} | {r.compared} | {r.cause} |")
         lines.append("")
+    lines += gene_panel_lines(out_dir)
     lines += ["## Tables 4 and 7", "",
               "Table 4 (fit seconds on the authors' 4-core machine; what was timed is not stated) is not compared: "
               "drbench's times are on the boards and in runtime.md, measured on other hardware. Table 7 (GDSC → PDX "
@@ -370,4 +473,5 @@ def write(out_dir: Path, data_dir=None, recompute: bool = True) -> Path:
     return path
 
 
-__all__ = ["paper_tables", "replicate_screens", "case_study_overlap", "compare_rows", "render", "write"]
+__all__ = ["paper_tables", "replicate_screens", "case_study_overlap", "gene_panel_pairs", "compare_rows", "render",
+           "write"]

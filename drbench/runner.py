@@ -33,6 +33,7 @@ from drbench import claims, tracking
 from drbench.api import supports
 from drbench.context import RunContext
 from drbench.datasets import Dataset, load_dataset
+from drbench.datasets.panel import gene_subset, panel_label
 from drbench.errors import MissingFeatureError, UsageError
 from drbench.execution import JobResult, default_threads, run_job
 from drbench.folds import Fold
@@ -68,6 +69,8 @@ class SweepSpec:
     force: bool = False
     skip_keys: set = field(default_factory=set)  # job keys finished elsewhere (e.g. rows of a published CSV)
     threads: int | None = None  # torch threads per job (default: cores // jobs)
+    genes: int | None = None  # keep a random subset of this many expression genes (None or 0: all of them)
+    gene_seed: int = 0  # the seed of that subset (drbench.datasets.panel.gene_subset)
 
 
 @dataclass(frozen=True)
@@ -180,6 +183,8 @@ def prepare(spec: SweepSpec):
     """Resolve names and build (protocol, options, dataset, folds per seed). Raises clear errors."""
     protocol, options, names = check_spec(spec)
     source = load_dataset(spec.dataset, spec.data_dir)
+    if spec.genes:
+        source = gene_subset(source, spec.genes, spec.gene_seed)
     dataset = protocol.prepare(source, lambda n: load_dataset(n, spec.data_dir), **options)
     folds = {}
     for seed in dict.fromkeys(spec.seeds):  # a seed or fold given twice runs once; the order is kept
@@ -234,7 +239,8 @@ class SweepPlan:
     context: RunContext
     jobs: list
     unsupported: dict
-    variants: dict = field(default_factory=dict)  # method -> its overrides that differ from its defaults ("" if none)
+    variants: dict = field(default_factory=dict)  # method -> its overrides that differ from its defaults, then the
+    # gene panel (drbench.datasets.panel.panel_label); "" if neither
     todo: list = field(default_factory=list)  # jobs not finished yet (see :meth:`pending`)
 
     def pending(self, finished: set, force: bool = False) -> list:
@@ -273,7 +279,8 @@ def plan_sweep(spec: SweepSpec) -> SweepPlan:
             unsupported[name] = f"cannot run: {e}"
             continue
         params = method_params(cls, context, spec.params.get(name, {}))
-        variants[name] = variant_label(params, method_params(cls, context, {}))
+        variants[name] = ",".join(filter(None, [variant_label(params, method_params(cls, context, {})),
+                                                panel_label(source)]))
         for seed, fl in folds.items():
             for pos, fold in enumerate(fl):
                 key = job_key(name, key_params(cls, params), dataset.content_hash, fold.sha256, seed, spec.selection,
@@ -301,9 +308,11 @@ def run_sweep(spec: SweepSpec, on_result=None) -> SweepReport:
     (their driver died) are marked KILLED when a sweep starts.
     """
     lease_s = claims.lease_seconds()
-    check_spec(spec)  # bad input is refused before the store is touched; the store before any data is read
+    check_spec(spec)  # bad input is refused before the store is touched; the store before any data is read,
+    # except for a gene panel, whose size is known only from the data: then the sweep is planned first
+    early = plan_sweep(spec) if spec.genes else None
     c = tracking.client(spec.tracking_uri)
-    plan = plan_sweep(spec)
+    plan = early or plan_sweep(spec)
     exp_id = tracking.experiment_id(c, spec.experiment)
     claims.kill_stale_runs(c, exp_id)
     todo = plan.pending(tracking.finished_job_keys(c, exp_id) | set(spec.skip_keys), spec.force)
@@ -430,6 +439,7 @@ class Recorder:
             f"{T}entity_axis": "" if fold.entity_axis is None else fold.entity_axis,
             f"{T}headline": "entity" if plan.protocol.per_entity_headline else "pooled",
             f"{T}variant": plan.variants.get(job.method, ""),
+            **{f"{T}{k}": plan.source.meta[k] for k in ("genes", "gene_seed") if k in plan.source.meta},
         }
 
     def claim(self, job: Job):
