@@ -242,7 +242,8 @@ def _cause(row: dict, runs: dict, closest, csv: Path, method: str) -> str:
         todo.append("the paper's per-target protocol (`--per-target`): not run yet")
     if method.startswith("mtigcn") or method == "nihgcn":
         todo.append("the expression panel (5,778 vs ~17k genes): not measured yet")
-    controls = control_cause(row["dataset"], method, row["metric"], csv.parent) if row["test"] == "Test 1 random" else None
+    test_1 = row["test"] == "Test 1 random"
+    controls = control_cause(row["dataset"], method, row["metric"], csv.parent) if test_1 else None
     if controls and controls[0]:
         return "; ".join(parts + [controls[1]])
     rest = f"remaining gap {delta:+.3f} unexplained" + (f" (to test: {'; '.join(todo)})" if todo else "")
@@ -309,19 +310,22 @@ def _sel(selection: str) -> str:
 
 
 def _delta_ci(r) -> str:
-    ci = f" [{r.low:+.3f}, {r.high:+.3f}]" if r.n > 1 else ""
-    return f"{r.delta:+.3f}{ci}"
+    """``+0.018 [+0.003, +0.033]`` (no CI with one fold); ``r``: a row of :func:`control_rows`."""
+    from drbench.leaderboard import _signed  # the boards' spelling of a signed difference (never -0.000)
+
+    ci = f" [{_signed(r['low'])}, {_signed(r['high'])}]" if r["n"] > 1 else ""
+    return f"{_signed(r['delta'])}{ci}"
 
 
 def _effect(r) -> str:
     """A variant's effect in words: within ±ROPE of the paper, a shift that the 95% CI tells from 0, or neither."""
-    if r.closes:
+    if r["closes"]:
         return f"closes the gap (within ±{ROPE} of the paper)"
-    if r.n > 1 and (r.low > 0 or r.high < 0):
-        toward = (r.delta > 0) == (r.gap_default < 0)
-        return (f"moves it {'toward' if toward else 'away from'} the paper ({r.gap_default:+.3f} → "
-                f"{r.gap_variant:+.3f}), not within ±{ROPE}")
-    return "no shift the 95% CI tells from 0" if r.n > 1 else f"n = {r.n}: no CI"
+    if r["n"] > 1 and (r["low"] > 0 or r["high"] < 0):
+        toward = (r["delta"] > 0) == (r["gap_default"] < 0)
+        return (f"moves it {'toward' if toward else 'away from'} the paper ({r['gap_default']:+.3f} → "
+                f"{r['gap_variant']:+.3f}), not within ±{ROPE}")
+    return "no shift the 95% CI tells from 0" if r["n"] > 1 else f"n = {r['n']}: no CI"
 
 
 def control_cause(dataset: str, method: str, metric: str, out_dir: Path) -> tuple[bool, str] | None:
@@ -333,14 +337,15 @@ def control_cause(dataset: str, method: str, metric: str, out_dir: Path) -> tupl
     part = rows[(rows["dataset"] == dataset.lower()) & (rows["method"] == method) & (rows["metric"] == metric)]
     if part.empty:
         return None
+    where = f"§ {CONTROLS_HEADING}"
     closing = part[part["closes"]]
     if len(closing):
-        return True, "; ".join(f"{r.tests}: the controlled run {r.row} {_sel(r.selection)} reaches {r.variant:.3f} "
-                               f"(Δ {_delta_ci(r)} vs the default {_sel(r.baseline_selection)} on the same {r.n} "
-                               f"folds), within ±{ROPE} of the paper (§ {CONTROLS_HEADING})"
-                               for r in closing.itertuples())
-    return False, "ruled out by controlled runs (§ " + CONTROLS_HEADING + "): " + "; ".join(
-        f"{r.tests} ({r.row} {_sel(r.selection)}: Δ {_delta_ci(r)}, {_effect(r)})" for r in part.itertuples())
+        return True, "; ".join(f"{r['tests']}: the controlled run {r['row']} {_sel(r['selection'])} reaches "
+                               f"{r['variant']:.3f} (Δ {_delta_ci(r)} vs the default {_sel(r['baseline_selection'])} "
+                               f"on the same {r['n']} folds), within ±{ROPE} of the paper ({where})"
+                               for r in closing.to_dict("records"))
+    return False, f"ruled out by controlled runs ({where}): " + "; ".join(
+        f"{r['row']} {_sel(r['selection'])} Δ {_delta_ci(r)}, {_effect(r)}" for r in part.to_dict("records"))
 
 
 def control_lines(out_dir: Path) -> list[str]:
@@ -350,32 +355,49 @@ def control_lines(out_dir: Path) -> list[str]:
         return []
     boards = sorted(set(rows["board"]))
     lines = [f"## {CONTROLS_HEADING}", "",
-             "Each suspected cause of a Test 1 gap, tested by a controlled run: the method with one setting changed "
-             "(`drbench run --dataset D --protocol random` plus the arguments shown), on the same folds as its "
-             "default runs. *Default*: the default's mean on the folds the variant has (‡ for a ‡ variant; the honest "
-             "default for a run that only changes the selection); *Δ*: variant − default, with the corrected-t 95% "
-             "CI (Nadeau–Bengio, n_test/n_train = 1/(k − 1)); *closes*: the variant's mean lies within "
-             f"±{ROPE} of the paper. Reproduce: " + ", ".join(f"`drbench reproduce --only {b}`" for b in boards)
-             + " (boards " + ", ".join(f"{b}.md" for b in boards) + ").", "",
-             "| dataset | method | tests | variant | arguments | metric | folds | default | variant mean | Δ [95% CI] | "
-             "paper | closes? |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
-    for r in rows.itertuples():
-        lines.append(f"| {r.dataset.upper()} | {r.method} | {r.tests} | {r.row} {_sel(r.selection)} | "
-                     f"`{r.command}` | {r.metric} | {r.n} | {r.default:.3f} | {r.variant:.3f} | {_delta_ci(r)} | "
-                     f"{r.paper:.4f} | {'yes' if r.closes else 'no'} |")
+             "Each suspected cause of a Test 1 gap, tested by a controlled run: the method with one setting changed, "
+             "on the same folds as its default runs (boards " + ", ".join(f"{b}.md" for b in boards) + "; "
+             "reproduce: " + ", ".join(f"`drbench reproduce --only {b}`" for b in boards) + "). *Default*: the "
+             "default's mean on the folds the variant has (‡ for a ‡ variant; the honest default for a run that "
+             "only changes the selection); *Δ*: variant − default with the corrected-t 95% CI (Nadeau–Bengio, "
+             f"n_test/n_train = 1/(k − 1)); *closes*: the variant's mean lies within ±{ROPE} of the paper.", "",
+             "| dataset | variant | folds | AUC: default → variant | ΔAUC [95% CI] | paper | closes? | "
+             "AUPRC: default → variant | ΔAUPRC [95% CI] | paper | closes? |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    keys = ["dataset", "board", "row", "selection"]
+    for _, part in rows.groupby(keys, sort=False):
+        by = part.set_index("metric")
+        first = part.iloc[0]
+        cells = []
+        for label in METRICS:
+            if label not in by.index:
+                cells.append("— | — | — | —")
+                continue
+            r = by.loc[label]
+            cells.append(f"{r['default']:.3f} → {r['variant']:.3f} | {_delta_ci(r)} | {r['paper']:.4f} | "
+                         f"{'yes' if r['closes'] else 'no'}")
+        lines.append(f"| {first['dataset'].upper()} | {first['row']} {_sel(first['selection'])} | {first['n']} | "
+                     + " | ".join(cells) + " |")
+    lines += ["", "What each variant tests, and the arguments of its runs (`drbench run --dataset D --protocol random "
+                  "...`):", ""]
+    for _, part in rows.drop_duplicates(keys).groupby(keys, sort=False):
+        r = part.iloc[0]
+        lines.append(f"- {r['dataset'].upper()} {r['row']} {_sel(r['selection'])}: {r['tests']}. `{r['command']}`")
     lines += ["", "What the controlled runs say about each Test 1 AUC gap:", ""]
     auc = rows[rows["metric"] == "AUC"]
     for (ds, method), part in auc.groupby(["dataset", "method"], sort=True):
         closing = part[part["closes"]]
-        head = f"- **{method}, {ds.upper()}** (paper {part['paper'].iloc[0]:.4f}): "
+        text = f"- **{method}, {ds.upper()}** (paper {part['paper'].iloc[0]:.4f}): "
         if len(closing):
-            head += "explained by " + "; ".join(f"{r.tests} ({r.row} {_sel(r.selection)} {r.variant:.3f})"
-                                                 for r in closing.itertuples()) + ". "
+            text += "explained by " + "; ".join(
+                f"{r['tests']} ({r['row']} {_sel(r['selection'])} {r['variant']:.3f})"
+                for r in closing.to_dict("records")) + ". "
         rest = part[~part["closes"]]
         if len(rest):
-            head += ("Ruled out as the whole cause: " + "; ".join(f"{r.tests} ({r.row}: {_effect(r)})"
-                                                                   for r in rest.itertuples()) + ".")
-        lines.append(head.rstrip())
+            text += "Not closed by: " + "; ".join(
+                f"{r['tests']} ({r['row']} {_sel(r['selection'])}: {_effect(r)})"
+                for r in rest.to_dict("records")) + "."
+        lines.append(text.rstrip())
     return lines + [""]
 
 

@@ -141,6 +141,8 @@ def test_without_a_closing_variant_the_gap_stays_unexplained_with_what_was_ruled
     cause = paper.compare_rows(tmp_path).set_index(["dataset", "method", "metric", "table"]).loc[
         ("GDSC", "MOFGCN", "AUC", 3), "cause"]
     assert "remaining gap -0.067 unexplained (ruled out by controlled runs" in cause
-    assert "the kernel width (mofgcn[sigma=1.5] ‡: Δ -0.000 [" in cause and "no shift the 95% CI tells from 0" in cause
+    assert "mofgcn[sigma=1.5] ‡ Δ +0.000 [-0.004, +0.003], no shift the 95% CI tells from 0)" in cause
+    assert "- **mofgcn, GDSC** (paper 0.8684): Not closed by: the kernel width (mofgcn[sigma=1.5] ‡: no shift" in (
+        paper.render(tmp_path))
     # a method without controls keeps the plain wording
     assert paper.control_cause("gdsc", "deepdsc", "AUC", tmp_path) is None
