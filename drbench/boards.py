@@ -76,7 +76,6 @@ SHARPER_KERNEL = ("the expression panel's scale (σ = 1.5: the cell kernel as sh
 DEEPDSC_SELECTION = "the reference port's test-set selection (`--select test`, compared with the honest default)"
 DEEPDSC_PORT = ("the reference port's predictor training (full batch, Adamax lr 4e-4, classifier only, the best "
                 "test epoch of 100)")
-DEEPDSC_CLASSIFIER = "a classifier only, as in the reference port (no IC50 head: regression_weight 0)"
 CONTROLS_NOTE = ("Controlled runs: each variant changes one suspected cause of the method's Test 1 gap to the "
                  "paper (method[param=value] rows; ‡ = selected on the test entries, as the reference code did). "
                  "The default rows are the published runs of the baseline board (same job keys). paper.md, "
@@ -123,8 +122,7 @@ BOARDS = [
                     Variant("mofgcn", {"sigma": 1.5}, tests=SHARPER_KERNEL),
                     Variant("deepdsc", {}, "test", tests=DEEPDSC_SELECTION),
                     Variant("deepdsc", {"batch_size": 100000, "lr": 0.0004, "patience": 100,
-                                        "regression_weight": 0.0}, "test", tests=DEEPDSC_PORT),
-                    Variant("deepdsc", {"regression_weight": 0.0}, "validation", tests=DEEPDSC_CLASSIFIER)],
+                                        "regression_weight": 0.0}, "test", tests=DEEPDSC_PORT)],
           title="CCLE, Test 1: controlled runs for MOFGCN's and DeepDSC's gaps to the paper",
           note=CONTROLS_NOTE),
     Board("gdsc-case-study", "gdsc", "case-study", methods=["mtigcn", "mean-effects", "cell-mean"], replication=[],

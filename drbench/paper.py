@@ -460,7 +460,8 @@ def render(out_dir: Path) -> str:
         "(‡ − honest), of the per-target protocol (per-target − grouped), a score definition recorded beside the "
         f"board's — and whether the remaining gap lies within ±{ROPE} (the boards' region of practical "
         "equivalence); a larger remaining gap is \"unexplained\", with the controlled runs that would test the "
-        "suspected causes not yet measured.", "",
+        "suspected causes not yet measured, or what the controlled runs of the section \"" + CONTROLS_HEADING
+        + "\" ruled out.", "",
     ]
     n = int(rows["delta"].notna().sum())
     within = int((rows["delta"].abs() <= ROPE).sum())

@@ -54,28 +54,31 @@ def _syn_boards(monkeypatch):
 def test_a_control_board_runs_only_its_variants_and_shows_the_baselines_runs(tmp_path, monkeypatch):
     _syn_boards(monkeypatch)
     out, uri = tmp_path / "lb", f"sqlite:///{tmp_path}/a.db"
-    first = reproduce.reproduce(only=["syn-random"], out_dir=out, tracking_uri=uri, progress=False, folds=[0, 1],
+    first = reproduce.reproduce(only=["syn-random"], out_dir=out, tracking_uri=uri, progress=False, folds=[0],
                                 only_methods=["drug-mean"])
-    assert first[0]["jobs_finished"] == 4  # drug-mean honest + replication, two folds
-    got = reproduce.reproduce(only=["syn-controls"], out_dir=out, tracking_uri=uri, progress=False, folds=[0, 1])
+    assert first[0]["jobs_finished"] == 2  # drug-mean honest + replication
+    plan = reproduce.reproduce(only=["syn-controls"], out_dir=out, tracking_uri=uri, progress=False, folds=[0],
+                               dry_run=True)
+    assert [p.split(";")[0] for p in plan[0]["pending"]] == ["drug-mean[smoothing=50.0] test folds 0 (seed 0)"]
+    got = reproduce.reproduce(only=["syn-controls"], out_dir=out, tracking_uri=uri, progress=False, folds=[0])
     # the defaults are the baseline board's runs (not run again); only the variant runs
-    assert got[0]["jobs_finished"] == 2 and got[0]["jobs_skipped"] == 4
+    assert got[0]["jobs_finished"] == 1 and got[0]["jobs_skipped"] == 2
     csv = pd.read_csv(out / "syn-controls.csv")
     fin = csv[csv["status"] == "finished"]
     assert sorted(zip(fin["method"], fin["selection"])) == sorted(
-        [("drug-mean", "validation")] * 2 + [("drug-mean", "test")] * 2 + [("drug-mean[smoothing=50.0]", "test")] * 2)
+        [("drug-mean", "validation"), ("drug-mean", "test"), ("drug-mean[smoothing=50.0]", "test")])
     assert set(csv["method"]) == set(fin["method"])  # no "not run" rows for the methods of other boards
     assert "drug-mean[smoothing=50.0]" in (out / "syn-controls.md").read_text()
     assert "Partial table" not in (out / "syn-controls.md").read_text()
     # the baseline board, rebuilt from the same store, does not take the variant's runs as rows of its own
-    reproduce.reproduce(only=["syn-random"], out_dir=out, tracking_uri=uri, progress=False, folds=[0, 1],
+    reproduce.reproduce(only=["syn-random"], out_dir=out, tracking_uri=uri, progress=False, folds=[0],
                         write_only=True)
     base = pd.read_csv(out / "syn-random.csv")
     assert not base["method"].str.contains("[", regex=False).any()
     # a fresh store: nothing is recomputed, the board stays as it was
     md = (out / "syn-controls.md").read_text()
     again = reproduce.reproduce(only=["syn-controls"], out_dir=out, tracking_uri=f"sqlite:///{tmp_path}/b.db",
-                                progress=False, folds=[0, 1])
+                                progress=False, folds=[0])
     assert again[0]["jobs_finished"] == 0 and (out / "syn-controls.md").read_text() == md
 
 
