@@ -78,7 +78,7 @@ DEEPDSC_PORT = ("the reference port's predictor training (full batch, Adamax lr 
                 "test epoch of 100)")
 CONTROLS_NOTE = ("Controlled runs: each variant changes one suspected cause of the method's Test 1 gap to the "
                  "paper (method[param=value] rows; ‡ = selected on the test entries, as the reference code did). "
-                 "The default rows are the published runs of the baseline board (same job keys). paper.md, "
+                 "The default rows are the baseline board's jobs (same job keys and metrics). paper.md, "
                  "section \"Controlled runs\", pairs each variant with its default on the same folds.")
 
 BOARDS = [
