@@ -28,11 +28,13 @@ def write_board(board: Board, out: Path, tracking_uri=None, experiment="drbench"
         return
     from drbench.protocols import get_protocol
 
+    rows = [v.row for v in board.variants]
     md = leaderboard.build(experiments=[experiment], tracking_uri=tracking_uri, dataset=board.dataset,
                            protocol=board.protocol, out=str(out), title=board.title, plots=True,
-                           methods=None if board.methods == "all" else methods, merge_csv=True,
-                           options=get_protocol(board.protocol).resolve_options(board.options))
-    done, missing, _ = board_progress(leaderboard.csv_path(out), board.replication)
+                           methods=None if board.methods == "all" else [*methods, *rows], merge_csv=True,
+                           options=get_protocol(board.protocol).resolve_options(board.options), variants=rows,
+                           previous=baseline_rows(board, out.parent, methods))
+    done, missing, _ = board_progress(leaderboard.csv_path(out), board.replication, board.variants)
     partial = ""
     if missing:
         partial = (f"**Partial table:** {done} fold runs recorded so far; not run yet: {', '.join(missing)}"
@@ -54,6 +56,15 @@ def write_board(board: Board, out: Path, tracking_uri=None, experiment="drbench"
                 "(computed from the data bundle; `replicate-screens.csv`): how reproducible the target labels are. "
                 "See paper.md on reading it beside the models.", "", *rows, ""])
     atomic.write_text(out, md)
+
+
+def baseline_rows(board: Board, out_dir: Path, methods) -> pd.DataFrame | None:
+    """The finished runs of ``methods`` (at their defaults) on the board's ``baseline`` board, from its CSV."""
+    path = leaderboard.csv_path(Path(out_dir) / f"{board.baseline}.md")
+    if not board.baseline or not path.exists():
+        return None
+    df = leaderboard.read_csv(path)
+    return df[(df["status"] == "finished") & df["method"].isin(list(methods or []))]
 
 
 def write_case_study(board: Board, out: Path, tracking_uri=None, experiment="drbench", data_dir=None) -> None:
@@ -277,7 +288,7 @@ def write_index(out_dir: Path, data_dir=None) -> None:
         status = "not run yet"
         t = None
         if csv.exists() and b.protocol != "case-study":
-            done, missing, t = board_progress(csv, b.replication)
+            done, missing, t = board_progress(csv, b.replication, b.variants)
             if done:
                 status = f"partial: {done} runs; not run: {', '.join(missing)}" if missing else f"complete: {done} runs"
         elif csv.exists():

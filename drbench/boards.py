@@ -1,8 +1,9 @@
-"""The published leaderboards: each :class:`Board` (dataset, protocol, methods, replication runs), the
-list :data:`BOARDS`, and how far a board's runs are (:func:`board_progress`)."""
+"""The published leaderboards: each :class:`Board` (dataset, protocol, methods, replication runs, controlled
+:class:`Variant` runs), the list :data:`BOARDS`, and how far a board's runs are (:func:`board_progress`)."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -16,6 +17,39 @@ TEST_SELECTING = ["mtigcn", "nihgcn", "mofgcn", "graphcdr", "deepcdr"]
 ABLATION = ["mtigcn", "mtigcn-a", "mtigcn-b", "mtigcn-ab"]
 
 
+@dataclass(frozen=True)
+class Variant:
+    """A controlled run of one method: its hyperparameters with ``params`` overridden (what ``--set
+    METHOD.PARAM=VALUE`` does), under ``selection``. Each value must differ from the method's default on the
+    board's dataset: the runner labels a run by the values that do, and the board shows it as :attr:`row`."""
+
+    method: str
+    params: dict = field(default_factory=dict)
+    selection: str = "test"
+    #: the suspected cause of a gap to the paper that the run tests, in words
+    tests: str = ""
+
+    @property
+    def row(self) -> str:
+        """The variant's method name on a board: ``mofgcn[sigma=1.5]`` (the plain name when nothing is set)."""
+        from drbench.runner import _canonical, variant_label
+
+        label = variant_label({k: _canonical(v) for k, v in self.params.items()}, {})
+        return f"{self.method}[{label}]" if label else self.method
+
+    @property
+    def baseline_selection(self) -> str:
+        """The selection of the default runs the variant is compared with: its own, or, for a variant that
+        overrides nothing (a selection control), the honest one."""
+        return self.selection if self.params else "validation"
+
+    @property
+    def command(self) -> str:
+        """The ``drbench run`` arguments that make these runs (besides dataset, protocol and store)."""
+        sets = "".join(f" --set {self.method}.{k}={json.dumps(v)}" for k, v in sorted(self.params.items()))
+        return f"--methods {self.method}{sets} --select {self.selection}"
+
+
 @dataclass
 class Board:
     name: str
@@ -26,7 +60,26 @@ class Board:
     options: dict = field(default_factory=dict)
     title: str = ""
     note: str = ""
+    #: controlled runs shown beside the methods' default runs (see :class:`Variant`)
+    variants: list[Variant] = field(default_factory=list)
+    #: a board whose finished runs of ``methods`` (their defaults, same job keys) this board shows instead of
+    #: running them again
+    baseline: str = ""
 
+
+#: what each controlled variant tests (paper.md's "Controlled runs" section quotes these)
+STOP_RULE = ("the stopping rule (no early stop: all 1,000 epochs of the reference budget, the best of the "
+             "evaluations every 20 epochs kept)")
+LONGER_BUDGET = "a budget beyond the reference's (3,000 epochs, no early stop)"
+SHARPER_KERNEL = ("the expression panel's scale (σ = 1.5: the cell kernel as sharp as σ = 2 on a panel of ~17k "
+                  "genes instead of 5,778, if distances grow with √genes)")
+DEEPDSC_SELECTION = "the reference port's test-set selection (`--select test`, compared with the honest default)"
+DEEPDSC_PORT = ("the reference port's predictor training (full batch, Adamax lr 4e-4, classifier only, the best "
+                "test epoch of 100)")
+CONTROLS_NOTE = ("Controlled runs: each variant changes one suspected cause of the method's Test 1 gap to the "
+                 "paper (method[param=value] rows; ‡ = selected on the test entries, as the reference code did). "
+                 "The default rows are the baseline board's jobs (same job keys and metrics). paper.md, "
+                 "section \"Controlled runs\", pairs each variant with its default on the same folds.")
 
 BOARDS = [
     Board("gdsc-random", "gdsc", "random", title="GDSC, Test 1 (random zeroing)"),
@@ -80,6 +133,22 @@ BOARDS = [
           note="mtigcn-a: no IC50 task; mtigcn-b: no similarity task; mtigcn-ab: neither (NIHGCN-like). "
                "Same runs as gdsc-random. The reference code selected the ablations' epochs on the test set "
                "too, so all four have replication runs."),
+    Board("gdsc-controls", "gdsc", "random", methods=["mofgcn"], replication=["mofgcn"], baseline="gdsc-random",
+          variants=[Variant("mofgcn", {"window": 1000}, tests=STOP_RULE),
+                    Variant("mofgcn", {"epochs": 3000, "window": 1000}, tests=LONGER_BUDGET),
+                    Variant("mofgcn", {"sigma": 1.5}, tests=SHARPER_KERNEL)],
+          title="GDSC, Test 1: controlled runs for MOFGCN's gap to the paper",
+          note=CONTROLS_NOTE),
+    Board("ccle-controls", "ccle", "random", methods=["mofgcn", "deepdsc"], replication=["mofgcn"],
+          baseline="ccle-random",
+          variants=[Variant("mofgcn", {"window": 1000}, tests=STOP_RULE),
+                    Variant("mofgcn", {"epochs": 3000, "window": 1000}, tests=LONGER_BUDGET),
+                    Variant("mofgcn", {"sigma": 1.5}, tests=SHARPER_KERNEL),
+                    Variant("deepdsc", {}, "test", tests=DEEPDSC_SELECTION),
+                    Variant("deepdsc", {"batch_size": 100000, "lr": 0.0004, "patience": 100,
+                                        "regression_weight": 0.0}, "test", tests=DEEPDSC_PORT)],
+          title="CCLE, Test 1: controlled runs for MOFGCN's and DeepDSC's gaps to the paper",
+          note=CONTROLS_NOTE),
     Board("gdsc-case-study", "gdsc", "case-study", methods=["mtigcn", "mean-effects", "cell-mean"], replication=[],
           title="GDSC, Test 5 (case study: top predicted sensitive cell lines among unmeasured pairs)"),
 ]
@@ -92,12 +161,13 @@ def board_by_name(name: str) -> Board:
     raise UsageError(f"unknown board {name!r}; choose from: {', '.join(b.name for b in BOARDS)}")
 
 
-def board_progress(csv: Path, replication=()) -> tuple[int, list[str], float | None]:
+def board_progress(csv: Path, replication=(), variants=()) -> tuple[int, list[str], float | None]:
     """(finished fold runs, methods still missing runs, summed fit + predict seconds or None) of a board CSV.
 
     Missing: methods listed as "not run", and methods with fewer honest runs than the most complete one,
     shown as ``name (k of n done)``; then, for the board's ``replication`` methods (those not "not supported"),
-    replication runs short of that count, shown as ``name ‡`` (none yet) or ``name ‡ (k of n done)``.
+    replication runs short of that count, shown as ``name ‡`` (none yet) or ``name ‡ (k of n done)``; then the
+    board's :class:`Variant` rows short of that count under their selection, shown the same way.
     """
     df = leaderboard.read_csv(csv)
     fin = df[df["status"] == "finished"]
@@ -113,6 +183,11 @@ def board_progress(csv: Path, replication=()) -> tuple[int, list[str], float | N
         if m in unsupported or k >= max(full, 1):
             continue
         missing.append(f"{m} ‡" if k == 0 else f"{m} ‡ ({k} of {full} done)")
+    for v in variants:
+        k = int(((fin["method"] == v.row) & (fin["selection"] == v.selection)).sum())
+        if k < max(full, 1):
+            name = v.row + (" ‡" if v.selection == "test" else "")
+            missing.append(name if k == 0 else f"{name} ({k} of {full} done)")
     return int(len(fin)), missing, seconds
 
 

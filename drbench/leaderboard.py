@@ -123,13 +123,14 @@ def _ran_with(recorded, options: dict) -> bool:
 
 
 def collect(experiments=None, tracking_uri=None, dataset=None, protocol=None, methods=None,
-            previous: pd.DataFrame | None = None, options: dict | None = None) -> pd.DataFrame:
+            previous: pd.DataFrame | None = None, options: dict | None = None, variants=None) -> pd.DataFrame:
     """Per-fold rows from MLflow (latest finished run per job key), plus "not supported" rows.
 
     ``methods`` keeps only those methods; ``previous`` (an earlier CSV) contributes the rows whose job
     keys the store does not have, so a table can grow across machines without recomputing. ``options`` (a
     protocol's resolved options) keeps only the store's runs made with them, so that e.g. the per-target runs of
-    a Test 2 protocol (``per_target=True``) and its grouped runs land on different boards.
+    a Test 2 protocol (``per_target=True``) and its grouped runs land on different boards. ``variants``: the
+    rows of runs with non-default hyperparameters (``method[param=value]``) to keep (None: all of them).
     """
     from drbench import tracking
 
@@ -163,6 +164,8 @@ def collect(experiments=None, tracking_uri=None, dataset=None, protocol=None, me
         df = df[df["protocol"] == protocol]
     if methods:
         df = df[df["method"].isin(methods)]
+    if variants is not None:
+        df = df[~df["method"].astype(str).str.contains("[", regex=False) | df["method"].isin(variants)]
     df = _add_unsupported(df, methods)
     for col in CSV_COLUMNS:
         if col not in df.columns:
@@ -471,13 +474,15 @@ def _existing_images(df: pd.DataFrame, out) -> dict:
 
 
 def build(experiments=None, tracking_uri=None, dataset=None, protocol=None, out=None, from_csv=None,
-          title=None, plots: bool = False, methods=None, merge_csv: bool = False, options: dict | None = None) -> str:
+          title=None, plots: bool = False, methods=None, merge_csv: bool = False, options: dict | None = None,
+          variants=None, previous: pd.DataFrame | None = None) -> str:
     """Collect (or read ``from_csv``), write the CSV beside ``out``, and render markdown from the CSV.
 
     ``plots`` also draws the curve and runtime pictures beside ``out`` (needs the MLflow runs). Pictures
     that exist beside ``out`` are linked, so ``--from-csv`` reproduces the same markdown. ``merge_csv``
     keeps the rows of the CSV already beside ``out`` that the store does not have; ``options`` keeps only the store's
-    runs made with those protocol options (see :func:`collect`). Each file is replaced
+    runs made with those protocol options and ``variants`` the variant rows to keep (see :func:`collect`);
+    ``previous`` adds further rows (e.g. another board's) the way ``merge_csv`` adds the CSV's. Each file is replaced
     atomically (:mod:`drbench.atomic`); a bad ``out`` is refused before anything is read or written.
     """
     if out is not None:
@@ -486,7 +491,10 @@ def build(experiments=None, tracking_uri=None, dataset=None, protocol=None, out=
         df = read_csv(from_csv)
     else:
         prev = read_csv(csv_path(out)) if merge_csv and out is not None and csv_path(out).exists() else None
-        df = collect(experiments, tracking_uri, dataset, protocol, methods, prev, options)
+        if previous is not None:
+            prev = previous if prev is None else pd.concat([prev, previous[~previous["job_key"].isin(
+                set(prev["job_key"]))]], ignore_index=True)
+        df = collect(experiments, tracking_uri, dataset, protocol, methods, prev, options, variants)
         if out is not None:
             path = csv_path(out)
             path.parent.mkdir(parents=True, exist_ok=True)

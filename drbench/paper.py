@@ -9,8 +9,10 @@ so ``drbench reproduce --write-only`` rebuilds it byte for byte without an MLflo
 A gap's cause is stated only from recorded runs: the share of test-set selection (‡ − honest on the same
 board), a score definition recorded beside the board's own (``auc_ic50``: pooled ranking by the predicted IC50),
 how AUC moved with the expression panel (``gdsc-gene-panel.csv``: runs on random gene subsets, paired by mask
-with the full-panel runs), and a gap inside the boards' region of practical equivalence. Whatever those do not
-account for is written "unexplained", with the controlled runs that would test the remaining suspected causes.
+with the full-panel runs), the controlled variants of the control boards (``gdsc-controls``, ``ccle-controls``: one
+suspected cause changed at a time, paired with the default on the same folds; :func:`control_rows`), and a gap
+inside the boards' region of practical equivalence. Whatever those do not account for is written "unexplained",
+with what the controlled runs ruled out or the controlled runs that would test the remaining suspected causes.
 """
 
 from __future__ import annotations
@@ -341,8 +343,163 @@ def _cause(row: dict, runs: dict, closest, csv: Path, method: str) -> str:
             parts.append(measured)
         else:
             todo.append(f"the expression panel ({BUNDLE_GENES:,} vs ~17k genes): not measured yet")
+    test_1 = row["test"] == "Test 1 random"
+    controls = control_cause(row["dataset"], method, row["metric"], csv.parent) if test_1 else None
+    if controls and controls[0]:
+        return "; ".join(parts + [controls[1]])
     rest = f"remaining gap {delta:+.3f} unexplained" + (f" (to test: {'; '.join(todo)})" if todo else "")
-    return "; ".join(parts + [rest])
+    return "; ".join(parts + [rest + (f" ({controls[1]})" if controls else "")])
+
+
+# ---------------------------------------------------------------------------------------------- controlled runs
+#: the heading of paper.md's section on the boards' controlled variants
+CONTROLS_HEADING = "Controlled runs: MOFGCN and DeepDSC"
+
+
+def control_boards() -> list:
+    """The boards that declare controlled variants (:class:`drbench.boards.Variant`), Test 1 only."""
+    from drbench.boards import BOARDS
+
+    return [b for b in BOARDS if b.variants and b.protocol == "random"]
+
+
+def _fold_series(fin: pd.DataFrame, method: str, selection: str, metric: str) -> pd.Series:
+    part = fin[(fin["method"] == method) & (fin["selection"] == selection)]
+    keys = part["seed"].astype(int).astype(str) + "/" + part["fold"].astype(int).astype(str)
+    return pd.Series(pd.to_numeric(part[metric], errors="coerce").to_numpy(), index=keys).dropna()
+
+
+def control_rows(out_dir: Path) -> pd.DataFrame:
+    """One row per (control board, variant, metric) from the boards' CSVs: the variant's mean and the default's on
+    the folds both have, the paired difference (variant − default) with its corrected-t 95% CI, the paper's Test 1
+    number, and whether the variant's mean lies within ±ROPE of it (``closes``)."""
+    from drbench.leaderboard import folds_per_seed, read_csv
+    from drbench.stats import corrected_t, kfold_ratio, paired_differences
+
+    paper = paper_tables()
+    paper = paper[(paper["table"] == 3) & (paper["test"] == "Test 1 random")]
+    rows = []
+    for b in control_boards():
+        csv = Path(out_dir) / f"{b.name}.csv"
+        if not csv.exists():
+            continue
+        df = read_csv(csv)
+        fin = df[df["status"] == "finished"]
+        for v in b.variants:
+            for label, metric in METRICS.items():
+                var = _fold_series(fin, v.row, v.selection, metric)
+                base = _fold_series(fin, v.method, v.baseline_selection, metric)
+                d = paired_differences(var, base, metric)
+                if len(d) == 0:
+                    continue
+                ct = corrected_t(d, kfold_ratio(folds_per_seed(fin[fin["method"] == v.row])))
+                printed = paper[(paper["dataset"].str.lower() == b.dataset) & (paper["metric"] == label)
+                                & (paper["method"].str.lower() == v.method)]["value"]
+                value = float(printed.iloc[0]) if len(printed) else math.nan
+                mean_v, mean_b = float(var[d.index].mean()), float(base[d.index].mean())
+                rows.append({"board": b.name, "dataset": b.dataset, "method": v.method, "row": v.row,
+                             "selection": v.selection, "baseline_selection": v.baseline_selection,
+                             "tests": v.tests, "command": v.command, "metric": label, "n": ct.n,
+                             "variant": mean_v, "default": mean_b, "delta": ct.mean, "low": ct.low,
+                             "high": ct.high, "paper": value, "gap_default": mean_b - value,
+                             "gap_variant": mean_v - value, "closes": abs(mean_v - value) <= ROPE})
+    return pd.DataFrame(rows)
+
+
+def _sel(selection: str) -> str:
+    return "‡" if selection == "test" else "honest"
+
+
+def _delta_ci(r) -> str:
+    """``+0.018 [+0.003, +0.033]`` (no CI with one fold); ``r``: a row of :func:`control_rows`."""
+    from drbench.leaderboard import _signed  # the boards' spelling of a signed difference (never -0.000)
+
+    ci = f" [{_signed(r['low'])}, {_signed(r['high'])}]" if r["n"] > 1 else ""
+    return f"{_signed(r['delta'])}{ci}"
+
+
+def _effect(r) -> str:
+    """A variant's effect in words: within ±ROPE of the paper, a shift that the 95% CI tells from 0, or neither."""
+    if r["closes"]:
+        return f"closes the gap (within ±{ROPE} of the paper)"
+    if r["n"] > 1 and (r["low"] > 0 or r["high"] < 0):
+        toward = (r["delta"] > 0) == (r["gap_default"] < 0)
+        return (f"moves it {'toward' if toward else 'away from'} the paper ({r['gap_default']:+.3f} → "
+                f"{r['gap_variant']:+.3f}), not within ±{ROPE}")
+    return "no shift the 95% CI tells from 0" if r["n"] > 1 else f"n = {r['n']}: no CI"
+
+
+def control_cause(dataset: str, method: str, metric: str, out_dir: Path) -> tuple[bool, str] | None:
+    """What the controlled variants of ``method`` on ``dataset`` say about its Test 1 gap in ``metric``: (whether one
+    closes it, the words), or None without any."""
+    rows = control_rows(out_dir)
+    if rows.empty:
+        return None
+    part = rows[(rows["dataset"] == dataset.lower()) & (rows["method"] == method) & (rows["metric"] == metric)]
+    if part.empty:
+        return None
+    where = f"§ {CONTROLS_HEADING}"
+    closing = part[part["closes"]]
+    if len(closing):
+        return True, "; ".join(f"{r['tests']}: the controlled run {r['row']} {_sel(r['selection'])} reaches "
+                               f"{r['variant']:.3f} (Δ {_delta_ci(r)} vs the default {_sel(r['baseline_selection'])} "
+                               f"on the same {r['n']} folds), within ±{ROPE} of the paper ({where})"
+                               for r in closing.to_dict("records"))
+    return False, f"ruled out by controlled runs ({where}): " + "; ".join(
+        f"{r['row']} {_sel(r['selection'])} Δ {_delta_ci(r)}, {_effect(r)}" for r in part.to_dict("records"))
+
+
+def control_lines(out_dir: Path) -> list[str]:
+    """paper.md's section on the controlled runs (empty without any control board CSV)."""
+    rows = control_rows(out_dir)
+    if rows.empty:
+        return []
+    boards = sorted(set(rows["board"]))
+    lines = [f"## {CONTROLS_HEADING}", "",
+             "Each suspected cause of a Test 1 gap, tested by a controlled run: the method with one setting changed, "
+             "on the same folds as its default runs (boards " + ", ".join(f"{b}.md" for b in boards) + "; "
+             "reproduce: " + ", ".join(f"`drbench reproduce --only {b}`" for b in boards) + "). *Default*: the "
+             "default's mean on the folds the variant has (‡ for a ‡ variant; the honest default for a run that "
+             "only changes the selection); *Δ*: variant − default with the corrected-t 95% CI (Nadeau–Bengio, "
+             f"n_test/n_train = 1/(k − 1)); *closes*: the variant's mean lies within ±{ROPE} of the paper.", "",
+             "| dataset | variant | folds | AUC: default → variant | ΔAUC [95% CI] | paper | closes? | "
+             "AUPRC: default → variant | ΔAUPRC [95% CI] | paper | closes? |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    keys = ["dataset", "board", "row", "selection"]
+    for _, part in rows.groupby(keys, sort=False):
+        by = part.set_index("metric")
+        first = part.iloc[0]
+        cells = []
+        for label in METRICS:
+            if label not in by.index:
+                cells.append("— | — | — | —")
+                continue
+            r = by.loc[label]
+            cells.append(f"{r['default']:.3f} → {r['variant']:.3f} | {_delta_ci(r)} | {r['paper']:.4f} | "
+                         f"{'yes' if r['closes'] else 'no'}")
+        lines.append(f"| {first['dataset'].upper()} | {first['row']} {_sel(first['selection'])} | {first['n']} | "
+                     + " | ".join(cells) + " |")
+    lines += ["", "What each variant tests, and the arguments of its runs (`drbench run --dataset D --protocol random "
+                  "...`):", ""]
+    for _, part in rows.drop_duplicates(keys).groupby(keys, sort=False):
+        r = part.iloc[0]
+        lines.append(f"- {r['dataset'].upper()} {r['row']} {_sel(r['selection'])}: {r['tests']}. `{r['command']}`")
+    lines += ["", "What the controlled runs say about each Test 1 AUC gap:", ""]
+    auc = rows[rows["metric"] == "AUC"]
+    for (ds, method), part in auc.groupby(["dataset", "method"], sort=True):
+        closing = part[part["closes"]]
+        text = f"- **{method}, {ds.upper()}** (paper {part['paper'].iloc[0]:.4f}): "
+        if len(closing):
+            text += "explained by " + "; ".join(
+                f"{r['tests']} ({r['row']} {_sel(r['selection'])} {r['variant']:.3f})"
+                for r in closing.to_dict("records")) + ". "
+        rest = part[~part["closes"]]
+        if len(rest):
+            text += "Not closed by: " + "; ".join(
+                f"{r['tests']} ({r['row']} {_sel(r['selection'])}: {_effect(r)})"
+                for r in rest.to_dict("records")) + "."
+        lines.append(text.rstrip())
+    return lines + [""]
 
 
 def _rank_agreement(rows: pd.DataFrame) -> list[str]:
@@ -405,7 +562,8 @@ def render(out_dir: Path) -> str:
         "board's, the AUC change over random subsets of the expression genes (Expression panel) — and whether the "
         f"remaining gap lies within ±{ROPE} (the boards' region of practical "
         "equivalence); a larger remaining gap is \"unexplained\", with the controlled runs that would test the "
-        "suspected causes not yet measured.", "",
+        "suspected causes not yet measured, or what the controlled runs of the section \"" + CONTROLS_HEADING
+        + "\" ruled out.", "",
     ]
     n = int(rows["delta"].notna().sum())
     within = int((rows["delta"].abs() <= ROPE).sum())
@@ -439,6 +597,7 @@ def render(out_dir: Path) -> str:
               "drbench's times are on the boards and in runtime.md, measured on other hardware. Table 7 (GDSC → PDX "
               "and TCGA) cannot be run: the data bundle has no PDX or TCGA expression; the GDSC → CCLE transfer board "
               "is the stand-in.", ""]
+    lines += control_lines(out_dir)
     rep = replicate_screen_lines(out_dir)
     if rep:
         lines += ["## Replicate screens: how well one screen predicts the other", "",
@@ -473,5 +632,5 @@ def write(out_dir: Path, data_dir=None, recompute: bool = True) -> Path:
     return path
 
 
-__all__ = ["paper_tables", "replicate_screens", "case_study_overlap", "gene_panel_pairs", "compare_rows", "render",
-           "write"]
+__all__ = ["paper_tables", "replicate_screens", "case_study_overlap", "gene_panel_pairs", "compare_rows",
+           "control_rows", "render", "write"]

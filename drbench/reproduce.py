@@ -15,7 +15,7 @@ import pandas as pd
 
 from drbench import boards, leaderboard, tracking
 from drbench.board_files import update_index, write_board, write_index, write_runtime
-from drbench.boards import Board, board_by_name, duration
+from drbench.boards import Board, Variant, board_by_name, duration
 from drbench.datasets import reuse_loaded_datasets
 from drbench.errors import DrbenchError
 from drbench.runner import SweepSpec, run_sweep
@@ -52,7 +52,8 @@ def _store_keys(uris, experiment) -> set[str]:
 def run_board(board: Board, out_dir: Path, *, data_dir=None, seeds=(0,), jobs=1, tracking_uri=None,
               experiment="drbench", progress=True, dry_run=False, folds=None, also_read=(), only_methods=None,
               write_only=False) -> dict:
-    """Run the sweeps of one board (honest, then replication for the test-selecting methods) and write it.
+    """Run the sweeps of one board (honest, then replication for the test-selecting methods, then its controlled
+    variants) and write it.
 
     ``also_read``: further MLflow stores whose finished jobs count as done and whose runs join the tables.
     ``only_methods``: run only these of the board's methods (the table still lists every method).
@@ -64,30 +65,35 @@ def run_board(board: Board, out_dir: Path, *, data_dir=None, seeds=(0,), jobs=1,
     skip = _store_keys(also_read, experiment)
     if not case_study:
         skip |= _published_keys(leaderboard.csv_path(out))
+    if board.baseline:  # the default runs that board publishes are shown here, not run again
+        skip |= _published_keys(leaderboard.csv_path(out.with_name(f"{board.baseline}.md")))
     from drbench.registry import resolve_methods
 
     methods = resolve_methods(board.methods if isinstance(board.methods, str) else ",".join(board.methods))
     to_run = [] if write_only else methods
+    variants = [] if write_only else list(board.variants)
     if only_methods is not None and not write_only:
         wanted = set(resolve_methods(",".join(only_methods)))
         to_run = [m for m in methods if m in wanted]
+        variants = [v for v in variants if v.method in wanted]
     if case_study:  # its CSV holds rankings, not job rows: a method ranked there for every seed is done
         ranked = _case_study_ranked(out.with_suffix(".csv"))
         to_run = [m for m in to_run if not all((m, int(s)) in ranked for s in seeds)]
-    sweeps = [("validation", to_run)] if to_run else []
+    sweeps = [("validation", to_run, {})] if to_run else []  # (selection, methods, --set overrides)
     repl = [m for m in board.replication if m in to_run]
     if repl:
-        sweeps.append(("test", repl))
+        sweeps.append(("test", repl, {}))
+    sweeps += [(v.selection, [v.method], {v.method: dict(v.params)}) for v in variants]
     summary = {"board": board.name, "jobs_finished": 0, "jobs_failed": 0, "jobs_skipped": 0}
     if dry_run:
-        summary.update(pending=[], pending_estimates=[])  # estimates: ((board key..., method, selection, folds), s)
+        summary.update(pending=[], pending_estimates=[])  # estimates: ((board key..., row, selection, folds), s)
         recorded = _store_keys([tracking_uri], experiment)  # what a real run would skip from its own store
         job_seconds = _median_job_seconds(leaderboard.csv_path(out)) if not case_study else {}
-    for selection, ms in sweeps:
+    for selection, ms, params in sweeps:
         full = board.methods == "all" and selection == "validation" and ms == methods
         spec = SweepSpec(methods="all" if full else ",".join(ms),
                          protocol=board.protocol, dataset=board.dataset, data_dir=data_dir, seeds=list(seeds),
-                         folds=folds, options=dict(board.options), selection=selection, jobs=jobs,
+                         folds=folds, options=dict(board.options), params=params, selection=selection, jobs=jobs,
                          experiment=experiment, tracking_uri=tracking_uri, progress=progress, skip_keys=skip)
         if dry_run:
             try:
@@ -98,13 +104,14 @@ def run_board(board: Board, out_dir: Path, *, data_dir=None, seeds=(0,), jobs=1,
             summary["jobs_skipped"] += todo.pop("done")
             for m, (label, n) in todo.items():
                 each = job_seconds.get(m)
-                key = (board.dataset, board.protocol, str(board.options), m, selection, label)
+                row = Variant(m, params[m]).row if m in params else m
+                key = (board.dataset, board.protocol, str(board.options), row, selection, label)
                 summary["pending_estimates"].append((key, None if each is None else n * each))
                 if each is None:
-                    summary["pending"].append(f"{m} {selection} {label}; no recorded run of it here to estimate from")
+                    summary["pending"].append(f"{row} {selection} {label}; no recorded run of it here to estimate from")
                 else:
                     est = duration(n * each) if n * each >= 1 else "<1 s"
-                    summary["pending"].append(f"{m} {selection} {label}; ~{est} of job time ({n} × {each:.0f} s)")
+                    summary["pending"].append(f"{row} {selection} {label}; ~{est} of job time ({n} × {each:.0f} s)")
             continue
         try:
             rep = run_sweep(spec)

@@ -1,0 +1,151 @@
+"""Controlled runs: a board's variants (``--set`` overrides) as rows of their own, and paper.md's section on them."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from drbench import boards, paper, reproduce
+from drbench.boards import Board, Variant, board_progress
+from drbench.leaderboard import CSV_COLUMNS
+from drbench.runner import SweepSpec, plan_sweep
+from drbench.stats import corrected_t, kfold_ratio
+
+
+def test_a_variant_row_is_the_name_the_runner_gives_its_runs():
+    v = Variant("mofgcn", {"sigma": 1.5, "k": 5})
+    assert v.row == "mofgcn[k=5,sigma=1.5]"
+    assert v.command == "--methods mofgcn --set mofgcn.k=5 --set mofgcn.sigma=1.5 --select test"
+    plan = plan_sweep(SweepSpec(methods="mofgcn", protocol="random", dataset="synthetic", params={"mofgcn": v.params},
+                                folds=[0], selection=v.selection))
+    assert f"mofgcn[{plan.variants['mofgcn']}]" == v.row
+    # a variant that overrides nothing only changes the selection: it is compared with the honest default
+    assert Variant("deepdsc").row == "deepdsc" and Variant("deepdsc").baseline_selection == "validation"
+    assert v.baseline_selection == "test"
+
+
+def test_published_variants_each_change_a_default(tmp_path):
+    """A value equal to the default would give the run no variant label and mix it into the default's row."""
+    from drbench.context import RunContext
+    from drbench.registry import get_method
+    from drbench.runner import method_params
+
+    declared = [(b, v) for b in boards.BOARDS for v in b.variants]
+    assert declared, "no board declares controlled variants"
+    for b, v in declared:
+        cls = get_method(v.method)
+        ctx = RunContext(dataset=b.dataset, target="", dataset_full=b.dataset, protocol=b.protocol,
+                         protocol_kind=b.protocol, entity_axis=None, selection=v.selection, device="cpu")
+        defaults = method_params(cls, ctx, {})
+        assert all(defaults[k] != val for k, val in v.params.items()), (b.name, v)
+        assert b.baseline and v.tests
+
+
+def _syn_boards(monkeypatch):
+    base = Board("syn-random", "synthetic", "random", methods="all", replication=["drug-mean"], title="base")
+    controls = Board("syn-controls", "synthetic", "random", methods=["drug-mean"], replication=["drug-mean"],
+                     baseline="syn-random", title="controls",
+                     variants=[Variant("drug-mean", {"smoothing": 50.0}, tests="smoothing")])
+    monkeypatch.setattr(boards, "BOARDS", [base, controls])
+    return base, controls
+
+
+def test_a_control_board_runs_only_its_variants_and_shows_the_baselines_runs(tmp_path, monkeypatch):
+    _syn_boards(monkeypatch)
+    out, uri = tmp_path / "lb", f"sqlite:///{tmp_path}/a.db"
+    first = reproduce.reproduce(only=["syn-random"], out_dir=out, tracking_uri=uri, progress=False, folds=[0],
+                                only_methods=["drug-mean"])
+    assert first[0]["jobs_finished"] == 2  # drug-mean honest + replication
+    plan = reproduce.reproduce(only=["syn-controls"], out_dir=out, tracking_uri=uri, progress=False, folds=[0],
+                               dry_run=True)
+    assert [p.split(";")[0] for p in plan[0]["pending"]] == ["drug-mean[smoothing=50.0] test folds 0 (seed 0)"]
+    got = reproduce.reproduce(only=["syn-controls"], out_dir=out, tracking_uri=uri, progress=False, folds=[0])
+    # the defaults are the baseline board's runs (not run again); only the variant runs
+    assert got[0]["jobs_finished"] == 1 and got[0]["jobs_skipped"] == 2
+    csv = pd.read_csv(out / "syn-controls.csv")
+    fin = csv[csv["status"] == "finished"]
+    assert sorted(zip(fin["method"], fin["selection"])) == sorted(
+        [("drug-mean", "validation"), ("drug-mean", "test"), ("drug-mean[smoothing=50.0]", "test")])
+    assert set(csv["method"]) == set(fin["method"])  # no "not run" rows for the methods of other boards
+    assert "drug-mean[smoothing=50.0]" in (out / "syn-controls.md").read_text()
+    assert "Partial table" not in (out / "syn-controls.md").read_text()
+    # the baseline board, rebuilt from the same store, does not take the variant's runs as rows of its own
+    reproduce.reproduce(only=["syn-random"], out_dir=out, tracking_uri=uri, progress=False, folds=[0],
+                        write_only=True)
+    base = pd.read_csv(out / "syn-random.csv")
+    assert not base["method"].str.contains("[", regex=False).any()
+    # a fresh store: nothing is recomputed, the board stays as it was
+    md = (out / "syn-controls.md").read_text()
+    again = reproduce.reproduce(only=["syn-controls"], out_dir=out, tracking_uri=f"sqlite:///{tmp_path}/b.db",
+                                progress=False, folds=[0])
+    assert again[0]["jobs_finished"] == 0 and (out / "syn-controls.md").read_text() == md
+
+
+def test_a_variant_short_of_folds_keeps_its_board_partial(tmp_path, monkeypatch):
+    _, controls = _syn_boards(monkeypatch)
+    rows = [{"method": m, "status": "finished", "selection": s, "seed": 0, "fold": f, "dataset": "synthetic",
+             "protocol": "random"} for m, s, folds in (("drug-mean", "validation", (0, 1)), ("drug-mean", "test", (0, 1)),
+                                                       ("drug-mean[smoothing=50.0]", "test", (0,)))
+            for f in folds]
+    pd.DataFrame(rows).reindex(columns=CSV_COLUMNS).to_csv(tmp_path / "c.csv", index=False)
+    assert board_progress(tmp_path / "c.csv", controls.replication, controls.variants)[1] == [
+        "drug-mean[smoothing=50.0] ‡ (1 of 2 done)"]
+    assert board_progress(tmp_path / "c.csv", controls.replication)[1] == []
+
+
+# ---------------------------------------------------------------------------------------------- paper.md section
+DEFAULT = np.array([0.80, 0.81, 0.79, 0.80, 0.805])
+LONGER = DEFAULT + np.array([0.066, 0.069, 0.067, 0.070, 0.064])  # mean 0.8682: within ±0.01 of the paper's 0.8684
+SHARPER = DEFAULT + np.array([0.002, -0.003, 0.001, -0.001, 0.0])  # no shift
+
+
+def _write(path, parts):
+    rows = [{"method": m, "status": "finished", "dataset": "gdsc", "protocol": "random", "selection": s, "seed": 0,
+             "fold": i, "auc": v, "auprc": v} for m, s, vals in parts for i, v in enumerate(vals)]
+    pd.DataFrame(rows).reindex(columns=CSV_COLUMNS).to_csv(path, index=False)
+
+
+def _paper_boards(monkeypatch, variants):
+    monkeypatch.setattr(boards, "BOARDS", [Board("gdsc-controls", "gdsc", "random", methods=["mofgcn"],
+                                                 replication=["mofgcn"], baseline="gdsc-random", variants=variants)])
+
+
+def test_the_controls_section_pairs_each_variant_with_the_default_on_the_same_folds(tmp_path, monkeypatch):
+    longer = Variant("mofgcn", {"window": 1000}, tests="the stopping rule")
+    sharper = Variant("mofgcn", {"sigma": 1.5}, tests="the kernel width")
+    _paper_boards(monkeypatch, [longer, sharper])
+    _write(tmp_path / "gdsc-random.csv", [("mofgcn", "test", DEFAULT), ("mofgcn", "validation", DEFAULT)])
+    # the sharper variant has four folds only: the default is averaged over those four
+    _write(tmp_path / "gdsc-controls.csv", [("mofgcn", "test", DEFAULT), (longer.row, "test", LONGER),
+                                            (sharper.row, "test", SHARPER[:4])])
+    rows = paper.control_rows(tmp_path)
+    auc = rows[rows["metric"] == "AUC"].set_index("row")
+    r = auc.loc["mofgcn[window=1000]"]
+    ct = corrected_t(LONGER - DEFAULT, kfold_ratio(5))
+    assert r["n"] == 5 and r["delta"] == pytest.approx(ct.mean) and r["low"] == pytest.approx(ct.low)
+    assert r["paper"] == pytest.approx(0.8684) and r["closes"]
+    s = auc.loc["mofgcn[sigma=1.5]"]
+    assert s["n"] == 4 and s["default"] == pytest.approx(DEFAULT[:4].mean()) and not s["closes"]
+    md = paper.render(tmp_path)
+    assert f"## {paper.CONTROLS_HEADING}" in md and "`--methods mofgcn --set mofgcn.window=1000 --select test`" in md
+    assert "`drbench reproduce --only gdsc-controls`" in md
+    cause = paper.compare_rows(tmp_path).set_index(["dataset", "method", "metric", "table"]).loc[
+        ("GDSC", "MOFGCN", "AUC", 3), "cause"]
+    assert "the stopping rule: the controlled run mofgcn[window=1000] ‡ reaches 0.868" in cause
+    assert "unexplained" not in cause
+
+
+def test_without_a_closing_variant_the_gap_stays_unexplained_with_what_was_ruled_out(tmp_path, monkeypatch):
+    sharper = Variant("mofgcn", {"sigma": 1.5}, tests="the kernel width")
+    _paper_boards(monkeypatch, [sharper])
+    _write(tmp_path / "gdsc-random.csv", [("mofgcn", "test", DEFAULT), ("mofgcn", "validation", DEFAULT)])
+    _write(tmp_path / "gdsc-controls.csv", [("mofgcn", "test", DEFAULT), (sharper.row, "test", SHARPER)])
+    cause = paper.compare_rows(tmp_path).set_index(["dataset", "method", "metric", "table"]).loc[
+        ("GDSC", "MOFGCN", "AUC", 3), "cause"]
+    assert "remaining gap -0.067 unexplained (ruled out by controlled runs" in cause
+    assert "mofgcn[sigma=1.5] ‡ Δ +0.000 [-0.004, +0.003], no shift the 95% CI tells from 0)" in cause
+    assert "- **mofgcn, GDSC** (paper 0.8684): Not closed by: the kernel width (mofgcn[sigma=1.5] ‡: no shift" in (
+        paper.render(tmp_path))
+    # a method without controls keeps the plain wording
+    assert paper.control_cause("gdsc", "deepdsc", "AUC", tmp_path) is None
