@@ -24,7 +24,7 @@ from drbench.metrics import LOWER_IS_BETTER
 
 CSV_COLUMNS = [
     "method", "status", "dataset", "protocol", "paper_test", "selection", "seed", "fold", "fold_label", "headline",
-    "transductive", "tasks", "auc", "auprc", "pcc", "scc", "rmse", "auc_ic50", "pcc_resid", "scc_resid", "pcc_drug", "auc_entity", "auprc_entity",
+    "transductive", "tasks", "auc", "auprc", "pcc", "scc", "rmse", "auc_ic50", "pcc_resid", "scc_resid", "pcc_drug", "n_drugs_pcc", "auc_entity", "auprc_entity",
     "pcc_entity", "scc_entity", "rmse_entity", "n_entities_auc", "n_test", "n_test_positive", "fit_seconds", "predict_seconds",
     "peak_rss_mb", "threads", "load_start", "machine", "notes", "provider", "code_version", "dataset_hash",
     "mask_sha256", "run_id", "job_key",
@@ -177,7 +177,7 @@ def collect(experiments=None, tracking_uri=None, dataset=None, protocol=None, me
 
 
 #: whole-number columns, written as integers (``0``, not ``0.0``) whether or not a "not run" row leaves them blank
-INTEGER_COLUMNS = ["seed", "fold", "n_entities_auc", "n_test", "n_test_positive", "threads"]
+INTEGER_COLUMNS = ["seed", "fold", "n_entities_auc", "n_drugs_pcc", "n_test", "n_test_positive", "threads"]
 
 
 def _tidy(df: pd.DataFrame) -> pd.DataFrame:
@@ -368,7 +368,8 @@ def _normalized_section(reg: pd.DataFrame, headline: str, replication: bool, hon
     """The "beyond the mean effects" table of the IC50 regressors (``metrics.normalized``), and which runs lack
     those metrics (recorded before drbench computed them)."""
     has = reg[NORMALIZED].notna().any(axis=1)
-    if not has.any():
+    computed = has | reg[metrics.NORMALIZED_COUNT].notna()
+    if not computed.any():
         return ["", f"IC50 beyond the mean effects ({', '.join(LABELS[m] for m in NORMALIZED)}): none of these "
                     "runs recorded them (recorded before drbench computed them; `drbench rescore` or a rerun adds them)."]
     lines = ["", "IC50 beyond the mean effects: *PCC / SCC beyond mean effects* correlate the measured and predicted "
@@ -379,7 +380,7 @@ def _normalized_section(reg: pd.DataFrame, headline: str, replication: bool, hon
     if h is not None:
         h = h[h[NORMALIZED].notna().any(axis=1)]
     lines += _table(reg[has], NORMALIZED, headline, [], replication, h)
-    lacking = reg[~has].groupby("method").size()
+    lacking = reg[~computed].groupby("method").size()
     if len(lacking):
         lines += ["", "Runs without these metrics (recorded before drbench computed them): "
                   + ", ".join(f"{m}{'‡' if replication else ''} ({n})" for m, n in lacking.items()) + "."]

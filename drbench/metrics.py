@@ -16,6 +16,9 @@ REGRESSION = ("pcc", "scc", "rmse")
 ALL = CLASSIFICATION + REGRESSION
 #: IC50 metrics that discount what the cell and drug means explain (:func:`normalized`)
 NORMALIZED = ("pcc_resid", "scc_resid", "pcc_drug")
+#: drugs with a defined per-drug PCC; recorded (possibly 0) whenever the normalized metrics were computed, so a run
+#: whose normalized metrics are all undefined (e.g. a constant prediction) is told from one recorded before them
+NORMALIZED_COUNT = "n_drugs_pcc"
 #: metrics where lower is better
 LOWER_IS_BETTER = {"rmse"}
 
@@ -121,9 +124,9 @@ def normalized(ic50_true, ic50_pred, baseline, drug) -> tuple[dict, list[str]]:
     NaN where undefined: a constant prediction carries no ordering (as for pooled PCC); a prediction equal to the
     baseline leaves no residual to correlate (with a note).
     """
-    nan = {k: np.nan for k in NORMALIZED}
     if ic50_true is None or ic50_pred is None:
-        return nan, []
+        return {k: np.nan for k in NORMALIZED}, []
+    nan = {**{k: np.nan for k in NORMALIZED}, NORMALIZED_COUNT: 0}
     y, p = np.asarray(ic50_true, float), np.asarray(ic50_pred, float)
     b, d = np.asarray(baseline, float), np.asarray(drug)
     ok = ~np.isnan(y)
@@ -143,6 +146,7 @@ def normalized(ic50_true, ic50_pred, baseline, drug) -> tuple[dict, list[str]]:
         if sel.sum() >= 3 and not _constant(y[sel]) and not _constant(p[sel]):
             per_drug.append(pearson(y[sel], p[sel]))
     out["pcc_drug"] = float(np.mean(per_drug)) if per_drug else np.nan
+    out[NORMALIZED_COUNT] = len(per_drug)
     return out, notes
 
 

@@ -26,7 +26,7 @@ import numpy as np
 
 from drbench import tracking
 from drbench.errors import DrbenchError, UsageError
-from drbench.metrics import NORMALIZED
+from drbench.metrics import NORMALIZED, NORMALIZED_COUNT
 
 log = logging.getLogger("drbench.rescore")
 RESCORED_BY = f"{tracking.TAG}rescored_by"
@@ -164,7 +164,7 @@ def rescore(tracking_uri: str, experiment: str = "drbench", data_dir: str | None
             tags, run_id = run.data.tags, run.info.run_id
             t = lambda k: tags.get(f"{tracking.TAG}{k}")  # noqa: E731
             tally = tallies[(t("dataset"), t("protocol"), t("selection"))]
-            if not force and (set(NORMALIZED) & set(run.data.metrics) or RESCORED_BY in tags):
+            if not force and ({*NORMALIZED, NORMALIZED_COUNT} & set(run.data.metrics) or RESCORED_BY in tags):
                 tally.had += 1
                 continue
             try:

@@ -98,6 +98,7 @@ def test_runner_records_normalized_metrics_for_ic50_methods_only(protocol, opts)
     assert srmf.status == "finished"
     for k in metrics.NORMALIZED:
         assert np.isfinite(srmf.metrics[k]) and -1 <= srmf.metrics[k] <= 1
+    assert 0 < srmf.metrics[metrics.NORMALIZED_COUNT] <= 30
     me = run_job(get_method("mean-effects"), {}, ds, fold, seed=0)
     assert np.isnan(me.metrics["pcc_resid"])
     # random: the cell effects order each drug's test pairs; new cell line: they are 0 (unseen cells), so the
@@ -118,6 +119,9 @@ def test_board_shows_the_normalized_table_and_names_runs_without_it():
                          "pcc": 0.9, "scc": 0.9, "rmse": 1.0, "pcc_resid": base + f / 1000, "scc_resid": base,
                          "pcc_drug": base + 0.1, "fit_seconds": 1.0, "peak_rss_mb": 1.0, "job_key": f"{m}{f}"})
     rows.append(dict(rows[0], method="old", pcc_resid=np.nan, scc_resid=np.nan, pcc_drug=np.nan, job_key="old0"))
+    # computed, all undefined (a constant prediction): not "recorded before drbench computed them"
+    rows.append(dict(rows[0], method="constant", pcc_resid=np.nan, scc_resid=np.nan, pcc_drug=np.nan, n_drugs_pcc=0,
+                     job_key="c0"))
     df = pd.DataFrame(rows)
     for c in leaderboard.CSV_COLUMNS:
         if c not in df.columns:
@@ -163,3 +167,4 @@ def test_a_constant_prediction_has_no_normalized_metric():
     drug = np.tile(np.arange(add.shape[1]), add.shape[0])
     m, _ = metrics.normalized(y, np.full_like(y, 2.0), base, drug)
     assert all(np.isnan(m[k]) for k in metrics.NORMALIZED)
+    assert m[metrics.NORMALIZED_COUNT] == 0  # computed, none defined: told apart from "not computed"

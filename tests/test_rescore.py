@@ -11,12 +11,13 @@ import pytest
 from drbench import execution, tracking
 from drbench.cli import main
 from drbench.datasets import make_synthetic, plugin_datasets
-from drbench.metrics import NORMALIZED
+from drbench.metrics import NORMALIZED, NORMALIZED_COUNT
 from drbench.rescore import RESCORED_BY, rescore
 from drbench.runner import SweepSpec, run_sweep
 
 METHODS = "drug-mean,mean-effects,srmf,hnmdrp"  # hnmdrp: classification only
 PROTOCOLS = {"random": {}, "new-cell-line": {"n_folds": 3, "min_positives": 3}}
+ADDED = (*NORMALIZED, NORMALIZED_COUNT)  # what the runner records now and rescore adds
 GROUP = lambda protocol: ("tiny", protocol, "validation")  # noqa: E731
 
 
@@ -61,7 +62,7 @@ def _runs(uri: str, experiment: str = "drbench") -> dict:
 
 
 def _has_none(runs) -> bool:
-    return all(not set(NORMALIZED) & set(r.data.metrics) and RESCORED_BY not in r.data.tags for r in runs)
+    return all(not set(ADDED) & set(r.data.metrics) and RESCORED_BY not in r.data.tags for r in runs)
 
 
 @pytest.mark.parametrize("protocol", list(PROTOCOLS))
@@ -84,10 +85,10 @@ def test_rescored_runs_hold_what_the_runner_records_now(protocol, monkeypatch, s
         if method == "hnmdrp":  # classification only: untouched
             assert m == before[key].data.metrics and RESCORED_BY not in run.data.tags
             continue
-        assert {k: m.get(k) for k in NORMALIZED} == {k: want.get(k) for k in NORMALIZED}, method
+        assert {k: m.get(k) for k in ADDED} == {k: want.get(k) for k in ADDED}, method
         if method == "srmf":
             assert set(NORMALIZED) <= set(m)
-        assert {k: v for k, v in m.items() if k not in NORMALIZED} == before[key].data.metrics  # nothing else moved
+        assert {k: v for k, v in m.items() if k not in ADDED} == before[key].data.metrics  # nothing else moved
         assert run.data.tags.get("drbench.notes") == expected[key].data.tags.get("drbench.notes")
         assert run.data.tags[RESCORED_BY] == tracking.code_version()
     me = [r for r in after.values() if r.data.tags["drbench.method"] == "mean-effects"]
