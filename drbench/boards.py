@@ -81,6 +81,12 @@ CONTROLS_NOTE = ("Controlled runs: each variant changes one suspected cause of t
                  "The default rows are the baseline board's jobs (same job keys and metrics). paper.md, "
                  "section \"Controlled runs\", pairs each variant with its default on the same folds.")
 
+NEW_PAIR_NOTE = ("Beyond the paper: fold k holds out cell-line group k and drug group k together; test entries are the "
+                 "measured pairs of a held-out cell line with a held-out drug (balanced 1:1), training keeps only pairs "
+                 "with neither held out.")
+NEW_TISSUE_NOTE = ("Beyond the paper (DrEval's LTO): every cell line of the held-out tissue(s) is removed from "
+                   "training; tissues with fewer than 15 eligible cell lines are grouped")
+
 BOARDS = [
     Board("gdsc-random", "gdsc", "random", title="GDSC, Test 1 (random zeroing)"),
     Board("ccle-random", "ccle", "random", title="CCLE, Test 1 (random zeroing)"),
@@ -110,24 +116,17 @@ BOARDS = [
                "seen in training. Compare gdsc-to-ccle-transfer.md and the replicate-screen agreement (paper.md)."),
     Board("ccle-new-pair", "ccle", "new-pair", options={"min_positives": 3},
           title="CCLE, double cold (new cell line and new drug at once, grouped 5-fold)",
-          note="Beyond the paper: fold k holds out cell-line group k and drug group k together; test entries are "
-               "the measured pairs of a held-out cell line with a held-out drug (balanced 1:1), training keeps only "
-               "pairs with neither held out. CCLE has 24 drugs, so an entity is eligible with ≥ 3 positives "
-               "(`--option min_positives=3`; the default 10 leaves ~12 test pairs a fold)."),
+          note=NEW_PAIR_NOTE + " CCLE has 24 drugs, so an entity is eligible with ≥ 3 positives "
+                               "(`--option min_positives=3`; the default 10 leaves ~12 test pairs a fold)."),
     Board("ccle-new-tissue", "ccle", "new-tissue", options={"min_positives": 3},
           title="CCLE, leave tissue out (one tissue, or a group of small tissues, per fold)",
-          note="Beyond the paper (DrEval's LTO): every cell line of the held-out tissue(s) is removed from "
-               "training; tissues with fewer than 15 eligible cell lines are grouped. CCLE cell lines are eligible "
-               "with ≥ 3 positives (`--option min_positives=3`; the default 10 leaves one fold)."),
+          note=NEW_TISSUE_NOTE + ". CCLE cell lines are eligible with ≥ 3 positives (`--option min_positives=3`; "
+                                 "the default 10 leaves one fold)."),
     Board("gdsc-new-pair", "gdsc", "new-pair",
-          title="GDSC, double cold (new cell line and new drug at once, grouped 5-fold)",
-          note="Beyond the paper: fold k holds out cell-line group k and drug group k together; test entries are "
-               "the measured pairs of a held-out cell line with a held-out drug (balanced 1:1), training keeps only "
-               "pairs with neither held out."),
+          title="GDSC, double cold (new cell line and new drug at once, grouped 5-fold)", note=NEW_PAIR_NOTE),
     Board("gdsc-new-tissue", "gdsc", "new-tissue",
           title="GDSC, leave tissue out (one tissue, or a group of small tissues, per fold)",
-          note="Beyond the paper (DrEval's LTO): every cell line of the held-out tissue(s) is removed from "
-               "training; tissues with fewer than 15 eligible cell lines are grouped (18 folds)."),
+          note=NEW_TISSUE_NOTE + " (18 folds)."),
     Board("gdsc-ablation", "gdsc", "random", methods=ABLATION, replication=list(ABLATION),
           title="GDSC, Test 4 (MTIGCN ablations)",
           note="mtigcn-a: no IC50 task; mtigcn-b: no similarity task; mtigcn-ab: neither (NIHGCN-like). "
