@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -9,6 +12,8 @@ import pytest
 from drbench import paper
 from drbench.datasets import Dataset
 from drbench.leaderboard import CSV_COLUMNS
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 def test_the_papers_tables_ship_with_the_package():
@@ -159,3 +164,28 @@ def test_a_score_definition_that_narrows_the_gap_leaves_the_rest_unexplained(tmp
               & (got["metric"] == "AUC")].iloc[0]
     assert "moves the gap from +0.224 to -0.026" in row["cause"]
     assert row["cause"].endswith("remaining gap -0.026 unexplained")
+
+
+def _minus(x: float) -> str:
+    return f"{x:+.2f}".replace("-", "\u2212")
+
+
+def test_the_readme_summary_states_the_figures_of_the_committed_paper_md():
+    # The README's "How far the published comparison holds up" paragraph is written by hand from paper.md;
+    # this keeps its figures equal to the generated file's.
+    md = (REPO / "leaderboards" / "paper.md").read_text()
+    readme = " ".join((REPO / "README.md").read_text().split())
+    within, lower, higher = re.search(
+        r"(\d+) lie within ±0\.01 of the paper, (\d+) are lower by more, (\d+) higher by more", md).groups()
+    assert (f"{within} lie within ±0.01 of drbench's closest counterpart, {lower} are lower by more "
+            f"and {higher} higher") in readme
+    rows = re.findall(r"^\| \d \| \w+ \| [^|]+ \| \w+ \| \d+ \| ([+-]\d\.\d\d) \| (\d\.\d+) \|$", md, flags=re.M)
+    assert len(rows) >= 10
+    taus, ps = [float(t) for t, _ in rows], [float(p) for _, p in rows]
+    assert (f"runs from {_minus(min(taus))} to {_minus(max(taus))}, with p < 0.05 in "
+            f"{sum(p < 0.05 for p in ps)} of {len(rows)} columns") in readme
+    for method in ("MTIGCN", "NIHGCN"):
+        paper_value, repl = re.search(
+            rf"^\| GDSC \| Test 1 random \| {method} \| AUC \| (\d\.\d+) ± [^|]+\| (\d\.\d{{3}}) ± ", md,
+            flags=re.M).groups()
+        assert f"{method} ‡ {repl} vs {float(paper_value):.3f}" in readme
