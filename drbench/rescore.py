@@ -2,7 +2,7 @@
 
 Nothing is refitted. For each finished job run whose method estimates IC50 and whose predictions were stored
 (:data:`drbench.tracking.PREDICTIONS`), the run's fold is rebuilt exactly as the runner made it — its dataset
-(checked against the recorded content hash), its protocol with the recorded options, its seed, and the
+(cut to the recorded gene panel for a ``--genes`` run; checked against the recorded content hash), its protocol with the recorded options, its seed, and the
 validation split carved as its selection mode did — and picked by the recorded mask hash. The IC50 metrics
 beyond the mean effects (:data:`drbench.metrics.NORMALIZED`) are then computed from the stored IC50
 predictions by :func:`drbench.execution.normalized_metrics`, the function the runner scores jobs with, and
@@ -62,14 +62,14 @@ class FoldSource:
 
     def __init__(self, data_dir: str | None):
         self.data_dir = data_dir
-        self.datasets: dict = {}  # (dataset, protocol, options JSON) -> prepared Dataset or Skip
+        self.datasets: dict = {}  # (dataset, protocol, options JSON, gene panel) -> prepared Dataset or Skip
         self.folds: dict = {}  # (dataset key, seed, carve_valid) -> {mask sha256: Fold}
 
-    def dataset(self, name: str, protocol_name: str, options_json: str | None):
-        key = (name, protocol_name, options_json)
+    def dataset(self, name: str, protocol_name: str, options_json: str | None, genes: tuple = (0, 0)):
+        key = (name, protocol_name, options_json, genes)
         if key not in self.datasets:
             try:
-                self.datasets[key] = self._prepare(name, protocol_name, options_json)
+                self.datasets[key] = self._prepare(name, protocol_name, options_json, genes)
             except Skip as e:
                 self.datasets[key] = e
         found = self.datasets[key]
@@ -77,8 +77,9 @@ class FoldSource:
             raise found
         return found
 
-    def _prepare(self, name: str, protocol_name: str, options_json: str | None):
+    def _prepare(self, name: str, protocol_name: str, options_json: str | None, genes: tuple):
         from drbench.datasets import load_dataset
+        from drbench.datasets.panel import gene_subset
         from drbench.protocols import get_protocol
 
         if options_json is None:
@@ -87,18 +88,21 @@ class FoldSource:
             protocol = get_protocol(protocol_name)
             options = protocol.resolve_options(json.loads(options_json))
             source = load_dataset(name, self.data_dir)
+            if genes[0]:  # a run made with --genes N --gene-seed S
+                source = gene_subset(source, *genes)
             dataset = protocol.prepare(source, lambda n: load_dataset(n, self.data_dir), **options)
         except (DrbenchError, ValueError) as e:  # ValueError: options that are not JSON (a clipped param)
             raise Skip(f"cannot rebuild dataset {name!r} under {protocol_name}: {e}") from None
         return protocol, options, dataset
 
     def fold(self, name: str, protocol_name: str, options_json: str | None, dataset_hash: str | None, seed: int,
-             selection: str, mask: str | None):
-        """The recorded fold: (prepared dataset, fold); raises :class:`Skip` with the reason it cannot be had."""
-        protocol, options, dataset = self.dataset(name, protocol_name, options_json)
+             selection: str, mask: str | None, genes: tuple = (0, 0)):
+        """The recorded fold: (prepared dataset, fold); raises :class:`Skip` with the reason it cannot be had.
+        ``genes``: the run's (``--genes``, ``--gene-seed``), (0, 0) for the full panel."""
+        protocol, options, dataset = self.dataset(name, protocol_name, options_json, genes)
         if dataset.content_hash != dataset_hash:
             raise Skip("the dataset's content hash differs from the recorded one")
-        key = (name, protocol_name, options_json, seed, selection == "validation")
+        key = (name, protocol_name, options_json, genes, seed, selection == "validation")
         if key not in self.folds:
             made = protocol.folds(dataset, seed, carve_valid=selection == "validation", **options)
             self.folds[key] = {f.sha256: f for f in made}
@@ -208,8 +212,9 @@ def _scorable(c, run, folds: FoldSource, parents: dict):
     if "ic50_pred" not in pred.columns:
         return None
     name = _dataset_argument(c, parents, t("sweep_run_id")) or t("dataset")
+    genes = (int(t("genes") or 0), int(t("gene_seed") or 0))
     dataset, fold = folds.fold(name, t("protocol"), run.data.params.get("protocol_options"), t("dataset_hash"),
-                               int(t("seed")), t("selection"), t("mask_sha256"))
+                               int(t("seed")), t("selection"), t("mask_sha256"), genes)
     rows, cols = check_predictions(pred, dataset, fold)
     if not fold.test[rows, cols].any():  # e.g. the case study: the runner scores no metric at all
         return None

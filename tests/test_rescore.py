@@ -163,3 +163,25 @@ def test_force_overwrites_a_value_that_is_undefined_now(monkeypatch, store):
             assert m["pcc_resid"] != m["pcc_resid"] and m["scc_resid"] != m["scc_resid"]  # NaN
         else:
             assert all(m[k] != 0.5 for k in NORMALIZED)
+
+
+def test_a_gene_panel_run_is_rebuilt_on_its_panel(monkeypatch, store):
+    # a run made with --genes N --gene-seed S has its own dataset hash: rescore must cut the same panel to find it
+    uri, old, new = store, "old-panel", "new-panel"
+
+    def sweep(experiment):
+        run_sweep(SweepSpec(methods="srmf", protocol="random", dataset="tiny", folds=[0], genes=20, gene_seed=3,
+                            params={"srmf": {"max_iter": 5}}, backend="sequential", experiment=experiment,
+                            tracking_uri=uri, progress=False))
+
+    with monkeypatch.context() as m:  # recorded as before drbench computed the normalized metrics
+        m.setattr(execution, "normalized_metrics", lambda *a, **k: ({}, []))
+        sweep(old)
+    sweep(new)
+    (key, run), = _runs(uri, old).items()
+    assert run.data.tags["drbench.genes"] == "20" and _has_none([run])
+    tally = rescore(uri, old)[GROUP("random")]
+    assert (tally.rescored, sum(tally.skipped.values())) == (1, 0), tally.skipped
+    m, want = _runs(uri, old)[key].data.metrics, _runs(uri, new)[key].data.metrics
+    assert {k: m.get(k) for k in ADDED} == {k: want.get(k) for k in ADDED}
+    assert set(NORMALIZED) <= set(m)
