@@ -12,7 +12,7 @@ how AUC moved with the expression panel (``gdsc-gene-panel.csv``: runs on random
 with the full-panel runs), the controlled variants of the control boards (``gdsc-controls``, ``ccle-controls``: one
 suspected cause changed at a time, paired with the default on the same folds; :func:`control_rows`), and a gap
 inside the boards' region of practical equivalence. Whatever those do not account for is written "unexplained",
-with what the controlled runs ruled out or the controlled runs that would test the remaining suspected causes.
+with what the controlled runs measured without closing it, or the controlled runs that would test the remaining suspected causes.
 """
 
 from __future__ import annotations
@@ -445,7 +445,7 @@ def control_cause(dataset: str, method: str, metric: str, out_dir: Path) -> tupl
                                f"{r['variant']:.3f} (Δ {_delta_ci(r)} vs the default {_sel(r['baseline_selection'])} "
                                f"on the same {r['n']} folds), within ±{ROPE} of the paper ({where})"
                                for r in closing.to_dict("records"))
-    return False, f"ruled out by controlled runs ({where}): " + "; ".join(
+    return False, f"not closed by the controlled runs ({where}): " + "; ".join(
         f"{r['row']} {_sel(r['selection'])} Δ {_delta_ci(r)}, {_effect(r)}" for r in part.to_dict("records"))
 
 
@@ -563,7 +563,7 @@ def render(out_dir: Path) -> str:
         f"remaining gap lies within ±{ROPE} (the boards' region of practical "
         "equivalence); a larger remaining gap is \"unexplained\", with the controlled runs that would test the "
         "suspected causes not yet measured, or what the controlled runs of the section \"" + CONTROLS_HEADING
-        + "\" ruled out.", "",
+        + "\" measured without closing the gap.", "",
     ]
     n = int(rows["delta"].notna().sum())
     within = int((rows["delta"].abs() <= ROPE).sum())

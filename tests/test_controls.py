@@ -143,7 +143,7 @@ def test_without_a_closing_variant_the_gap_stays_unexplained_with_what_was_ruled
     _write(tmp_path / "gdsc-controls.csv", [("mofgcn", "test", DEFAULT), (sharper.row, "test", SHARPER)])
     cause = paper.compare_rows(tmp_path).set_index(["dataset", "method", "metric", "table"]).loc[
         ("GDSC", "MOFGCN", "AUC", 3), "cause"]
-    assert "remaining gap -0.067 unexplained (ruled out by controlled runs" in cause
+    assert "remaining gap -0.067 unexplained (not closed by the controlled runs" in cause
     assert "mofgcn[sigma=1.5] ‡ Δ +0.000 [-0.004, +0.003], no shift the 95% CI tells from 0)" in cause
     assert "- **mofgcn, GDSC** (paper 0.8684): Not closed by: the kernel width (mofgcn[sigma=1.5] ‡: no shift" in (
         paper.render(tmp_path))
