@@ -326,10 +326,11 @@ def run_sweep(spec: SweepSpec, on_result=None) -> SweepReport:
     recorder = Recorder(c, exp_id, spec, plan, report, lease_s, on_result)
     pool = Pool(spec.backend, spec.jobs, plan.jobs[0].threads, spec.scheduler)
     status, t0 = "FINISHED", time.time()
-    with _sigterm_raises_keyboard_interrupt(), claims.Heartbeat(c, lease_s) as heartbeat:
+    interrupts = Interrupts()
+    with interrupts.installed(), claims.Heartbeat(c, lease_s) as heartbeat:
         try:
             recorder.start(heartbeat)
-            _dispatch(todo, plan.dataset, pool, recorder)
+            _dispatch(todo, plan.dataset, pool, recorder, interrupts)
         except KeyboardInterrupt:
             status, report.interrupted = "KILLED", True
             raise
@@ -343,16 +344,19 @@ def run_sweep(spec: SweepSpec, on_result=None) -> SweepReport:
     return report
 
 
-def _dispatch(todo: list, dataset: Dataset, pool: Pool, recorder: Recorder) -> None:
+def _dispatch(todo: list, dataset: Dataset, pool: Pool, recorder: Recorder, interrupts: Interrupts) -> None:
     """Claim a job whenever a worker is free, run it there, and record each result as it arrives.
 
     A job whose claim met another driver's at the same moment is retried after a random wait of up to a second
-    (longer after each meeting); jobs another driver holds or finished are left to it.
+    (longer after each meeting); jobs another driver holds or finished are left to it. A SIGINT or SIGTERM is
+    raised (:class:`KeyboardInterrupt`) at the top of the loop, after the results that arrived are recorded; a job
+    run in this process (the sequential backend) is interrupted at once (see :class:`Interrupts`).
     """
     queue = collections.deque(todo)
     retry: list = []  # (not before, meetings, job)
     running: dict = {}  # future -> (job, run id)
     while queue or retry or running:
+        interrupts.raise_if_signalled()
         while len(running) < pool.slots:
             now = time.time()
             ready = min(retry, key=lambda r: r[0], default=None)
@@ -365,7 +369,9 @@ def _dispatch(todo: list, dataset: Dataset, pool: Pool, recorder: Recorder) -> N
                 break
             outcome, run_id = recorder.claim(job)
             if outcome == claims.WON:
-                running[pool.submit(execute, job, dataset)] = (job, run_id)
+                interrupts.raise_if_signalled()  # the claimed run is marked KILLED by the cleanup
+                with interrupts.at_once(pool.in_process):
+                    running[pool.submit(execute, job, dataset)] = (job, run_id)
             elif outcome == claims.CONTENDED:
                 retry.append((time.time() + random.uniform(0.1, 1.0) * (meetings + 1), meetings + 1, job))
         if not running:
@@ -509,21 +515,57 @@ class Recorder:
                 self.bar.set_postfix_str(text)
 
 
-@contextlib.contextmanager
-def _sigterm_raises_keyboard_interrupt():
-    """In the main thread, SIGTERM interrupts the sweep as Ctrl-C does."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
+class Interrupts:
+    """SIGINT (Ctrl-C) and SIGTERM during a sweep's dispatch, in the main thread.
 
-    def interrupt(signum, frame):
-        raise KeyboardInterrupt(f"signal {signal.Signals(signum).name}")
+    Python raises :class:`KeyboardInterrupt` wherever the main thread happens to be, also inside
+    ``concurrent.futures`` or loky code between acquiring a lock and releasing it (``cf.wait`` acquires every
+    future's lock in turn); the cleanup that then kills the workers waits for that lock forever and the driver
+    hangs. So while a sweep dispatches, the handlers only note the signal, and :func:`_dispatch` raises it where
+    it holds no lock: at the top of its loop, which polls the workers every second. Inside :meth:`at_once` (a job
+    running in the driver's own process) the signal is raised at once, as Python would. Off the main thread
+    nothing is installed (Python delivers signals to the main thread only).
+    """
 
-    previous = signal.signal(signal.SIGTERM, interrupt)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self):
+        self.signum: int | None = None
+        self._immediate = False
+
+    def _handler(self, signum, frame):
+        self.signum = signum
+        if self._immediate:
+            self.raise_if_signalled()
+
+    def raise_if_signalled(self) -> None:
+        if self.signum is not None:
+            raise KeyboardInterrupt(f"signal {signal.Signals(self.signum).name}")
+
+    @contextlib.contextmanager
+    def installed(self):
+        if threading.current_thread() is not threading.main_thread():
+            yield self
+            return
+        previous = {s: signal.signal(s, self._handler) for s in self.SIGNALS}
+        try:
+            yield self
+        finally:
+            for s, h in previous.items():
+                signal.signal(s, h)
+
+    @contextlib.contextmanager
+    def at_once(self, enabled: bool = True):
+        """Within this block a signal raises at once (when ``enabled``): for work that runs in this process."""
+        if not enabled:
+            yield
+            return
+        self.raise_if_signalled()
+        self._immediate = True
+        try:
+            yield
+        finally:
+            self._immediate = False
 
 
 @contextlib.contextmanager

@@ -82,6 +82,11 @@ class Pool:
         self._executor = get_memmapping_executor(self.jobs, env={k: str(self.threads) for k in _THREAD_ENV})
         return self._executor
 
+    @property
+    def in_process(self) -> bool:
+        """Whether :meth:`submit` runs the job in this process, to its end (the sequential backend)."""
+        return self.backend == "sequential"
+
     def submit(self, fn, *args) -> cf.Future:
         if self.backend == "sequential":
             future = cf.Future()

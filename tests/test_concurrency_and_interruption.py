@@ -257,3 +257,44 @@ def test_jobs_run_fold_by_fold_cheapest_recorded_method_first():
     run_sweep(SweepSpec(methods="drug-mean,mean-effects", protocol="random", folds=[0, 1], progress=False),
               on_result=lambda job, res: seen.append((job.fold_pos, job.method)))
     assert seen == [(0, "drug-mean"), (0, "mean-effects"), (1, "drug-mean"), (1, "mean-effects")]
+
+
+def test_a_signal_during_library_code_is_raised_after_it_returns(monkeypatch):
+    # Raised in the middle of concurrent.futures / loky / MLflow code, an interrupt can leave a lock held that the
+    # cleanup then waits for forever; the driver raises it only once that code has returned.
+    real_claim, after_signal = claims.claim, []
+
+    def claim_interrupted_midway(*args, **kwargs):
+        outcome = real_claim(*args, **kwargs)
+        os.kill(os.getpid(), signal.SIGINT)
+        after_signal.append(outcome[0])  # still inside the library call: the signal must not be raised here
+        return outcome
+
+    monkeypatch.setattr(claims, "claim", claim_interrupted_midway)
+    with pytest.raises(KeyboardInterrupt):
+        run_sweep(SweepSpec(methods="drug-mean", protocol="random", folds=[0, 1], progress=False))
+    assert after_signal == [claims.WON]  # one claim, completed; no job started after the signal
+    _, jobs = _runs()
+    _, sweeps = _runs("sweep")
+    assert [r.info.status for r in jobs] == ["KILLED"] and [r.info.status for r in sweeps] == ["KILLED"]
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the sweep's handlers are removed
+
+
+def test_a_signal_during_a_job_run_in_the_drivers_process_stops_it_at_once(monkeypatch):
+    from drbench.registry import get_method
+
+    cls, reached = get_method("drug-mean"), []
+    real_fit = cls.fit
+
+    def fit_interrupted(self, view):
+        os.kill(os.getpid(), signal.SIGINT)
+        reached.append("after the signal")  # the sequential backend fits in the driver: interrupted before this
+        return real_fit(self, view)
+
+    monkeypatch.setattr(cls, "fit", fit_interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        run_sweep(SweepSpec(methods="drug-mean", protocol="random", folds=[0, 1], backend="sequential",
+                            progress=False))
+    assert reached == []
+    _, jobs = _runs()
+    assert [r.info.status for r in jobs] == ["KILLED"]
