@@ -11,6 +11,8 @@ import pytest
 from drbench import leaderboard
 from drbench.cli import main
 
+from boardcsv import write_board_csv
+
 #: planted per-fold AUC offsets: "strong" is far above the naive baselines, "twin" sits within 0.001 of it
 PLANTED = {"strong": 0.85, "twin": 0.8505, "weak": 0.70, "mean-effects": 0.75, "cell-mean": 0.74}
 
@@ -29,12 +31,7 @@ def board_csv(path, planted=PLANTED, folds=5, seeds=(0,), mask_of=lambda m, s, f
                              "paper_test": "Test 1", "selection": "validation", "seed": s, "fold": f,
                              "headline": "pooled", "transductive": "false", "tasks": "classification",
                              "auc": auc, "auprc": auc, "mask_sha256": mask_of(m, s, f), "job_key": f"{m}-{s}-{f}"})
-    df = pd.DataFrame(rows)
-    for c in leaderboard.CSV_COLUMNS:
-        if c not in df.columns:
-            df[c] = np.nan
-    df[leaderboard.CSV_COLUMNS].to_csv(path, index=False)
-    return path
+    return write_board_csv(path, rows)
 
 
 def _row(md, method):

@@ -5,7 +5,6 @@ pairs each panel run with the full-panel run on the same mask."""
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 import pytest
 
 from drbench import leaderboard, paper, tracking
@@ -13,8 +12,9 @@ from drbench.cli import main
 from drbench.datasets import make_synthetic
 from drbench.datasets.panel import gene_subset, panel_label
 from drbench.errors import UsageError
-from drbench.leaderboard import CSV_COLUMNS
 from drbench.runner import SweepSpec, plan_sweep, run_sweep
+
+from boardcsv import write_board_csv
 
 
 def test_a_gene_subset_is_seeded_and_keeps_the_genes_in_their_order():
@@ -93,12 +93,7 @@ def test_a_bad_panel_is_one_line_and_exit_2_before_the_store(extra, fragment, ca
 
 
 # ---------------------------------------------------------------------------------------------- paper.md
-def _csv(path, rows):
-    df = pd.DataFrame(rows)
-    for col in CSV_COLUMNS:
-        if col not in df.columns:
-            df[col] = np.nan
-    df[CSV_COLUMNS].to_csv(path, index=False)
+_csv = write_board_csv
 
 
 def _row(method, selection, fold, mask, auc):

@@ -15,6 +15,8 @@ from drbench.registry import get_method
 from drbench.view import build_query, build_train_view
 from drbench.api import Capabilities
 
+from boardcsv import write_board_csv
+
 
 def _additive(n_cells=60, n_drugs=12, seed=0):
     """ic50 = mu + cell effect + drug effect + interaction (the interaction has mean 0 along both axes)."""
@@ -146,11 +148,7 @@ def test_compare_on_a_normalized_metric(tmp_path, capsys):
                          "selection": "validation", "seed": 0, "fold": f, "headline": "entity",
                          "tasks": "classification,regression", "auc": 0.7, "auc_entity": 0.7, "pcc_resid": v,
                          "pcc_drug": v, "mask_sha256": f"m{f}", "job_key": f"{m}{f}"})
-    df = pd.DataFrame(rows)
-    for c in leaderboard.CSV_COLUMNS:
-        if c not in df.columns:
-            df[c] = np.nan
-    df[leaderboard.CSV_COLUMNS].to_csv(tmp_path / "nd.csv", index=False)
+    write_board_csv(tmp_path / "nd.csv", rows)
     assert main(["compare", "a", "b", "--board", "nd", "--boards-dir", str(tmp_path), "--metric", "pcc_resid"]) == 0
     out = capsys.readouterr().out
     assert "PCC beyond mean effects" in out and "a is better than b" in out

@@ -11,7 +11,8 @@ import pytest
 
 from drbench import paper
 from drbench.datasets import Dataset
-from drbench.leaderboard import CSV_COLUMNS
+
+from boardcsv import write_board_csv
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -27,12 +28,7 @@ def test_the_papers_tables_ship_with_the_package():
     assert len(t[(t["table"] == 9) & (t["method"] == "MTIGCN Dasatinib")]) == 10
 
 
-def _board(path, rows):
-    df = pd.DataFrame(rows)
-    for c in CSV_COLUMNS:
-        if c not in df.columns:
-            df[c] = np.nan
-    df[CSV_COLUMNS].to_csv(path, index=False)
+_board = write_board_csv
 
 
 def _fold_rows(method, selection, values, **extra):
