@@ -524,7 +524,7 @@ class Interrupts:
     hangs. So while a sweep dispatches, the handlers only note the signal, and :func:`_dispatch` raises it where
     it holds no lock: at the top of its loop, which polls the workers every second. Inside :meth:`at_once` (a job
     running in the driver's own process) the signal is raised at once, as Python would. Off the main thread
-    nothing is installed (Python delivers signals to the main thread only).
+    nothing is installed (Python delivers signals to the main thread only), nor for a signal the process ignores.
     """
 
     SIGNALS = (signal.SIGINT, signal.SIGTERM)
@@ -547,7 +547,9 @@ class Interrupts:
         if threading.current_thread() is not threading.main_thread():
             yield self
             return
-        previous = {s: signal.signal(s, self._handler) for s in self.SIGNALS}
+        # a signal the process was started ignoring (e.g. SIGINT in a shell's background job) stays ignored
+        previous = {s: signal.signal(s, self._handler) for s in self.SIGNALS
+                    if signal.getsignal(s) is not signal.SIG_IGN}
         try:
             yield self
         finally:

@@ -63,10 +63,16 @@ def script(tmp_path):
     return path
 
 
+def _default_sigint():
+    # a driver started by a process that ignores SIGINT (pytest run as a shell's background job) would inherit that
+    # and never see the test's Ctrl-C; start it as a terminal would
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _driver(script, args, **env):
     full = {**os.environ, "PYTHONUNBUFFERED": "1", **{k: str(v) for k, v in env.items()}}
     return subprocess.Popen([sys.executable, str(script), "run", "--protocol", "random", "-q", *args], env=full,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=_default_sigint)
 
 
 def _finish(proc, timeout=240):
@@ -259,7 +265,16 @@ def test_jobs_run_fold_by_fold_cheapest_recorded_method_first():
     assert seen == [(0, "drug-mean"), (0, "mean-effects"), (1, "drug-mean"), (1, "mean-effects")]
 
 
-def test_a_signal_during_library_code_is_raised_after_it_returns(monkeypatch):
+@pytest.fixture()
+def sigint(request):
+    """SIGINT handled as ``request.param`` says for the test (Python's default as in a terminal, or ignored as in a
+    shell's background job), whatever the process started pytest with; restored afterwards."""
+    before = signal.signal(signal.SIGINT, getattr(request, "param", signal.default_int_handler))
+    yield
+    signal.signal(signal.SIGINT, before)
+
+
+def test_a_signal_during_library_code_is_raised_after_it_returns(monkeypatch, sigint):
     # Raised in the middle of concurrent.futures / loky / MLflow code, an interrupt can leave a lock held that the
     # cleanup then waits for forever; the driver raises it only once that code has returned.
     real_claim, after_signal = claims.claim, []
@@ -273,14 +288,15 @@ def test_a_signal_during_library_code_is_raised_after_it_returns(monkeypatch):
     monkeypatch.setattr(claims, "claim", claim_interrupted_midway)
     with pytest.raises(KeyboardInterrupt):
         run_sweep(SweepSpec(methods="drug-mean", protocol="random", folds=[0, 1], progress=False))
+    restored = signal.getsignal(signal.SIGINT)
     assert after_signal == [claims.WON]  # one claim, completed; no job started after the signal
     _, jobs = _runs()
     _, sweeps = _runs("sweep")
     assert [r.info.status for r in jobs] == ["KILLED"] and [r.info.status for r in sweeps] == ["KILLED"]
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the sweep's handlers are removed
+    assert restored is signal.default_int_handler  # the sweep's handlers are removed
 
 
-def test_a_signal_during_a_job_run_in_the_drivers_process_stops_it_at_once(monkeypatch):
+def test_a_signal_during_a_job_run_in_the_drivers_process_stops_it_at_once(monkeypatch, sigint):
     from drbench.registry import get_method
 
     cls, reached = get_method("drug-mean"), []
@@ -298,3 +314,18 @@ def test_a_signal_during_a_job_run_in_the_drivers_process_stops_it_at_once(monke
     assert reached == []
     _, jobs = _runs()
     assert [r.info.status for r in jobs] == ["KILLED"]
+
+
+@pytest.mark.parametrize("sigint", [signal.SIG_IGN], indirect=True)
+def test_a_driver_started_ignoring_sigint_keeps_ignoring_it(monkeypatch, sigint):
+    real_claim = claims.claim
+
+    def claim_then_ctrl_c(*args, **kwargs):
+        outcome = real_claim(*args, **kwargs)
+        os.kill(os.getpid(), signal.SIGINT)
+        return outcome
+
+    monkeypatch.setattr(claims, "claim", claim_then_ctrl_c)
+    rep = run_sweep(SweepSpec(methods="drug-mean", protocol="random", folds=[0, 1], progress=False))
+    assert (rep.finished, rep.interrupted) == (2, False)
+    assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
