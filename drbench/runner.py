@@ -519,10 +519,10 @@ class Interrupts:
     """SIGINT (Ctrl-C) and SIGTERM during a sweep's dispatch, in the main thread.
 
     Python raises :class:`KeyboardInterrupt` wherever the main thread happens to be, also inside
-    ``concurrent.futures`` or loky code between acquiring a lock and releasing it (``cf.wait`` acquires every
-    future's lock in turn); the cleanup that then kills the workers waits for that lock forever and the driver
-    hangs. So while a sweep dispatches, the handlers only note the signal, and :func:`_dispatch` raises it where
-    it holds no lock: at the top of its loop, which polls the workers every second. Inside :meth:`at_once` (a job
+    ``concurrent.futures``, loky or MLflow code between acquiring a lock and releasing it (``cf.wait`` acquires
+    every future's lock in turn), and a clean-up that needs that lock could then wait forever. So while a sweep
+    dispatches, the handlers only note the signal, and :func:`_dispatch` raises it between its own steps: at the
+    top of its loop, which polls the workers every second. Inside :meth:`at_once` (a job
     running in the driver's own process) the signal is raised at once, as Python would. Off the main thread
     nothing is installed (Python delivers signals to the main thread only), nor for a signal the process ignores.
     """
