@@ -54,6 +54,21 @@ def _masks(rows: pd.DataFrame) -> dict:
     return {(int(s), int(f)): m for s, f, m in zip(rows["seed"], rows["fold"], rows["mask_sha256"])}
 
 
+def shared_seeds(a: pd.DataFrame, b: pd.DataFrame, name_a: str, name_b: str):
+    """A's and B's runs of the seeds both ran (a board may hold more seeds of one method than of another, as its
+    own tables pair them), and a note naming the seeds left out ("" if none); refuses (UsageError) when they
+    share no seed. :func:`check_same_folds` then checks those seeds fold by fold."""
+    sa, sb = set(a["seed"].astype(int)), set(b["seed"].astype(int))
+    both = sa & sb
+    if not both:
+        raise UsageError(f"{name_a} and {name_b} were not run on the same folds: no seed in common ({name_a}: "
+                         f"{sorted(sa)}; {name_b}: {sorted(sb)})")
+    left = [f"{n} also has seed(s) {', '.join(map(str, sorted(x - both)))}" for n, x in ((name_a, sa), (name_b, sb))
+            if x - both]
+    note = f"compared on the seed(s) both ran: {', '.join(map(str, sorted(both)))} ({'; '.join(left)})" if left else ""
+    return a[a["seed"].astype(int).isin(both)], b[b["seed"].astype(int).isin(both)], note
+
+
 def check_same_folds(a: pd.DataFrame, b: pd.DataFrame, name_a: str, name_b: str) -> None:
     """Refuse (UsageError) unless A and B hold the same (seed, fold) set with equal mask hashes."""
     ma, mb = _masks(a), _masks(b)
@@ -130,7 +145,7 @@ def _verdict_line(name_a: str, name_b: str, verdict: str) -> str:
 
 def report_pair(df: pd.DataFrame, a: str, b: str, metric: str, rope: float, selection: str,
                 entities: pd.DataFrame | None) -> list[str]:
-    ra, rb = _runs_of(df, a, selection), _runs_of(df, b, selection)
+    ra, rb, seeds_note = shared_seeds(_runs_of(df, a, selection), _runs_of(df, b, selection), a, b)
     check_same_folds(ra, rb, a, b)
     col = metric_column(df, metric)
     for name, rows in ((a, ra), (b, rb)):
@@ -142,6 +157,8 @@ def report_pair(df: pd.DataFrame, a: str, b: str, metric: str, rope: float, sele
     lines = [f"{a} vs {b}: {label}; {t.n} paired folds ({fc['k']}-fold; n_test/n_train = {fc['ratio']:.3g}); "
              f"means {fc['mean_a']:.4f} vs {fc['mean_b']:.4f}; Δ > 0 means {a} is better"
              + (" (RMSE: lower is better, sign flipped)" if metric == "rmse" else "")]
+    if seeds_note:
+        lines.append(f"  {seeds_note}")
     if t.n < 2:
         lines.append(f"  corrected resampled t (Nadeau–Bengio): no test with n = {t.n} paired folds")
     else:
@@ -171,12 +188,12 @@ def report_against_board(df: pd.DataFrame, a: str, metric: str, rope: float, sel
              "|---|---|---|---|---|---|---|---|"]
     blocks = {a: _series(ra, col)}
     for m in others:
-        rb = _runs_of(df, m, selection)
-        check_same_folds(ra, rb, a, m)
+        ra_m, rb, _ = shared_seeds(ra, _runs_of(df, m, selection), a, m)
+        check_same_folds(ra_m, rb, a, m)
         if rb[col].isna().all():
             continue
         blocks[m] = _series(rb, col)
-        fc = fold_comparison(ra, rb, col, rope)
+        fc = fold_comparison(ra_m, rb, col, rope)
         t, by = fc["t"], fc["bayes"]
         ci = f"{t.mean:+.4f} [{t.low:+.4f}, {t.high:+.4f}]" if t.n >= 2 else f"n = {t.n}"
         ent = entity_comparison(entities, a, m, selection, metric) if entities is not None else "—"

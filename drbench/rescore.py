@@ -2,7 +2,8 @@
 
 Nothing is refitted. For each finished job run whose method estimates IC50 and whose predictions were stored
 (:data:`drbench.tracking.PREDICTIONS`), the run's fold is rebuilt exactly as the runner made it — its dataset
-(cut to the recorded gene panel for a ``--genes`` run; checked against the recorded content hash), its protocol with the recorded options, its seed, and the
+(cut to the recorded gene panel for a ``--genes`` run; checked against the recorded content hash), its protocol
+with the recorded options, its seed, and the
 validation split carved as its selection mode did — and picked by the recorded mask hash. The IC50 metrics
 beyond the mean effects (:data:`drbench.metrics.NORMALIZED`) are then computed from the stored IC50
 predictions by :func:`drbench.execution.normalized_metrics`, the function the runner scores jobs with, and

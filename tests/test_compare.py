@@ -175,3 +175,24 @@ def test_compare_reads_the_users_store_beside_the_board_csv(tmp_path, capsys):
     assert main(argv[:-1] + [f"sqlite:///{tmp_path}/mine0.db"]) == 0
     out = capsys.readouterr().out
     assert "5 paired folds" in out and "per-entity records missing for mean-effects" in out
+
+
+def test_compare_pairs_the_seeds_both_ran_and_refuses_when_they_share_none(tmp_path, capsys):
+    # a board can hold more seeds of a cheap baseline than of a deep method; its tables pair the shared folds
+    board_csv(tmp_path / "syn.csv", seeds=(0, 1))
+    df = pd.read_csv(tmp_path / "syn.csv")
+    df[~((df["method"] == "weak") & (df["seed"] == 1))].to_csv(tmp_path / "syn.csv", index=False)
+    assert main(["compare", "strong", "weak", "--board", "syn", "--boards-dir", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "5 paired folds" in out and "compared on the seed(s) both ran: 0 (strong also has seed(s) 1)" in out
+    assert main(["compare", "strong", "twin", "--board", "syn", "--boards-dir", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "10 paired folds" in out and "compared on the seed" not in out
+    df = pd.read_csv(tmp_path / "syn.csv")
+    df[~((df["method"] == "twin") & (df["seed"] == 0))].to_csv(tmp_path / "syn.csv", index=False)
+    df = pd.read_csv(tmp_path / "syn.csv")
+    df.loc[(df["method"] == "weak"), "seed"] = 0
+    df.to_csv(tmp_path / "syn.csv", index=False)
+    assert main(["compare", "twin", "weak", "--board", "syn", "--boards-dir", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "no seed in common (twin: [1]; weak: [0])" in err and len(err.strip().splitlines()) == 1
