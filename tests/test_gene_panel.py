@@ -93,7 +93,6 @@ def test_a_bad_panel_is_one_line_and_exit_2_before_the_store(extra, fragment, ca
 
 
 # ---------------------------------------------------------------------------------------------- paper.md
-_csv = write_board_csv
 
 
 def _row(method, selection, fold, mask, auc):
@@ -104,11 +103,11 @@ def _row(method, selection, fold, mask, auc):
 def test_the_panel_section_pairs_runs_by_mask_and_reports_the_measured_differences(tmp_path):
     # full panel: honest and replication runs of fold 0 have different masks (a validation split is carved);
     # both methods' gaps to the paper (NIHGCN 0.876, MTIGCN 0.887) are beyond the ROPE, so causes are listed
-    _csv(tmp_path / "gdsc-random.csv", [
+    write_board_csv(tmp_path / "gdsc-random.csv", [
         _row("nihgcn", "validation", 0, "v0" * 32, 0.872), _row("nihgcn", "validation", 1, "v1" * 32, 0.868),
         _row("nihgcn", "test", 0, "t0" * 32, 0.850), _row("mtigcn", "validation", 0, "m0" * 32, 0.860),
     ])
-    _csv(tmp_path / "gdsc-gene-panel.csv", [
+    write_board_csv(tmp_path / "gdsc-gene-panel.csv", [
         _row("nihgcn[genes=1000]", "validation", 0, "v0" * 32, 0.864),
         _row("nihgcn[genes=1000]", "validation", 1, "v1" * 32, 0.864),
         _row("nihgcn[genes=2500]", "validation", 0, "v0" * 32, 0.870),

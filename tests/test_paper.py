@@ -28,7 +28,6 @@ def test_the_papers_tables_ship_with_the_package():
     assert len(t[(t["table"] == 9) & (t["method"] == "MTIGCN Dasatinib")]) == 10
 
 
-_board = write_board_csv
 
 
 def _fold_rows(method, selection, values, **extra):
@@ -43,7 +42,7 @@ def test_each_gap_gets_only_the_causes_its_runs_measure(tmp_path):
     rows = (_fold_rows("mtigcn", "validation", [0.86] * 5) + _fold_rows("mtigcn", "test", [0.87] * 5)
             + _fold_rows("nihgcn", "test", [0.874] * 5) + _fold_rows("nihgcn", "validation", [0.870] * 5)
             + _fold_rows("srmf", "validation", [0.88] * 5, auc_ic50=[0.66] * 5))
-    _board(tmp_path / "gdsc-random.csv", rows)
+    write_board_csv(tmp_path / "gdsc-random.csv", rows)
     got = paper.compare_rows(tmp_path)
     auc = got[(got["table"] == 3) & (got["dataset"] == "GDSC") & (got["metric"] == "AUC")].set_index("method")
     m = auc.loc["MTIGCN"]
@@ -61,7 +60,7 @@ def test_each_gap_gets_only_the_causes_its_runs_measure(tmp_path):
 def test_test_2_gaps_name_the_per_target_protocol_as_untested(tmp_path):
     rows = [{"method": "srmf", "status": "finished", "dataset": "gdsc", "protocol": "new-drug",
              "selection": "validation", "seed": 0, "fold": i, "auc_entity": 0.75} for i in range(5)]
-    _board(tmp_path / "gdsc-new-drug.csv", rows)
+    write_board_csv(tmp_path / "gdsc-new-drug.csv", rows)
     got = paper.compare_rows(tmp_path)
     row = got[(got["board"] == "gdsc-new-drug") & (got["method"] == "SRMF") & (got["metric"] == "AUC")].iloc[0]
     assert row["drbench_metric"] == "auc_entity" and row["delta"] == pytest.approx(0.75 - 0.6683)
@@ -106,7 +105,7 @@ def test_case_study_overlap_matches_names_as_printed(tmp_path):
 
 
 def test_paper_md_renders_from_files_alone_and_deterministically(tmp_path):
-    _board(tmp_path / "gdsc-random.csv", _fold_rows("mtigcn", "validation", [0.86, 0.87, 0.88, 0.86, 0.87]))
+    write_board_csv(tmp_path / "gdsc-random.csv", _fold_rows("mtigcn", "validation", [0.86, 0.87, 0.88, 0.86, 0.87]))
     a = paper.write(tmp_path, recompute=False).read_text()
     b = paper.render(tmp_path)
     assert a == b
@@ -141,8 +140,8 @@ def test_per_target_runs_become_the_closest_counterpart_with_their_share(tmp_pat
         return [{"method": "mtigcn", "status": "finished", "dataset": "ccle", "protocol": "new-drug", "selection": sel,
                  "seed": 0, "fold": i, "auc_entity": v} for i in range(4)]
 
-    _board(tmp_path / "ccle-new-drug.csv", rows("validation", 0.70) + rows("test", 0.72))
-    _board(tmp_path / "ccle-new-drug-per-target.csv", rows("validation", 0.74) + rows("test", 0.78))
+    write_board_csv(tmp_path / "ccle-new-drug.csv", rows("validation", 0.70) + rows("test", 0.72))
+    write_board_csv(tmp_path / "ccle-new-drug-per-target.csv", rows("validation", 0.74) + rows("test", 0.78))
     got = paper.compare_rows(tmp_path)
     row = got[(got["board"] == "ccle-new-drug") & (got["method"] == "MTIGCN") & (got["metric"] == "AUC")].iloc[0]
     paper_value = row["paper"]
@@ -154,7 +153,7 @@ def test_per_target_runs_become_the_closest_counterpart_with_their_share(tmp_pat
 
 
 def test_a_score_definition_that_narrows_the_gap_leaves_the_rest_unexplained(tmp_path):
-    _board(tmp_path / "gdsc-random.csv", _fold_rows("srmf", "validation", [0.88] * 5, auc_ic50=[0.63] * 5))
+    write_board_csv(tmp_path / "gdsc-random.csv", _fold_rows("srmf", "validation", [0.88] * 5, auc_ic50=[0.63] * 5))
     got = paper.compare_rows(tmp_path)
     row = got[(got["table"] == 3) & (got["dataset"] == "GDSC") & (got["method"] == "SRMF")
               & (got["metric"] == "AUC")].iloc[0]
