@@ -128,6 +128,14 @@ class DeviceUse:
             self.device = self.requested if self._allocations() > self.before else "cpu"
         return False
 
+    def name(self) -> str:
+        """The model name of the device computed on (``torch.cuda.get_device_name``), ``"cpu"`` for the CPU."""
+        if self.device == "cpu":
+            return "cpu"
+        import torch
+
+        return str(torch.cuda.get_device_name(self.device))
+
 
 def _set_threads(n_threads: int | None):
     if not n_threads:
@@ -247,6 +255,8 @@ def run_job(method_cls, params: dict, dataset: Dataset, fold: Fold, *, seed: int
                                                      selection=selection, context=context)
         res.peak_rss_mb = mem.peak_mb
         res.host["device"] = used.device  # logged as the run's device tag: the device the job computed on
+        if used.device != "cpu":
+            res.host["device_name"] = used.name()  # e.g. "NVIDIA H200": which GPU, beside the host's CPU
         res.fit_seconds, res.predict_seconds = fit_s, pred_s
         res.fit_info = dict(getattr(method, "fit_info_", {}) or {})
         axis = fold.entity_axis

@@ -283,14 +283,15 @@ def test_cuda_index_must_name_a_present_gpu(monkeypatch):
 
 
 def test_each_run_is_tagged_with_the_device_it_computed_on(monkeypatch):
-    """With --device cuda, a method that put tensors on the GPU is tagged cuda; one that ignores the device
-    (numpy) is tagged cpu. CUDA is faked: torch's allocation counter grows when the GPU method fits."""
+    """With --device cuda, a method that put tensors on the GPU is tagged cuda (and the GPU's model); one that
+    ignores the device (numpy) is tagged cpu. CUDA is faked: torch's allocation counter grows when the GPU method fits."""
     import torch
 
     allocations = {"allocation.all.allocated": 0}
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
     monkeypatch.setattr(torch.cuda, "memory_stats", lambda device=None: dict(allocations))
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: f"Fake GPU at {device}")
 
     @drbench.register("test-on-gpu")
     class OnGpu(Method):
@@ -310,6 +311,9 @@ def test_each_run_is_tagged_with_the_device_it_computed_on(monkeypatch):
         runs = tracking.search_job_runs(c, [tracking.experiment_id(c, "drbench", create=False)])
         assert {r.data.tags["drbench.method"]: r.data.tags["drbench.device"] for r in runs} == {
             "test-on-gpu": "cuda", "global-mean": "cpu"}
+        # the GPU's model is recorded beside the host's CPU, only for a job that computed on it
+        assert {r.data.tags["drbench.method"]: r.data.tags.get("drbench.device_name") for r in runs} == {
+            "test-on-gpu": "Fake GPU at cuda", "global-mean": None}
     finally:
         methods().remove("test-on-gpu")
 
