@@ -9,6 +9,13 @@ beyond the mean effects (:data:`drbench.metrics.NORMALIZED`) are then computed f
 predictions by :func:`drbench.execution.normalized_metrics`, the function the runner scores jobs with, and
 logged to the run, tagged ``drbench.rescored_by`` with the code version.
 
+``--accept-dataset HASH`` moves runs recorded with another content hash of the same dataset onto the data loaded
+now (e.g. runs of a machine whose pandas parsed some numbers one unit in the last place off): each such run's fold
+is rebuilt on the loaded data and must match its recorded mask hash, and its stored predictions must be that fold's
+scored pairs; then its ``dataset_hash`` tag becomes the loaded data's, the old one is kept as
+``drbench.dataset_hash_recorded`` and ``drbench.rebased_by`` names the code version. Its metrics stay as recorded.
+Runs whose fold or predictions do not match keep their hash (and stay off boards of the loaded data).
+
 A run counts as already scored when it holds any of these metrics (they are computed together; one that is
 undefined, e.g. the residual PCC of the mean-effects baseline itself, is NaN and not logged) or carries the
 ``rescored_by`` tag. A run whose fold cannot be rebuilt is skipped with its reason; the others go on.
@@ -31,6 +38,8 @@ from drbench.metrics import NORMALIZED, NORMALIZED_COUNT
 
 log = logging.getLogger("drbench.rescore")
 RESCORED_BY = f"{tracking.TAG}rescored_by"
+REBASED_BY = f"{tracking.TAG}rebased_by"
+HASH_RECORDED = f"{tracking.TAG}dataset_hash_recorded"
 #: the tags (without the ``drbench.`` prefix) a job run needs for its fold to be rebuilt
 RECORDED = ("dataset", "protocol", "seed", "selection", "dataset_hash", "mask_sha256")
 
@@ -44,6 +53,7 @@ class Tally:
     """What ``rescore`` did with the runs of one (dataset, protocol, selection)."""
 
     rescored: int = 0
+    rebased: int = 0  # moved onto the loaded data's hash (--accept-dataset)
     had: int = 0  # already held the metrics (or were rescored before)
     unscored: int = 0  # nothing to add: a classification-only method, no IC50 prediction, or no labelled test pair
     skipped: collections.Counter = field(default_factory=collections.Counter)  # reason -> runs
@@ -54,15 +64,18 @@ class Tally:
         return (f"{'/'.join(group)}: {self.rescored} {'to rescore' if dry_run else 'rescored'}, "
                 f"{self.had} already had them, {self.unscored} with none to add (no IC50 prediction or no labelled "
                 f"test pair), "
-                f"{skipped} skipped" + (f" ({why})" if why else ""))
+                f"{skipped} skipped" + (f" ({why})" if why else "")
+                + (f"; {self.rebased} {'to move' if dry_run else 'moved'} onto the loaded data's hash"
+                   if self.rebased else ""))
 
 
 class FoldSource:
     """Rebuilds recorded folds as :func:`drbench.runner.prepare` made them, caching datasets and folds (the runs
     of one sweep share them)."""
 
-    def __init__(self, data_dir: str | None):
+    def __init__(self, data_dir: str | None, accept: frozenset = frozenset()):
         self.data_dir = data_dir
+        self.accept = frozenset(accept)  # recorded content hashes taken as the loaded data's (--accept-dataset)
         self.datasets: dict = {}  # (dataset, protocol, options JSON, gene panel) -> prepared Dataset or Skip
         self.folds: dict = {}  # (dataset key, seed, carve_valid) -> {mask sha256: Fold}
 
@@ -101,7 +114,7 @@ class FoldSource:
         """The recorded fold: (prepared dataset, fold); raises :class:`Skip` with the reason it cannot be had.
         ``genes``: the run's (``--genes``, ``--gene-seed``), (0, 0) for the full panel."""
         protocol, options, dataset = self.dataset(name, protocol_name, options_json, genes)
-        if dataset.content_hash != dataset_hash:
+        if dataset.content_hash != dataset_hash and dataset_hash not in self.accept:
             raise Skip("the dataset's content hash differs from the recorded one")
         key = (name, protocol_name, options_json, genes, seed, selection == "validation")
         if key not in self.folds:
@@ -140,9 +153,10 @@ def _merged_notes(old: str | None, new: list[str]) -> str | None:
 
 
 def rescore(tracking_uri: str, experiment: str = "drbench", data_dir: str | None = None, force: bool = False,
-            dry_run: bool = False) -> dict:
+            dry_run: bool = False, accept: tuple = ()) -> dict:
     """Add the normalized IC50 metrics to the finished job runs of ``experiment`` that lack them (every such run
-    with ``force``); ``dry_run`` computes them and writes nothing. Returns ``{(dataset, protocol, selection):
+    with ``force``); ``dry_run`` computes them and writes nothing. Runs recorded with a content hash in ``accept``
+    are moved onto the loaded data where their folds and predictions match (module docstring). Returns ``{(dataset, protocol, selection):
     Tally}``. Raises :class:`UsageError` (one line) for a store, experiment or data folder that cannot be used."""
     from mlflow.entities import Metric, RunTag
 
@@ -161,7 +175,7 @@ def rescore(tracking_uri: str, experiment: str = "drbench", data_dir: str | None
         raise UsageError(f"no experiment {experiment!r} in {tracking_uri}; experiments there: "
                          f"{', '.join(names) or 'none'}")
     version = tracking.code_version()
-    folds = FoldSource(data_dir)
+    folds = FoldSource(data_dir, frozenset(accept))
     parents: dict = {}  # sweep run id -> the dataset argument the runner loaded
     tallies: dict = collections.defaultdict(Tally)
     with reuse_loaded_datasets():
@@ -169,6 +183,17 @@ def rescore(tracking_uri: str, experiment: str = "drbench", data_dir: str | None
             tags, run_id = run.data.tags, run.info.run_id
             t = lambda k: tags.get(f"{tracking.TAG}{k}")  # noqa: E731
             tally = tallies[(t("dataset"), t("protocol"), t("selection"))]
+            if t("dataset_hash") in folds.accept:
+                try:
+                    loaded = _rebase(c, run, folds, parents)
+                except Skip as e:
+                    tally.skipped[f"not moved: {e}"] += 1
+                    continue
+                tally.rebased += 1
+                if not dry_run:
+                    c.log_batch(run_id, tags=[RunTag(f"{tracking.TAG}dataset_hash", loaded),
+                                              RunTag(HASH_RECORDED, t("dataset_hash")), RunTag(REBASED_BY, version)])
+                continue
             if not force and ({*NORMALIZED, NORMALIZED_COUNT} & set(run.data.metrics) or RESCORED_BY in tags):
                 tally.had += 1
                 continue
@@ -222,6 +247,23 @@ def _scorable(c, run, folds: FoldSource, parents: dict):
     return dataset, fold, rows, cols, pred["ic50_pred"].to_numpy(float)
 
 
+def _rebase(c, run, folds: FoldSource, parents: dict) -> str:
+    """The loaded data's content hash, for a run whose fold rebuilt on that data matches its recorded mask hash and
+    whose stored predictions are that fold's scored pairs; raises :class:`Skip` otherwise."""
+    t = lambda k: run.data.tags.get(f"{tracking.TAG}{k}")  # noqa: E731
+    missing = [k for k in RECORDED if not t(k)]
+    if missing:
+        raise Skip(f"no recorded {', '.join(missing)}")
+    if not any(f.path == tracking.PREDICTIONS for f in c.list_artifacts(run.info.run_id)):
+        raise Skip("no stored predictions")
+    name = _dataset_argument(c, parents, t("sweep_run_id")) or t("dataset")
+    genes = (int(t("genes") or 0), int(t("gene_seed") or 0))
+    dataset, fold = folds.fold(name, t("protocol"), run.data.params.get("protocol_options"), t("dataset_hash"),
+                               int(t("seed")), t("selection"), t("mask_sha256"), genes)
+    check_predictions(tracking.load_predictions(c, run.info.run_id), dataset, fold)
+    return dataset.content_hash
+
+
 def _dataset_argument(c, parents: dict, sweep_run_id: str | None) -> str | None:
     """The dataset argument the run's sweep loaded (its ``dataset`` param: a name or a long-layout folder)."""
     if not sweep_run_id:
@@ -235,7 +277,8 @@ def _dataset_argument(c, parents: dict, sweep_run_id: str | None) -> str | None:
 
 
 def run(args) -> int:
-    tallies = rescore(args.tracking_uri, args.experiment, args.data_dir, args.force, args.dry_run)
+    tallies = rescore(args.tracking_uri, args.experiment, args.data_dir, args.force, args.dry_run,
+                      tuple(args.accept_dataset or ()))
     if not tallies:
         print(f"no finished job runs in experiment {args.experiment!r}")
     for group in sorted(tallies, key=lambda g: tuple(str(x) for x in g)):
@@ -251,6 +294,9 @@ def add_cli(sub) -> None:
     r.add_argument("--data-dir", help="folder holding the runs' datasets (as for `drbench run`)")
     r.add_argument("--force", action="store_true", help="recompute and log the metrics of runs that already have them")
     r.add_argument("--dry-run", action="store_true", help="compute and count, write nothing")
+    r.add_argument("--accept-dataset", action="append", metavar="HASH",
+                   help="move runs recorded with this content hash onto the loaded data where their rebuilt folds "
+                        "match their mask hashes and their predictions match those folds (repeatable)")
     r.set_defaults(func=run)
 
 

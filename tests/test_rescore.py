@@ -185,3 +185,35 @@ def test_a_gene_panel_run_is_rebuilt_on_its_panel(monkeypatch, store):
     m, want = _runs(uri, old)[key].data.metrics, _runs(uri, new)[key].data.metrics
     assert {k: m.get(k) for k in ADDED} == {k: want.get(k) for k in ADDED}
     assert set(NORMALIZED) <= set(m)
+
+
+def test_accept_dataset_moves_runs_whose_folds_and_predictions_match_onto_the_loaded_data(store, capsys):
+    """Runs recorded with another content hash (a machine whose pandas parsed some numbers one ulp off) are moved
+    onto the loaded data only where their rebuilt fold matches their mask hash; the old hash is kept, metrics stay."""
+    from drbench.rescore import HASH_RECORDED, REBASED_BY
+
+    uri, exp = store, "accept"
+    _sweep(uri, "random", methods="drug-mean,mean-effects,hnmdrp", experiment=exp)
+    c = tracking.client(uri)
+    runs = sorted(_runs(uri, exp).values(), key=lambda r: r.info.run_id)
+    loaded = runs[0].data.tags["drbench.dataset_hash"]
+    other, unknown = "a" * 64, "b" * 64
+    for r in runs:
+        c.set_tag(r.info.run_id, "drbench.dataset_hash", other)
+    c.set_tag(runs[0].info.run_id, "drbench.mask_sha256", "0" * 64)  # a fold these data do not make
+    c.set_tag(runs[1].info.run_id, "drbench.dataset_hash", unknown)  # a hash not accepted
+
+    assert main(["rescore", "--tracking-uri", uri, "--experiment", exp, "--accept-dataset", other]) == 0
+    out = capsys.readouterr().out.splitlines()
+    n = len(runs)
+    assert out == [f"tiny/random/validation: 0 rescored, 1 already had them, 0 with none to add (no IC50 prediction "
+                   f"or no labelled test pair), 1 skipped (not moved: the recorded mask hash matches no fold: 1); "
+                   f"{n - 2} moved onto the loaded data's hash"]
+    now = {r.info.run_id: r for r in _runs(uri, exp).values()}
+    moved = [now[r.info.run_id] for r in runs[2:]]
+    assert all(r.data.tags["drbench.dataset_hash"] == loaded and r.data.tags[HASH_RECORDED] == other
+               and REBASED_BY in r.data.tags for r in moved)
+    assert all(now[r.info.run_id].data.metrics == r.data.metrics for r in runs)  # nothing rescored
+    assert now[runs[0].info.run_id].data.tags["drbench.dataset_hash"] == other  # its fold did not match
+    assert now[runs[1].info.run_id].data.tags["drbench.dataset_hash"] == unknown
+    assert HASH_RECORDED not in now[runs[0].info.run_id].data.tags
