@@ -27,7 +27,7 @@ CSV_COLUMNS = [
     "transductive", "tasks", "auc", "auprc", "pcc", "scc", "rmse", "auc_ic50", "pcc_resid", "scc_resid", "pcc_drug",
     "n_drugs_pcc", "auc_entity", "auprc_entity", "pcc_entity", "scc_entity", "rmse_entity", "n_entities_auc",
     "n_test", "n_test_positive", "fit_seconds", "predict_seconds",
-    "peak_rss_mb", "threads", "load_start", "machine", "notes", "provider", "code_version", "dataset_hash",
+    "peak_rss_mb", "threads", "load_start", "machine", "device", "device_name", "notes", "provider", "code_version", "dataset_hash",
     "mask_sha256", "run_id", "job_key",
 ]
 #: the per-entity record file beside a board (``BOARD-entities.csv``): one row per run × entity
@@ -167,6 +167,7 @@ def collect(experiments=None, tracking_uri=None, dataset=None, protocol=None, me
         df = df[df["method"].isin(methods)]
     if variants is not None:
         df = df[~df["method"].astype(str).str.contains("[", regex=False) | df["method"].isin(variants)]
+    df = off_board(df)
     df = _add_unsupported(df, methods)
     for col in CSV_COLUMNS:
         if col not in df.columns:
@@ -175,6 +176,60 @@ def collect(experiments=None, tracking_uri=None, dataset=None, protocol=None, me
     df["_p"] = df["protocol"].map(lambda p: PROTOCOL_ORDER.index(p) if p in PROTOCOL_ORDER else 99)
     df = df.sort_values(["dataset", "_p", "protocol", "selection", "method", "seed", "fold"], na_position="last")
     return df.drop(columns="_p").reset_index(drop=True)
+
+
+#: statuses of finished runs kept in a board's CSV but left out of its tables: they cannot be paired with the others
+OTHER_DATA, OTHER_MASKS = "other data", "other masks"
+
+
+def _majority(values: pd.Series) -> str | None:
+    """The value most rows hold (ties: the smallest), None if none is recorded."""
+    counts = values.dropna().astype(str).value_counts()
+    if counts.empty:
+        return None
+    return sorted(counts.index, key=lambda v: (-counts[v], v))[0]
+
+
+def off_board(df: pd.DataFrame) -> pd.DataFrame:
+    """Give a status of their own to finished runs that the board's paired statistics cannot use: runs on data
+    other than the board's (a content hash other than the one most runs of the dataset and protocol hold; a
+    ``genes=`` variant is judged against its own panel) get :data:`OTHER_DATA`; runs on a fold other than the
+    board's (a mask hash other than the one most runs of the same selection, seed, fold and fold label hold) get :data:`OTHER_MASKS`. They stay in the CSV; the markdown
+    counts and names them. Runs without the hash recorded are not judged."""
+    if df.empty or "dataset_hash" not in df.columns or "mask_sha256" not in df.columns:
+        return df
+    df = df.copy()
+    fin = df["status"] == "finished"
+    panel = df["method"].astype(str).str.extract(r"(genes=[^,\]]*)")[0].fillna("")
+    data_key = [df["dataset"].astype(str), df["protocol"].astype(str), panel]
+    ref = df[fin].groupby([k[fin] for k in data_key])["dataset_hash"].transform(_majority)
+    other = fin & df["dataset_hash"].notna() & (df["dataset_hash"].astype(str) != ref.reindex(df.index))
+    df.loc[other, "status"] = OTHER_DATA
+    fin = df["status"] == "finished"
+    label = df["fold_label"].astype(str).where(df["fold_label"].notna(), "")
+    fold_key = [df["dataset"].astype(str), df["protocol"].astype(str), df["selection"].astype(str),
+                pd.to_numeric(df["seed"], errors="coerce").astype(str),
+                pd.to_numeric(df["fold"], errors="coerce").astype(str), label]
+    ref = df[fin].groupby([k[fin] for k in fold_key])["mask_sha256"].transform(_majority)
+    other = fin & df["mask_sha256"].notna() & (df["mask_sha256"].astype(str) != ref.reindex(df.index))
+    df.loc[other, "status"] = OTHER_MASKS
+    return df
+
+
+def off_board_note(part: pd.DataFrame) -> list[str]:
+    """The markdown lines that count and name a (dataset, protocol)'s runs left out by :func:`off_board`."""
+    lines = []
+    for status, what in ((OTHER_MASKS, "on a fold other than the board's for the same seed and fold (another mask "
+                                       "hash), which the board's paired statistics cannot use"),
+                         (OTHER_DATA, "on data other than the board's (another dataset content hash)")):
+        off = part[part["status"] == status]
+        if off.empty:
+            continue
+        per = off.groupby(["method", "selection"]).size()
+        named = "; ".join(f"{m}{' ‡' if sel == 'test' else ''}: {n}" for (m, sel), n in per.items())
+        lines.append(f"Left out of these tables (kept in the CSV with status *{status}*): {len(off)} run"
+                     f"{'s' if len(off) != 1 else ''} {what} ({named}).")
+    return lines + [""] if lines else []
 
 
 #: whole-number columns, written as integers (``0``, not ``0.0``) whether or not a "not run" row leaves them blank
@@ -287,6 +342,21 @@ def metric_column(metric: str, headline: str) -> str:
 
 
 # ---------------------------------------------------------------------------------------------- render
+def fit_cell(g: pd.DataFrame) -> str:
+    """A method's mean fit seconds; runs that computed on a GPU (``device`` cuda…) are averaged apart from those on
+    the CPU (``device`` cpu or not recorded), each with its n, so that the two machines' times are never mixed."""
+    fit = g["fit_seconds"].astype(float)
+    dev = g["device"] if "device" in g.columns else pd.Series(np.nan, index=g.index)
+    gpu = dev.astype(str).str.startswith("cuda")
+    parts = [(label, fit[m].dropna()) for label, m in (("CPU", ~gpu), ("GPU", gpu))]
+    parts = [(label, v) for label, v in parts if len(v)]
+    if not parts:
+        return "—"
+    if len(parts) == 1 and parts[0][0] == "CPU":
+        return f"{parts[0][1].mean():.1f}"
+    return " / ".join(f"{v.mean():.1f} {label} (n={len(v)})" for label, v in parts)
+
+
 def _table(part: pd.DataFrame, metrics: list[str], headline: str, unsupported: list[tuple[str, str]],
            replication: bool, honest: pd.DataFrame | None) -> list[str]:
     primary = metrics[0]
@@ -295,7 +365,7 @@ def _table(part: pd.DataFrame, metrics: list[str], headline: str, unsupported: l
     stats_rows = []
     for method, g in part.groupby("method"):
         row = {"method": method, "transductive": str(g["transductive"].iloc[0]).lower() == "true",
-               "fit": g["fit_seconds"].mean(), "mem": g["peak_rss_mb"].max(), "series": series[method],
+               "fit": fit_cell(g), "mem": g["peak_rss_mb"].max(), "series": series[method],
                "notes": "; ".join(sorted({n for v in g["notes"].dropna() for n in str(v).split("; ") if n}))}
         for m in metrics:
             v = g[metric_column(m, headline)].astype(float).dropna()
@@ -352,7 +422,7 @@ def _table(part: pd.DataFrame, metrics: list[str], headline: str, unsupported: l
         if replication and honest is not None:
             h = honest[honest["method"] == r["method"]][pcol].astype(float).dropna()
             cells.append(f"{r[primary][0] - h.mean():+.3f}" if len(h) and not np.isnan(r[primary][0]) else "—")
-        cells += [f"{r['fit']:.1f}" if not np.isnan(r["fit"]) else "—", f"{r['mem']:.0f}" if not np.isnan(r["mem"]) else "—"]
+        cells += [r["fit"], f"{r['mem']:.0f}" if not np.isnan(r["mem"]) else "—"]
         lines.append("| " + " | ".join(cells) + " |")
     for name, status in sorted(unsupported):
         lines.append("| — | " + " | ".join([name] + [status] * len(metrics) + [""] * (len(head) - 2 - len(metrics))) + " |")
@@ -423,7 +493,8 @@ def render(df: pd.DataFrame, title: str | None = None, images: dict | None = Non
         f"is ≥ {stats.VERDICT_PROBABILITY:g}, else undecided (always with fewer than two paired folds). Each "
         "table's Conclusions are generated from those verdicts. † transductive (uses held-out entities' features, "
         "never their labels). ‡ replication mode: epochs selected on the test entries as the reference code did "
-        "(optimistic; not comparable with honest rows).",
+        "(optimistic; not comparable with honest rows). *fit s*: mean fit seconds per run; runs on a GPU are "
+        "averaged apart from CPU runs (the CSV's *device* and *device_name* columns say where each run computed).",
         f"Code version(s): {', '.join(versions) or 'unknown'}.",
         "",
     ]
@@ -436,6 +507,7 @@ def render(df: pd.DataFrame, title: str | None = None, images: dict | None = Non
         headline = fin["headline"].dropna().iloc[0] if fin["headline"].notna().any() else "pooled"
         test = fin["paper_test"].dropna().iloc[0] if fin["paper_test"].notna().any() else ""
         out += [f"## {ds} — {proto}" + (f" ({test})" if test else ""), ""]
+        out += off_board_note(part)
         for alt, fname in (images or {}).get((ds, proto), []):
             out += [f"![{alt}]({fname})", ""]
         if headline == "entity":
