@@ -12,9 +12,11 @@ logged to the run, tagged ``drbench.rescored_by`` with the code version.
 ``--accept-dataset HASH`` moves runs recorded with another content hash of the same dataset onto the data loaded
 now (e.g. runs of a machine whose pandas parsed some numbers one unit in the last place off): each such run's fold
 is rebuilt on the loaded data and must match its recorded mask hash, and its stored predictions must be that fold's
-scored pairs; then its ``dataset_hash`` tag becomes the loaded data's, the old one is kept as
-``drbench.dataset_hash_recorded`` and ``drbench.rebased_by`` names the code version. Its metrics stay as recorded.
-Runs whose fold or predictions do not match keep their hash (and stay off boards of the loaded data).
+scored pairs, and its recorded job key must be the one its method's default hyperparameters give on the recorded
+hash; then its ``dataset_hash`` and ``job_key`` tags become the ones the runner gives that job on the loaded data (so
+a later sweep of the loaded data finds the job done), the old ones are kept as ``drbench.dataset_hash_recorded``
+and ``drbench.job_key_recorded``, and ``drbench.rebased_by`` names the code version. Its metrics stay as recorded.
+Runs that fail a check keep their hash and key (and stay off boards of the loaded data).
 
 A run counts as already scored when it holds any of these metrics (they are computed together; one that is
 undefined, e.g. the residual PCC of the mean-effects baseline itself, is NaN and not logged) or carries the
@@ -40,6 +42,7 @@ log = logging.getLogger("drbench.rescore")
 RESCORED_BY = f"{tracking.TAG}rescored_by"
 REBASED_BY = f"{tracking.TAG}rebased_by"
 HASH_RECORDED = f"{tracking.TAG}dataset_hash_recorded"
+KEY_RECORDED = f"{tracking.TAG}job_key_recorded"
 #: the tags (without the ``drbench.`` prefix) a job run needs for its fold to be rebuilt
 RECORDED = ("dataset", "protocol", "seed", "selection", "dataset_hash", "mask_sha256")
 
@@ -185,14 +188,16 @@ def rescore(tracking_uri: str, experiment: str = "drbench", data_dir: str | None
             tally = tallies[(t("dataset"), t("protocol"), t("selection"))]
             if t("dataset_hash") in folds.accept:
                 try:
-                    loaded = _rebase(c, run, folds, parents)
+                    loaded, key = _rebase(c, run, folds, parents)
                 except Skip as e:
                     tally.skipped[f"not moved: {e}"] += 1
                     continue
                 tally.rebased += 1
                 if not dry_run:
                     c.log_batch(run_id, tags=[RunTag(f"{tracking.TAG}dataset_hash", loaded),
-                                              RunTag(HASH_RECORDED, t("dataset_hash")), RunTag(REBASED_BY, version)])
+                                              RunTag(f"{tracking.TAG}job_key", key),
+                                              RunTag(HASH_RECORDED, t("dataset_hash")),
+                                              RunTag(KEY_RECORDED, t("job_key")), RunTag(REBASED_BY, version)])
                 continue
             if not force and ({*NORMALIZED, NORMALIZED_COUNT} & set(run.data.metrics) or RESCORED_BY in tags):
                 tally.had += 1
@@ -247,9 +252,10 @@ def _scorable(c, run, folds: FoldSource, parents: dict):
     return dataset, fold, rows, cols, pred["ic50_pred"].to_numpy(float)
 
 
-def _rebase(c, run, folds: FoldSource, parents: dict) -> str:
-    """The loaded data's content hash, for a run whose fold rebuilt on that data matches its recorded mask hash and
-    whose stored predictions are that fold's scored pairs; raises :class:`Skip` otherwise."""
+def _rebase(c, run, folds: FoldSource, parents: dict) -> tuple[str, str]:
+    """(the loaded data's content hash, the job key the runner gives the run's job on it), for a run whose fold
+    rebuilt on that data matches its recorded mask hash, whose stored predictions are that fold's scored pairs and
+    whose recorded job key is its default hyperparameters' on the recorded hash; raises :class:`Skip` otherwise."""
     t = lambda k: run.data.tags.get(f"{tracking.TAG}{k}")  # noqa: E731
     missing = [k for k in RECORDED if not t(k)]
     if missing:
@@ -261,7 +267,34 @@ def _rebase(c, run, folds: FoldSource, parents: dict) -> str:
     dataset, fold = folds.fold(name, t("protocol"), run.data.params.get("protocol_options"), t("dataset_hash"),
                                int(t("seed")), t("selection"), t("mask_sha256"), genes)
     check_predictions(tracking.load_predictions(c, run.info.run_id), dataset, fold)
-    return dataset.content_hash
+    protocol = folds.dataset(name, t("protocol"), run.data.params.get("protocol_options"), genes)[0]
+    return dataset.content_hash, _job_key_on(run, protocol, dataset, fold)
+
+
+def _job_key_on(run, protocol, dataset, fold) -> str:
+    """The job key the runner gives ``run``'s job on ``dataset``, once the key it recorded is shown to be the one its
+    method's default hyperparameters (under the run context of its selection and device) give on its recorded
+    hash; raises :class:`Skip` otherwise (e.g. a run with ``--set`` overrides)."""
+    from types import SimpleNamespace
+
+    from drbench.context import RunContext
+    from drbench.errors import DrbenchError
+    from drbench.methods import get_method
+    from drbench.runner import job_key, key_params, method_params
+
+    t = lambda k: run.data.tags.get(f"{tracking.TAG}{k}")  # noqa: E731
+    try:
+        cls = get_method(t("method"))
+    except DrbenchError:
+        raise Skip(f"method {t('method')!r} is not registered here") from None
+    source = SimpleNamespace(name=t("dataset"))
+    rest = (fold.sha256, int(t("seed")), t("selection"), protocol.name)
+    for device in dict.fromkeys(["cpu", t("device") or "cpu"]):
+        context = RunContext.for_sweep(protocol, source, dataset, t("selection"), device)
+        params = key_params(cls, method_params(cls, context, {}))
+        if job_key(t("method"), params, t("dataset_hash"), *rest) == t("job_key"):
+            return job_key(t("method"), params, dataset.content_hash, *rest)
+    raise Skip("its recorded job key is not the one the method's default hyperparameters give")
 
 
 def _dataset_argument(c, parents: dict, sweep_run_id: str | None) -> str | None:

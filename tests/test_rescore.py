@@ -188,32 +188,48 @@ def test_a_gene_panel_run_is_rebuilt_on_its_panel(monkeypatch, store):
 
 
 def test_accept_dataset_moves_runs_whose_folds_and_predictions_match_onto_the_loaded_data(store, capsys):
-    """Runs recorded with another content hash (a machine whose pandas parsed some numbers one ulp off) are moved
-    onto the loaded data only where their rebuilt fold matches their mask hash; the old hash is kept, metrics stay."""
-    from drbench.rescore import HASH_RECORDED, REBASED_BY
+    """Runs made on the same data parsed one ulp off (as pandas 3.0 did on the GPU machine) are moved onto the loaded
+    data only where their rebuilt fold matches their mask hash: they get the hash and the job keys a sweep of the
+    loaded data gives (so it finds those jobs done), the old ones are kept, the metrics stay as recorded."""
+    import numpy as np
+
+    from drbench.rescore import HASH_RECORDED, KEY_RECORDED, REBASED_BY
 
     uri, exp = store, "accept"
-    _sweep(uri, "random", methods="drug-mean,mean-effects,hnmdrp", experiment=exp)
+    reg = plugin_datasets()
+    exact = reg.get("tiny")(None)
+    ic50 = np.where(np.isnan(exact.ic50), np.nan, np.nextafter(exact.ic50, np.inf))  # one ulp off
+    reg.remove("tiny")
+    reg.add("tiny", lambda data_dir: dataclasses.replace(exact, ic50=ic50))
+    try:
+        _sweep(uri, "random", methods="drug-mean,mean-effects,hnmdrp", experiment=exp)
+    finally:
+        reg.remove("tiny")
+        reg.add("tiny", lambda data_dir: exact)
+    _sweep(uri, "random", methods="drug-mean,mean-effects,hnmdrp", experiment="accept-reference")
     c = tracking.client(uri)
     runs = sorted(_runs(uri, exp).values(), key=lambda r: r.info.run_id)
-    loaded = runs[0].data.tags["drbench.dataset_hash"]
-    other, unknown = "a" * 64, "b" * 64
-    for r in runs:
-        c.set_tag(r.info.run_id, "drbench.dataset_hash", other)
+    other = runs[0].data.tags["drbench.dataset_hash"]
+    assert other != exact.content_hash
     c.set_tag(runs[0].info.run_id, "drbench.mask_sha256", "0" * 64)  # a fold these data do not make
-    c.set_tag(runs[1].info.run_id, "drbench.dataset_hash", unknown)  # a hash not accepted
+    c.set_tag(runs[1].info.run_id, "drbench.job_key", "0" * 32)  # a key its default hyperparameters do not give
 
     assert main(["rescore", "--tracking-uri", uri, "--experiment", exp, "--accept-dataset", other]) == 0
-    out = capsys.readouterr().out.splitlines()
     n = len(runs)
-    assert out == [f"tiny/random/validation: 0 rescored, 1 already had them, 0 with none to add (no IC50 prediction "
-                   f"or no labelled test pair), 1 skipped (not moved: the recorded mask hash matches no fold: 1); "
-                   f"{n - 2} moved onto the loaded data's hash"]
+    assert capsys.readouterr().out.splitlines() == [
+        f"tiny/random/validation: 0 rescored, 0 already had them, 0 with none to add (no IC50 prediction or no "
+        f"labelled test pair), 2 skipped (not moved: its recorded job key is not the one the method's default "
+        f"hyperparameters give: 1; not moved: the recorded mask hash matches no fold: 1); {n - 2} moved onto the "
+        f"loaded data's hash"]
     now = {r.info.run_id: r for r in _runs(uri, exp).values()}
-    moved = [now[r.info.run_id] for r in runs[2:]]
-    assert all(r.data.tags["drbench.dataset_hash"] == loaded and r.data.tags[HASH_RECORDED] == other
-               and REBASED_BY in r.data.tags for r in moved)
-    assert all(now[r.info.run_id].data.metrics == r.data.metrics for r in runs)  # nothing rescored
-    assert now[runs[0].info.run_id].data.tags["drbench.dataset_hash"] == other  # its fold did not match
-    assert now[runs[1].info.run_id].data.tags["drbench.dataset_hash"] == unknown
-    assert HASH_RECORDED not in now[runs[0].info.run_id].data.tags
+    reference = {(r.data.tags["drbench.method"], r.data.tags["drbench.fold"]): r.data.tags["drbench.job_key"]
+                 for r in _runs(uri, "accept-reference").values()}
+    for old in runs[2:]:
+        r = now[old.info.run_id]
+        assert r.data.tags["drbench.dataset_hash"] == exact.content_hash and r.data.tags[HASH_RECORDED] == other
+        assert r.data.tags["drbench.job_key"] == reference[(r.data.tags["drbench.method"], r.data.tags["drbench.fold"])]
+        assert r.data.tags[KEY_RECORDED] == old.data.tags["drbench.job_key"] and REBASED_BY in r.data.tags
+        assert r.data.metrics == old.data.metrics  # nothing rescored
+    for old in runs[:2]:
+        assert now[old.info.run_id].data.tags["drbench.dataset_hash"] == other
+        assert HASH_RECORDED not in now[old.info.run_id].data.tags
