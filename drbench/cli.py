@@ -138,13 +138,15 @@ def cmd_leaderboard(args) -> int:
 
 
 def cmd_reproduce(args) -> int:
-    from drbench.inputs import check_at_least, check_name, check_seeds
+    from drbench.inputs import check_at_least, check_device, check_name, check_seeds
     from drbench.boards import BOARDS
     from drbench.reproduce import reproduce
 
     check_seeds(args.seeds)
     check_at_least(args.jobs, 1, "--jobs")
     check_name(args.experiment, "--experiment")
+    if not args.list:
+        check_device(args.device)
     if args.list:
         for b in BOARDS:
             print(f"{b.name:<24}{b.dataset:<7}{b.protocol:<15}{b.title}")
@@ -154,7 +156,7 @@ def cmd_reproduce(args) -> int:
                           tracking_uri=args.tracking_uri, experiment=args.experiment, progress=not args.quiet,
                           dry_run=args.dry_run, folds=args.folds, also_read=args.also_read or (),
                           only_methods=[x.strip() for x in args.methods.split(",")] if args.methods else None,
-                          write_only=args.write_only)
+                          write_only=args.write_only, device=args.device)
     for s in summaries:
         if args.dry_run:
             print(f"{s['board']}: {len(s['pending'])} method sweeps to run, {s['jobs_skipped']} jobs already done"
@@ -319,6 +321,7 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--seeds", type=_int_list, default=[0])
     rp.add_argument("--folds", type=_int_list, default=None)
     rp.add_argument("--jobs", type=int, default=1)
+    rp.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N, as for `drbench run` (checked first)")
     rp.add_argument("--experiment", default="drbench")
     rp.add_argument("--tracking-uri")
     rp.add_argument("--dry-run", action="store_true",

@@ -51,7 +51,7 @@ def _store_keys(uris, experiment) -> set[str]:
 
 def run_board(board: Board, out_dir: Path, *, data_dir=None, seeds=(0,), jobs=1, tracking_uri=None,
               experiment="drbench", progress=True, dry_run=False, folds=None, also_read=(), only_methods=None,
-              write_only=False) -> dict:
+              write_only=False, device="cpu") -> dict:
     """Run the sweeps of one board (honest, then replication for the test-selecting methods, then its controlled
     variants) and write it.
 
@@ -94,7 +94,8 @@ def run_board(board: Board, out_dir: Path, *, data_dir=None, seeds=(0,), jobs=1,
         spec = SweepSpec(methods="all" if full else ",".join(ms),
                          protocol=board.protocol, dataset=board.dataset, data_dir=data_dir, seeds=list(seeds),
                          folds=folds, options=dict(board.options), params=params, selection=selection, jobs=jobs,
-                         experiment=experiment, tracking_uri=tracking_uri, progress=progress, skip_keys=skip)
+                         experiment=experiment, tracking_uri=tracking_uri, progress=progress, skip_keys=skip,
+                         device=device)
         if dry_run:
             try:
                 todo = _pending(spec, recorded)
@@ -158,7 +159,7 @@ def _pending(spec: SweepSpec, recorded: set) -> dict:
 
 def reproduce(only=None, out_dir="leaderboards", data_dir=None, seeds=(0,), jobs=1, tracking_uri=None,
               experiment="drbench", progress=True, dry_run=False, folds=None, also_read=(),
-              only_methods=None, write_only=False) -> list[dict]:
+              only_methods=None, write_only=False, device="cpu") -> list[dict]:
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     chosen = [board_by_name(n) for n in only] if only else boards.BOARDS
@@ -168,7 +169,7 @@ def reproduce(only=None, out_dir="leaderboards", data_dir=None, seeds=(0,), jobs
             log.warning("board %s: %s / %s", b.name, b.dataset, b.protocol)
             s = run_board(b, out, data_dir=data_dir, seeds=seeds, jobs=jobs, tracking_uri=tracking_uri,
                           experiment=experiment, progress=progress, dry_run=dry_run, folds=folds,
-                          also_read=also_read, only_methods=only_methods, write_only=write_only)
+                          also_read=also_read, only_methods=only_methods, write_only=write_only, device=device)
             summaries.append(s)
             if not dry_run:
                 update_index(out, [s], data_dir)

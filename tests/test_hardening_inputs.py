@@ -69,6 +69,7 @@ BAD_INPUTS = {
     "reproduce --jobs 0": (["reproduce", "--jobs", "0", "--dry-run"], "--jobs must be an integer >= 1"),
     "reproduce negative seed": (["reproduce", "--seeds", "-3", "--dry-run"], "from 0 to 4294967295"),
     "reproduce empty --experiment": (["reproduce", "--experiment", "", "--dry-run"], "non-empty name"),
+    "reproduce unknown --device": (["reproduce", "--device", "tpu", "--dry-run"], "cpu, cuda, cuda:N"),
     "leaderboard empty --experiment": (["leaderboard", "--experiment", ""], "non-empty name"),
 }
 
@@ -266,6 +267,29 @@ def test_cuda_without_a_gpu_is_refused_before_any_work(monkeypatch, capsys, tmp_
     assert rc == 2 and len(err) == 1
     assert "torch sees no CUDA GPU on this machine" in err[0] and "use --device cpu" in err[0]
     assert not store.exists()
+
+
+def test_reproduce_refuses_cuda_without_a_gpu_and_passes_the_device_to_its_sweeps(monkeypatch, capsys, tmp_path):
+    import torch
+
+    from drbench import reproduce
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    rc = main(["reproduce", "--only", "gdsc-random", "--device", "cuda", "--out-dir", str(tmp_path)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1 and "torch sees no CUDA GPU on this machine" in err[0]
+    assert not any(tmp_path.iterdir())
+    seen = []
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    monkeypatch.setattr(reproduce, "run_board", lambda board, out, **kw: seen.append(kw["device"]) or {
+        "board": board.name, "jobs_finished": 0, "jobs_skipped": 0, "jobs_failed": 0})
+    monkeypatch.setattr(reproduce, "update_index", lambda *a, **k: None)
+    monkeypatch.setattr(reproduce, "write_runtime", lambda *a, **k: None)
+    monkeypatch.setattr(reproduce, "write_index", lambda *a, **k: None)
+    monkeypatch.setattr("drbench.paper.write", lambda *a, **k: None)
+    assert main(["reproduce", "--only", "gdsc-random", "--device", "cuda:0", "--out-dir", str(tmp_path), "-q"]) == 0
+    assert seen == ["cuda:0"]
 
 
 def test_cuda_index_must_name_a_present_gpu(monkeypatch):
