@@ -88,7 +88,7 @@ def run_board(board: Board, out_dir: Path, *, data_dir=None, seeds=(0,), jobs=1,
     if dry_run:
         summary.update(pending=[], pending_estimates=[])  # estimates: ((board key..., row, selection, folds), s)
         recorded = _store_keys([tracking_uri], experiment)  # what a real run would skip from its own store
-        job_seconds = _median_job_seconds(leaderboard.csv_path(out)) if not case_study else {}
+        job_seconds = _median_job_seconds(leaderboard.csv_path(out), device) if not case_study else {}
     for selection, ms, params in sweeps:
         full = board.methods == "all" and selection == "validation" and ms == methods
         spec = SweepSpec(methods="all" if full else ",".join(ms),
@@ -129,13 +129,19 @@ def run_board(board: Board, out_dir: Path, *, data_dir=None, seeds=(0,), jobs=1,
     return summary
 
 
-def _median_job_seconds(csv: Path) -> dict:
+def _median_job_seconds(csv: Path, device: str = "cpu") -> dict:
     """``{method: median fit + predict seconds of its finished runs}`` in a board CSV (either selection: a
-    replication run does the same work as an honest one), to estimate what is still to run."""
+    replication run does the same work as an honest one), to estimate what is still to run: the runs on a GPU for a
+    ``cuda`` sweep, those on the CPU (or with no device recorded) otherwise, where the method has any."""
     if not csv.exists():
         return {}
     df = leaderboard.read_csv(csv)
     fin = df[df["status"] == "finished"]
+    if "device" in fin.columns:
+        gpu = fin["device"].astype(str).str.startswith("cuda")
+        want = gpu if str(device).startswith("cuda") else ~gpu
+        has = want.groupby(fin["method"]).transform("any")
+        fin = fin[want | ~has]
     t = fin["fit_seconds"].fillna(0) + fin["predict_seconds"].fillna(0)
     return {str(m): float(v) for m, v in t.groupby(fin["method"]).median().items()}
 

@@ -6,6 +6,7 @@ import json
 import os
 
 import pandas as pd
+from boardcsv import write_board_csv
 
 from drbench import board_files, boards, reproduce
 from drbench.boards import Board
@@ -295,3 +296,17 @@ def test_reproduce_parses_each_dataset_once_across_boards_and_sweeps(tmp_path, m
         with datasets.reuse_loaded_datasets():
             assert datasets.load_dataset("synthetic") is a
     assert datasets.load_dataset("synthetic") is not a
+
+
+def test_the_estimate_of_what_is_left_uses_the_runs_of_the_device_it_will_run_on(tmp_path):
+    """A CPU sweep is estimated from a method's CPU runs, a --device cuda sweep from its GPU runs; a method with runs
+    on one kind only is estimated from those."""
+    from drbench.reproduce import _median_job_seconds
+
+    run = lambda m, fit, dev: {"method": m, "status": "finished", "dataset": "gdsc", "protocol": "random",  # noqa: E731
+                               "selection": "validation", "fit_seconds": fit, "predict_seconds": 0.0, "device": dev}
+    csv = write_board_csv(tmp_path / "b.csv", [run("mtigcn", 2000.0, "cpu"), run("mtigcn", 2200.0, None),
+                                               run("mtigcn", 80.0, "cuda"), run("mtigcn", 70.0, "cuda:0"),
+                                               run("srmf", 6.0, "cpu")])
+    assert _median_job_seconds(csv) == {"mtigcn": 2100.0, "srmf": 6.0}
+    assert _median_job_seconds(csv, "cuda") == {"mtigcn": 75.0, "srmf": 6.0}
