@@ -71,3 +71,16 @@ def test_gpu_fit_times_are_shown_apart_from_cpu_fit_times():
     assert fit_cell(both) == "150.0 CPU (n=2) / 6.0 GPU (n=3)"
     assert fit_cell(both[both["device"].astype(str).str.startswith("cuda")]) == "6.0 GPU (n=3)"
     assert fit_cell(pd.DataFrame({"fit_seconds": [np.nan], "device": ["cpu"]})) == "—"
+
+
+def test_the_runtime_picture_gives_a_methods_gpu_runs_a_bar_of_their_own(tmp_path, monkeypatch):
+    import matplotlib.axes
+
+    from drbench.plots import runtime_bars
+
+    seen, barh = [], matplotlib.axes.Axes.barh
+    monkeypatch.setattr(matplotlib.axes.Axes, "barh",
+                        lambda self, y, w, *a, **k: seen.append((list(y), list(w))) or barh(self, y, w, *a, **k))
+    df = pd.DataFrame({"method": ["m", "m", "m"], "fit_seconds": [100.0, 200.0, 5.0], "device": ["cpu", np.nan, "cuda"]})
+    runtime_bars(df, tmp_path / "r.png", "t")
+    assert seen == [(["m (GPU)", "m"], [5.0, 150.0])] and (tmp_path / "r.png").exists()
