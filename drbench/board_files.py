@@ -233,6 +233,15 @@ def update_index(out_dir: Path, summaries: list[dict], data_dir=None) -> None:
     atomic.write_text(path, json.dumps(state, indent=2, sort_keys=True) + "\n")
 
 
+def gpu_seconds(csv: Path) -> float | None:
+    """Summed fit + predict seconds of a board CSV's finished runs that computed on a GPU (None if none did)."""
+    df = leaderboard.read_csv(csv)
+    if "device" not in df.columns:
+        return None
+    fin = df[(df["status"] == "finished") & df["device"].astype(str).str.startswith("cuda")]
+    return float(fin[["fit_seconds", "predict_seconds"]].fillna(0).to_numpy().sum()) if len(fin) else None
+
+
 def _run_versions(csv: Path) -> str:
     """The code versions recorded by a board's runs: one or two by name, more as a count."""
     if not csv.exists():
@@ -268,7 +277,8 @@ def write_index(out_dir: Path, data_dir=None) -> None:
         "`--only BOARD[,BOARD]` regenerates some boards, `--methods M[,M]` runs only some methods (the tables still "
         "list every method; missing ones show as \"not run\"), `--write-only --only BOARD` rebuilds a board from its CSV "
         "(plus any `--tracking-uri`/`--also-read` stores) without running anything. *Recorded job time* is the sum of the fit and predict "
-        "seconds of the table's finished runs (from its CSV), i.e. single-job compute, not wall time of the sweep.", "",
+        "seconds of the table's finished runs (from its CSV), i.e. single-job compute, not wall time of the sweep; the "
+        "part computed on a GPU is named beside it.", "",
         "Each `*-curves.png` (ROC and precision–recall, the mean of each method's honest runs) has its runs' curves in "
         "the `.csv` of the same name, so it is redrawn without the MLflow store that holds the predictions; methods "
         "whose runs were recorded before curves were kept are named under the picture until they are rerun.", "",
@@ -295,9 +305,10 @@ def write_index(out_dir: Path, data_dir=None) -> None:
             status, t = "complete", case_study_seconds(csv)
         if t is None:
             t = s.get("sweep_seconds_total")
+        g = gpu_seconds(csv) if csv.exists() and b.protocol != "case-study" else None
         lines.append(
             f"| [{b.name}.md]({b.name}.md) | {b.title} | `drbench reproduce --only {b.name}` | "
-            f"{duration(t)} | {status} | {_run_versions(csv)} |")
+            f"{duration(t)}{f' (GPU: {duration(g)})' if g else ''} | {status} | {_run_versions(csv)} |")
     lines += [
         "| [runtime.md](runtime.md) | fit/predict seconds and peak memory per method (Test 1, fold 0) | written by "
         "`drbench reproduce` from the Test 1 CSVs | | | |", "",

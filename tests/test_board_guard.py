@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from boardcsv import write_board_csv
 
 from drbench.leaderboard import CSV_COLUMNS, OTHER_DATA, OTHER_MASKS, fit_cell, off_board, render
 
@@ -84,3 +85,15 @@ def test_the_runtime_picture_gives_a_methods_gpu_runs_a_bar_of_their_own(tmp_pat
     df = pd.DataFrame({"method": ["m", "m", "m"], "fit_seconds": [100.0, 200.0, 5.0], "device": ["cpu", np.nan, "cuda"]})
     runtime_bars(df, tmp_path / "r.png", "t")
     assert seen == [(["m (GPU)", "m"], [5.0, 150.0])] and (tmp_path / "r.png").exists()
+
+
+def test_the_board_index_names_the_job_time_computed_on_a_gpu(tmp_path):
+    from drbench.board_files import gpu_seconds
+
+    run = lambda dev, fit, status="finished": {"method": "m", "status": status, "dataset": "gdsc",  # noqa: E731
+                                               "protocol": "random", "fit_seconds": fit, "predict_seconds": 1.0,
+                                               "device": dev}
+    assert gpu_seconds(write_board_csv(tmp_path / "cpu.csv", [run("cpu", 50.0), run(None, 60.0)])) is None
+    both = write_board_csv(tmp_path / "both.csv", [run("cpu", 50.0), run("cuda", 7.0), run("cuda:0", 2.0),
+                                                   run("cuda", 9.0, status=OTHER_MASKS)])
+    assert gpu_seconds(both) == 11.0
