@@ -145,12 +145,11 @@ def cmd_reproduce(args) -> int:
     check_seeds(args.seeds)
     check_at_least(args.jobs, 1, "--jobs")
     check_name(args.experiment, "--experiment")
-    if not args.list:
-        check_device(args.device)
     if args.list:
         for b in BOARDS:
             print(f"{b.name:<24}{b.dataset:<7}{b.protocol:<15}{b.title}")
         return 0
+    check_device(args.device)
     only = [x.strip() for x in args.only.split(",")] if args.only else None
     summaries = reproduce(only=only, out_dir=args.out_dir, data_dir=args.data_dir, seeds=args.seeds, jobs=args.jobs,
                           tracking_uri=args.tracking_uri, experiment=args.experiment, progress=not args.quiet,
