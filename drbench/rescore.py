@@ -28,6 +28,7 @@ from __future__ import annotations
 import collections
 import json
 import logging
+import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -168,6 +169,10 @@ def rescore(tracking_uri: str, experiment: str = "drbench", data_dir: str | None
 
     if data_dir is not None and not Path(data_dir).is_dir():
         raise UsageError(f"--data-dir {data_dir}: no such folder")
+    for h in accept:
+        if not re.fullmatch(r"[0-9a-f]{64}", str(h)):
+            raise UsageError(f"--accept-dataset {h!r}: not a dataset content hash (64 lowercase hex digits, as in a "
+                             "run's drbench.dataset_hash tag)")
     db = tracking._sqlite_path(tracking_uri)
     if db is not None and not db.is_file():
         raise UsageError(f"tracking URI {tracking_uri!r}: no such database file {db} (nothing to rescore)")
@@ -234,18 +239,10 @@ def _scorable(c, run, folds: FoldSource, parents: dict):
     t = lambda k: run.data.tags.get(f"{tracking.TAG}{k}")  # noqa: E731
     if "regression" not in (t("tasks") or "").split(","):  # the runner scores the IC50 of regression methods only
         return None
-    missing = [k for k in RECORDED if not t(k)]
-    if missing:
-        raise Skip(f"no recorded {', '.join(missing)}")
-    if not any(f.path == tracking.PREDICTIONS for f in c.list_artifacts(run.info.run_id)):
-        raise Skip("no stored predictions")
-    pred = tracking.load_predictions(c, run.info.run_id)
+    pred = _stored_predictions(c, run)
     if "ic50_pred" not in pred.columns:
         return None
-    name = _dataset_argument(c, parents, t("sweep_run_id")) or t("dataset")
-    genes = (int(t("genes") or 0), int(t("gene_seed") or 0))
-    dataset, fold = folds.fold(name, t("protocol"), run.data.params.get("protocol_options"), t("dataset_hash"),
-                               int(t("seed")), t("selection"), t("mask_sha256"), genes)
+    _, dataset, fold = _recorded_fold(c, run, folds, parents)
     rows, cols = check_predictions(pred, dataset, fold)
     if not fold.test[rows, cols].any():  # e.g. the case study: the runner scores no metric at all
         return None
@@ -256,19 +253,31 @@ def _rebase(c, run, folds: FoldSource, parents: dict) -> tuple[str, str]:
     """(the loaded data's content hash, the job key the runner gives the run's job on it), for a run whose fold
     rebuilt on that data matches its recorded mask hash, whose stored predictions are that fold's scored pairs and
     whose recorded job key is its default hyperparameters' on the recorded hash; raises :class:`Skip` otherwise."""
-    t = lambda k: run.data.tags.get(f"{tracking.TAG}{k}")  # noqa: E731
-    missing = [k for k in RECORDED if not t(k)]
+    pred = _stored_predictions(c, run)
+    protocol, dataset, fold = _recorded_fold(c, run, folds, parents)
+    check_predictions(pred, dataset, fold)
+    return dataset.content_hash, _job_key_on(run, protocol, dataset, fold)
+
+
+def _stored_predictions(c, run):
+    """The run's stored predictions; raises :class:`Skip` if it has the tags to rebuild its fold but none stored."""
+    missing = [k for k in RECORDED if not run.data.tags.get(f"{tracking.TAG}{k}")]
     if missing:
         raise Skip(f"no recorded {', '.join(missing)}")
     if not any(f.path == tracking.PREDICTIONS for f in c.list_artifacts(run.info.run_id)):
         raise Skip("no stored predictions")
+    return tracking.load_predictions(c, run.info.run_id)
+
+
+def _recorded_fold(c, run, folds: FoldSource, parents: dict):
+    """(protocol, prepared dataset, fold) of the run, rebuilt by its recorded tags (:meth:`FoldSource.fold`)."""
+    t = lambda k: run.data.tags.get(f"{tracking.TAG}{k}")  # noqa: E731
     name = _dataset_argument(c, parents, t("sweep_run_id")) or t("dataset")
     genes = (int(t("genes") or 0), int(t("gene_seed") or 0))
-    dataset, fold = folds.fold(name, t("protocol"), run.data.params.get("protocol_options"), t("dataset_hash"),
-                               int(t("seed")), t("selection"), t("mask_sha256"), genes)
-    check_predictions(tracking.load_predictions(c, run.info.run_id), dataset, fold)
-    protocol = folds.dataset(name, t("protocol"), run.data.params.get("protocol_options"), genes)[0]
-    return dataset.content_hash, _job_key_on(run, protocol, dataset, fold)
+    options = run.data.params.get("protocol_options")
+    dataset, fold = folds.fold(name, t("protocol"), options, t("dataset_hash"), int(t("seed")), t("selection"),
+                               t("mask_sha256"), genes)
+    return folds.dataset(name, t("protocol"), options, genes)[0], dataset, fold
 
 
 def _job_key_on(run, protocol, dataset, fold) -> str:

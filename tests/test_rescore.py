@@ -138,6 +138,7 @@ def test_bad_input_is_one_line_and_exit_2(store, tmp_path, capsys):
         (["--tracking-uri", store, "--experiment", "nope"], "no experiment 'nope'"),
         (["--tracking-uri", store, "--data-dir", f"{tmp_path}/missing"], "no such folder"),
         (["--tracking-uri", "nosuchscheme://x"], "cannot be used"),
+        (["--tracking-uri", store, "--accept-dataset", "029bfa"], "not a dataset content hash"),
         ([], "--tracking-uri"),
     ]
     for args, says in cases:
