@@ -236,9 +236,7 @@ def update_index(out_dir: Path, summaries: list[dict], data_dir=None) -> None:
 def gpu_seconds(csv: Path) -> float | None:
     """Summed fit + predict seconds of a board CSV's finished runs that computed on a GPU (None if none did)."""
     df = leaderboard.read_csv(csv)
-    if "device" not in df.columns:
-        return None
-    fin = df[(df["status"] == "finished") & df["device"].astype(str).str.startswith("cuda")]
+    fin = df[(df["status"] == "finished") & leaderboard.on_gpu(df)]
     return float(fin[["fit_seconds", "predict_seconds"]].fillna(0).to_numpy().sum()) if len(fin) else None
 
 

@@ -341,13 +341,20 @@ def metric_column(metric: str, headline: str) -> str:
     return f"{metric}_entity" if headline == "entity" and metric not in NORMALIZED else metric
 
 
+def on_gpu(df: pd.DataFrame) -> pd.Series:
+    """Which rows are runs that computed on a GPU (their ``device`` is ``cuda`` or ``cuda:N``); False where the
+    device is ``cpu`` or not recorded. The one test every board, picture and estimate uses to keep GPU times apart."""
+    if "device" not in df.columns:
+        return pd.Series(False, index=df.index)
+    return df["device"].astype(str).str.startswith("cuda")
+
+
 # ---------------------------------------------------------------------------------------------- render
 def fit_cell(g: pd.DataFrame) -> str:
     """A method's mean fit seconds; runs that computed on a GPU (``device`` cuda…) are averaged apart from those on
     the CPU (``device`` cpu or not recorded), each with its n, so that the two machines' times are never mixed."""
     fit = g["fit_seconds"].astype(float)
-    dev = g["device"] if "device" in g.columns else pd.Series(np.nan, index=g.index)
-    gpu = dev.astype(str).str.startswith("cuda")
+    gpu = on_gpu(g)
     parts = [(label, fit[m].dropna()) for label, m in (("CPU", ~gpu), ("GPU", gpu))]
     parts = [(label, v) for label, v in parts if len(v)]
     if not parts:

@@ -110,10 +110,11 @@ def curves(rows: pd.DataFrame, path: Path, title: str, n_runs: dict | None = Non
 def runtime_bars(df: pd.DataFrame, path: Path, title: str) -> None:
     """Mean ± SD fit seconds per method; a method's runs on a GPU (``device`` cuda…) get a bar of their own, labelled
     "(GPU)", so that CPU and GPU times are never averaged together."""
+    from drbench.leaderboard import on_gpu
+
     plt = _plt()
-    if "device" in df.columns:
-        gpu = df["device"].astype(str).str.startswith("cuda")
-        df = df.assign(method=df["method"].astype(str).where(~gpu, df["method"].astype(str) + " (GPU)"))
+    gpu = on_gpu(df)
+    df = df.assign(method=df["method"].astype(str).where(~gpu, df["method"].astype(str) + " (GPU)"))
     g = df.groupby("method")["fit_seconds"].agg(["mean", "std"]).sort_values("mean")
     fig, ax = plt.subplots(figsize=(7, 0.35 * len(g) + 1.5))
     ax.barh(g.index, g["mean"].clip(lower=1e-3), xerr=g["std"].fillna(0), color="#4477aa")

@@ -137,11 +137,9 @@ def _median_job_seconds(csv: Path, device: str = "cpu") -> dict:
         return {}
     df = leaderboard.read_csv(csv)
     fin = df[df["status"] == "finished"]
-    if "device" in fin.columns:
-        gpu = fin["device"].astype(str).str.startswith("cuda")
-        want = gpu if str(device).startswith("cuda") else ~gpu
-        has = want.groupby(fin["method"]).transform("any")
-        fin = fin[want | ~has]
+    gpu = leaderboard.on_gpu(fin)
+    want = gpu if str(device).startswith("cuda") else ~gpu
+    fin = fin[want | ~want.groupby(fin["method"]).transform("any")]
     t = fin["fit_seconds"].fillna(0) + fin["predict_seconds"].fillna(0)
     return {str(m): float(v) for m, v in t.groupby(fin["method"]).median().items()}
 
