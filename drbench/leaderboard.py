@@ -27,8 +27,8 @@ CSV_COLUMNS = [
     "transductive", "tasks", "auc", "auprc", "pcc", "scc", "rmse", "auc_ic50", "pcc_resid", "scc_resid", "pcc_drug",
     "n_drugs_pcc", "auc_entity", "auprc_entity", "pcc_entity", "scc_entity", "rmse_entity", "n_entities_auc",
     "n_test", "n_test_positive", "fit_seconds", "predict_seconds",
-    "peak_rss_mb", "threads", "load_start", "machine", "device", "device_name", "notes", "provider", "code_version", "dataset_hash",
-    "mask_sha256", "run_id", "job_key",
+    "peak_rss_mb", "threads", "load_start", "machine", "device", "device_name", "notes", "provider", "code_version",
+    "dataset_hash", "mask_sha256", "run_id", "job_key",
 ]
 #: the per-entity record file beside a board (``BOARD-entities.csv``): one row per run × entity
 ENTITY_COLUMNS = ["method", "selection", "seed", "fold", "job_key", "entity", "n", "positives",
@@ -194,8 +194,9 @@ def off_board(df: pd.DataFrame) -> pd.DataFrame:
     """Give a status of their own to finished runs that the board's paired statistics cannot use: runs on data
     other than the board's (a content hash other than the one most runs of the dataset and protocol hold; a
     ``genes=`` variant is judged against its own panel) get :data:`OTHER_DATA`; runs on a fold other than the
-    board's (a mask hash other than the one most runs of the same selection, seed, fold and fold label hold) get :data:`OTHER_MASKS`. They stay in the CSV; the markdown
-    counts and names them. Runs without the hash recorded are not judged."""
+    board's (a mask hash other than the one most runs of the same selection, seed, fold and fold label hold) get
+    :data:`OTHER_MASKS`. They stay in the CSV; the markdown counts and names them. Runs without the hash recorded are
+    not judged."""
     if df.empty or "dataset_hash" not in df.columns or "mask_sha256" not in df.columns:
         return df
     df = df.copy()

@@ -160,8 +160,8 @@ def rescore(tracking_uri: str, experiment: str = "drbench", data_dir: str | None
             dry_run: bool = False, accept: tuple = ()) -> dict:
     """Add the normalized IC50 metrics to the finished job runs of ``experiment`` that lack them (every such run
     with ``force``); ``dry_run`` computes them and writes nothing. Runs recorded with a content hash in ``accept``
-    are moved onto the loaded data where their folds and predictions match (module docstring). Returns ``{(dataset, protocol, selection):
-    Tally}``. Raises :class:`UsageError` (one line) for a store, experiment or data folder that cannot be used."""
+    are moved onto the loaded data where their folds and predictions match (module docstring). Returns
+    ``{(dataset, protocol, selection): Tally}``. Raises :class:`UsageError` (one line) for a store, experiment or data folder that cannot be used."""
     from mlflow.entities import Metric, RunTag
 
     from drbench.datasets import reuse_loaded_datasets
