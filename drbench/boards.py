@@ -81,6 +81,11 @@ CONTROLS_NOTE = ("Controlled runs: each variant changes one suspected cause of t
                  "The default rows are the baseline board's jobs (same job keys and metrics). paper.md, "
                  "section \"Controlled runs\", pairs each variant with its default on the same folds.")
 
+GDSC_PER_TARGET_NOTE = (
+    "The paper's Test 2 protocol on a sample: 20 of the {eligible} eligible {entities}, drawn with the run's seed "
+    "(`--per-target --n-targets 20`), each its own fold (one model each; in replication mode its epoch is chosen on "
+    "that {entity}'s own test entries). One model per target for all {eligible} would cost {eligible} fits per "
+    "method and mode. paper.md compares these runs with the grouped board's runs on the same 20 {entities}.")
 NEW_PAIR_NOTE = ("Beyond the paper: fold k holds out cell-line group k and drug group k together; test entries are the "
                  "measured pairs of a held-out cell line with a held-out drug (balanced 1:1), training keeps only pairs "
                  "with neither held out.")
@@ -105,6 +110,12 @@ BOARDS = [
           note="The paper's Test 2 protocol: every eligible drug is its own fold (one model each; in replication "
                "mode its epoch is chosen on that drug's own test entries). Compare ccle-new-drug.md (grouped "
                "5-fold) for the share of the protocol in the gap to the paper (paper.md)."),
+    Board("gdsc-new-cell-line-per-target", "gdsc", "new-cell-line", options={"per_target": True, "n_targets": 20},
+          title="GDSC, Test 2 (new cell line, per target: one model per held-out cell line, a seeded sample of 20)",
+          note=GDSC_PER_TARGET_NOTE.format(entities="cell lines", entity="cell line", eligible=657)),
+    Board("gdsc-new-drug-per-target", "gdsc", "new-drug", options={"per_target": True, "n_targets": 20},
+          title="GDSC, Test 2 (new drug, per target: one model per held-out drug, a seeded sample of 20)",
+          note=GDSC_PER_TARGET_NOTE.format(entities="drugs", entity="drug", eligible=227)),
     Board("gdsc-to-ccle-transfer", "gdsc", "transfer", title="GDSC → CCLE transfer (stand-in for Test 3)",
           note="PDX and TCGA expression are not available in the data bundle (see its PROVENANCE.md), so the "
                "paper's in-vitro → in-vivo test cannot be run with expression-based methods. This table is the "

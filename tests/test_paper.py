@@ -152,6 +152,41 @@ def test_per_target_runs_become_the_closest_counterpart_with_their_share(tmp_pat
     assert "not run yet" not in row["cause"]
 
 
+def test_a_sampled_per_target_board_is_compared_with_the_grouped_runs_on_its_own_targets(tmp_path):
+    # 40 eligible drugs; the grouped runs score drug k at 0.60 + k / 200 (seeds 0 and 1, so two values each);
+    # the per-target board sampled the 20 easiest (k = 20..39) and scores each 0.03 above its grouped mean. The
+    # boards' means differ by +0.080 (the sample's easier drugs); the protocol's own share is +0.030.
+    grouped_entities, grouped_folds = [], []
+    for seed in (0, 1):
+        for k in range(40):
+            grouped_entities.append({"method": "srmf", "selection": "validation", "seed": seed, "fold": k % 5,
+                                     "entity": str(1000 + k), "auc": 0.60 + k / 200 + (0.01 if seed else -0.01)})
+    ge = pd.DataFrame(grouped_entities)
+    for (seed, fold), part in ge.groupby(["seed", "fold"]):
+        grouped_folds.append({"method": "srmf", "status": "finished", "dataset": "gdsc", "protocol": "new-drug",
+                              "selection": "validation", "seed": seed, "fold": fold, "auc_entity": part["auc"].mean()})
+    per_target = [{"method": "srmf", "selection": "validation", "seed": 0, "fold": i, "entity": str(1000 + k),
+                   "auc": 0.60 + k / 200 + 0.03} for i, k in enumerate(range(20, 40))]
+    write_board_csv(tmp_path / "gdsc-new-drug.csv", grouped_folds)
+    ge.to_csv(tmp_path / "gdsc-new-drug-entities.csv", index=False)
+    write_board_csv(tmp_path / "gdsc-new-drug-per-target.csv",
+                    [{"method": "srmf", "status": "finished", "dataset": "gdsc", "protocol": "new-drug",
+                      "selection": "validation", "seed": 0, "fold": r["fold"], "auc_entity": r["auc"]}
+                     for r in per_target])
+    pd.DataFrame(per_target).to_csv(tmp_path / "gdsc-new-drug-per-target-entities.csv", index=False)
+    assert paper.sampled_targets("gdsc-new-drug") == 20 and paper.sampled_targets("ccle-new-drug") == 0
+
+    got = paper.compare_rows(tmp_path)
+    row = got[(got["board"] == "gdsc-new-drug") & (got["method"] == "SRMF") & (got["metric"] == "AUC")].iloc[0]
+    assert row["compared"] == "per-target honest (20 sampled targets)"
+    assert row["delta"] == pytest.approx(np.mean([0.63 + k / 200 for k in range(20, 40)]) - row["paper"])
+    assert "per-target protocol +0.030 (per-target − grouped on the same 20 sampled targets, honest)" in row["cause"]
+    assert "+0.080" not in row["cause"]
+    # no replication runs: no ‡ share is claimed
+    assert "‡)" not in row["cause"]
+    assert paper.paired_target_shift(tmp_path, "gdsc-new-drug", "srmf", "test", "auc_entity") is None
+
+
 def test_a_score_definition_that_narrows_the_gap_leaves_the_rest_unexplained(tmp_path):
     write_board_csv(tmp_path / "gdsc-random.csv", _fold_rows("srmf", "validation", [0.88] * 5, auc_ic50=[0.63] * 5))
     got = paper.compare_rows(tmp_path)
