@@ -324,7 +324,7 @@ def conclusions(metric: str, n: int, k: int, rope: float, best: str, vs_best: di
                     f"undecided: {_names(by(vs_naive, 'undecided'))}.")
         won = by(learned, "better")
         text.append(f"{len(won)} of {len(learned)} learned methods are shown better than it."
-                    if won else f"No learned method is shown better than it.")
+                    if won else "No learned method is shown better than it.")
     return " ".join(text)
 
 
