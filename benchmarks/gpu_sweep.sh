@@ -8,7 +8,8 @@
 # alembic, sqlalchemy, pydantic(-core), opentelemetry-*, fastapi, starlette, databricks-sdk, cryptography, cffi and
 # the other modules mlflow imports that the machine lacks (found by running drbench in a venv with only the
 # machine's packages); gdsc.tar.xz, the GDSC files the loader reads (cell_exprs.csv uncompressed: xz packs it
-# smaller; it is gzipped back here). Env: LIMIT, JOBS, PY, DEV (cpu for a dry run), ROOT (store folder), SKIP_SETUP.
+# smaller; it is gzipped back here). Env: LIMIT, JOBS, PY, DEV (cpu for a dry run), ROOT (store folder), SKIP_SETUP,
+# PLAN (seeds: the session-13 list; next: the list below).
 # The store's runs carry the content hash of the data as the machine's pandas parsed it; see README (Metrics,
 # rescore --accept-dataset) for how they were checked and moved onto the canonical data.
 set -u
@@ -41,6 +42,16 @@ lane() {
   [ $P = random ] && run --protocol $P --methods mtigcn-ab,mtigcn-a,mtigcn-b --seeds 1-4 --select test
   run --protocol $P --methods graphcdr --seeds 1-4 --select test
 }
+# PLAN=next: what the GDSC boards still lack after session 14, in priority order per lane: the per-target Test 2
+# sample (20 targets, MTIGCN and NIHGCN, honest then ‡; issue 20), then leave-tissue-out and double cold (issue 23).
+lane_next() {
+  P=$1
+  run --protocol $P --per-target --n-targets 20 --seeds 0 --methods mtigcn,nihgcn
+  run --protocol $P --per-target --n-targets 20 --seeds 0 --methods mtigcn,nihgcn --select test
+  run --protocol new-tissue --seeds 0 --methods nihgcn,mtigcn,deepdsc,mtigcn-ab,mtigcn-a,mtigcn-b
+  run --protocol new-tissue --seeds 0 --methods nihgcn,mtigcn --select test
+  run --protocol new-pair --seeds 0 --methods mtigcn-ab,mtigcn-a,mtigcn-b,deepdsc
+}
 counts() { ROOT=$ROOT $PY - <<'PY'
 import sqlite3, collections, os
 try:
@@ -51,10 +62,17 @@ except Exception as e:
     print('store not ready', type(e).__name__)
 PY
 }
-lane random > /tmp/lane1.log 2>&1 & L1=$!
-sleep 8; lane new-cell-line > /tmp/lane2.log 2>&1 & L2=$!
-sleep 4; lane new-drug > /tmp/lane3.log 2>&1 & L3=$!
-sleep 4; lane random > /tmp/lane4.log 2>&1 & L4=$!
+if [ "${PLAN:-seeds}" = next ]; then
+  lane_next new-drug > /tmp/lane1.log 2>&1 & L1=$!
+  sleep 8; lane_next new-cell-line > /tmp/lane2.log 2>&1 & L2=$!
+  sleep 4; lane_next new-drug > /tmp/lane3.log 2>&1 & L3=$!
+  sleep 4; lane_next new-cell-line > /tmp/lane4.log 2>&1 & L4=$!
+else
+  lane random > /tmp/lane1.log 2>&1 & L1=$!
+  sleep 8; lane new-cell-line > /tmp/lane2.log 2>&1 & L2=$!
+  sleep 4; lane new-drug > /tmp/lane3.log 2>&1 & L3=$!
+  sleep 4; lane random > /tmp/lane4.log 2>&1 & L4=$!
+fi
 while [ $(( $(date +%s) - T0 )) -lt $LIMIT ]; do
   sleep 15
   c=$(counts); log "$c"
