@@ -189,16 +189,20 @@ def fit_predict(method: Method, dataset: Dataset, fold: Fold, *, seed: int, devi
     return pred, query, t1 - t0, t2 - t1
 
 
-def normalized_metrics(dataset: Dataset, fold: Fold, rows, cols, ic50_pred) -> tuple[dict, list[str]]:
-    """The IC50 metrics beyond the mean effects (:data:`metrics.NORMALIZED`, :func:`metrics.normalized`) over the
-    fold's test entries among the scored pairs ``rows, cols``, with ``ic50_pred`` one IC50 per scored pair, and
-    their notes. The mean-effects baseline is fitted on ``fold.train``. :func:`score_fold` and ``drbench rescore``
-    (which recomputes them from a run's stored predictions) both call this, so the two cannot differ."""
+def ic50_metrics(dataset: Dataset, fold: Fold, rows, cols, ic50_pred) -> tuple[dict, list[str]]:
+    """The metrics drbench computes from a run's IC50 predictions beyond :func:`metrics.evaluate`'s, over the fold's
+    test entries among the scored pairs ``rows, cols`` (``ic50_pred``: one IC50 per scored pair), and their notes:
+    the labels ranked by the predicted IC50 alone (:data:`metrics.IC50_RANKING`) and the IC50 metrics beyond the
+    mean effects (:data:`metrics.NORMALIZED`, :func:`metrics.normalized`; the mean-effects baseline is fitted on
+    ``fold.train``). :func:`score_fold` and ``drbench rescore`` (which recomputes them from a run's stored
+    predictions) both call this, so the two cannot differ."""
     rows, cols = np.asarray(rows), np.asarray(cols)
     test = fold.test[rows, cols]
     r, c = rows[test], cols[test]
+    pred = np.asarray(ic50_pred, float)[test]
     mu, cell, drug = metrics.mean_effects_ic50(dataset.ic50, fold.train)
-    return metrics.normalized(dataset.ic50[r, c], np.asarray(ic50_pred, float)[test], mu + cell[r] + drug[c], c)
+    values, notes = metrics.normalized(dataset.ic50[r, c], pred, mu + cell[r] + drug[c], c)
+    return {**metrics.ic50_ranking(dataset.binary[r, c], pred), **values}, notes
 
 
 def score_fold(dataset: Dataset, fold: Fold, rows, cols, pred: Prediction, regression: bool,
@@ -216,8 +220,7 @@ def score_fold(dataset: Dataset, fold: Fold, rows, cols, pred: Prediction, regre
     out, notes = metrics.evaluate(y, s, yt, yp)
     entities = None
     if yp is not None:
-        out["auc_ic50"] = metrics.ic50_ranking_auc(y, yp)
-        norm, norm_notes = normalized_metrics(dataset, fold, rows, cols, pred.ic50)
+        norm, norm_notes = ic50_metrics(dataset, fold, rows, cols, pred.ic50)
         out.update(norm)
         notes += norm_notes
     if entity_axis is not None:
@@ -288,5 +291,5 @@ def default_threads(jobs: int) -> int:
     return max(1, (os.cpu_count() or 1) // max(1, jobs))
 
 
-__all__ = ["JobResult", "run_job", "fit_predict", "score_fold", "normalized_metrics", "PeakMemory", "DeviceUse",
+__all__ = ["JobResult", "run_job", "fit_predict", "score_fold", "ic50_metrics", "PeakMemory", "DeviceUse",
            "host_info"]

@@ -15,6 +15,8 @@ CLASSIFICATION = ("auc", "auprc")
 REGRESSION = ("pcc", "scc", "rmse")
 ALL = CLASSIFICATION + REGRESSION
 #: IC50 metrics that discount what the cell and drug means explain (:func:`normalized`)
+#: the labels ranked by the predicted IC50 alone (:func:`ic50_ranking`), for methods with an IC50 estimate
+IC50_RANKING = ("auc_ic50", "auprc_ic50")
 NORMALIZED = ("pcc_resid", "scc_resid", "pcc_drug")
 #: drugs with a defined per-drug PCC; recorded (possibly 0) whenever the normalized metrics were computed, so a run
 #: whose normalized metrics are all undefined (e.g. a constant prediction) is told from one recorded before them
@@ -87,11 +89,12 @@ def regression(y: np.ndarray | None, pred: np.ndarray | None) -> tuple[dict, lis
         return {"pcc": pearson(y, pred), "scc": pearson(rankdata(y), rankdata(pred)), "rmse": rmse}, []
 
 
-def ic50_ranking_auc(y, ic50_pred) -> float:
-    """ROC AUC of the labels ranked by the *predicted IC50* alone (lower IC50 = more sensitive), pooled over the
-    test entries: the score definition of reports that turn an IC50 regressor into a classifier without the
-    per-drug thresholds. NaN where the AUC is undefined."""
-    return classification(np.asarray(y, dtype=float), -np.asarray(ic50_pred, dtype=float))[0]["auc"]
+def ic50_ranking(y, ic50_pred) -> dict:
+    """ROC AUC and AUPRC of the labels ranked by the *predicted IC50* alone (lower IC50 = more sensitive), pooled
+    over the test entries (:data:`IC50_RANKING`): the score definition of reports that turn an IC50 regressor into a
+    classifier without the per-drug thresholds. NaN where a value is undefined."""
+    m = classification(np.asarray(y, dtype=float), -np.asarray(ic50_pred, dtype=float))[0]
+    return {"auc_ic50": m["auc"], "auprc_ic50": m["auprc"]}
 
 
 def mean_effects_ic50(ic50: np.ndarray, train: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:

@@ -7,7 +7,8 @@ computed from the data bundle by :func:`replicate_screens`). ``paper.md`` is ren
 so ``drbench reproduce --write-only`` rebuilds it byte for byte without an MLflow store.
 
 A gap's cause is stated only from recorded runs: the share of test-set selection (‡ − honest on the same
-board), a score definition recorded beside the board's own (``auc_ic50``: pooled ranking by the predicted IC50),
+board), a score definition recorded beside the board's own (``auc_ic50``, ``auprc_ic50``: the pooled
+ranking by the predicted IC50),
 how AUC moved with the expression panel (``gdsc-gene-panel.csv``: runs on random gene subsets, paired by mask
 with the full-panel runs), the controlled variants of the control boards (``gdsc-controls``, ``ccle-controls``: one
 suspected cause changed at a time, paired with the default on the same folds; :func:`control_rows`), and a gap
@@ -375,8 +376,8 @@ def _cause(row: dict, runs: dict, closest, csv: Path, method: str, shifts=None) 
             parts.append(f"per-target protocol {mean[('per-target', sel)] - mean[('grouped', sel)]:+.3f} "
                          f"(per-target − grouped, {label})")
     delta = row["delta"]
-    if row["metric"] == "AUC" and row["test"] == "Test 1 random":
-        alt = _folds(csv, method, "validation", "auc_ic50")
+    if row["test"] == "Test 1 random":
+        alt = _folds(csv, method, "validation", METRICS[row["metric"]] + "_ic50")
         if len(alt):
             gap = alt.mean() - row["paper"]
             parts.append(f"scored by pooled −IC50 ranking instead: {alt.mean():.3f}, which moves the gap from "

@@ -4,10 +4,13 @@ Nothing is refitted. For each finished job run whose method estimates IC50 and w
 (:data:`drbench.tracking.PREDICTIONS`), the run's fold is rebuilt exactly as the runner made it — its dataset
 (cut to the recorded gene panel for a ``--genes`` run; checked against the recorded content hash), its protocol
 with the recorded options, its seed, and the
-validation split carved as its selection mode did — and picked by the recorded mask hash. The IC50 metrics
-beyond the mean effects (:data:`drbench.metrics.NORMALIZED`) are then computed from the stored IC50
-predictions by :func:`drbench.execution.normalized_metrics`, the function the runner scores jobs with, and
-logged to the run, tagged ``drbench.rescored_by`` with the code version.
+validation split carved as its selection mode did — and picked by the recorded mask hash. The metrics drbench
+computes from IC50 predictions beyond the pooled ones (:data:`SCORED`: the labels ranked by the predicted IC50 alone,
+:data:`drbench.metrics.IC50_RANKING`, and the IC50 metrics beyond the mean effects,
+:data:`drbench.metrics.NORMALIZED`) are then computed from the stored IC50 predictions by
+:func:`drbench.execution.ic50_metrics`, the function the runner scores jobs with, and logged to the run, tagged
+``drbench.rescored_by`` with the code version and ``drbench.rescored_metrics`` with the metrics computed.
+``--methods`` limits the work to some methods' runs.
 
 ``--accept-dataset HASH`` moves runs recorded with another content hash of the same dataset onto the data loaded
 now (e.g. runs of a machine whose pandas parsed some numbers one unit in the last place off): each such run's fold
@@ -18,9 +21,9 @@ a later sweep of the loaded data finds the job done), the old ones are kept as `
 and ``drbench.job_key_recorded``, and ``drbench.rebased_by`` names the code version. Its metrics stay as recorded.
 Runs that fail a check keep their hash and key (and stay off boards of the loaded data).
 
-A run counts as already scored when it holds any of these metrics (they are computed together; one that is
-undefined, e.g. the residual PCC of the mean-effects baseline itself, is NaN and not logged) or carries the
-``rescored_by`` tag. A run whose fold cannot be rebuilt is skipped with its reason; the others go on.
+A run counts as already scored when it holds every one of these metrics, those a rescore found undefined counted
+as held (``rescored_metrics``; an undefined one, e.g. the residual PCC of the mean-effects baseline itself, is NaN
+and not logged). So a run rescored before a metric was added gets it at the next rescore. A run whose fold cannot be rebuilt is skipped with its reason; the others go on.
 """
 
 from __future__ import annotations
@@ -37,13 +40,16 @@ import numpy as np
 
 from drbench import tracking
 from drbench.errors import DrbenchError, UsageError
-from drbench.metrics import NORMALIZED, NORMALIZED_COUNT
+from drbench.metrics import IC50_RANKING, NORMALIZED
 
 log = logging.getLogger("drbench.rescore")
 RESCORED_BY = f"{tracking.TAG}rescored_by"
 REBASED_BY = f"{tracking.TAG}rebased_by"
 HASH_RECORDED = f"{tracking.TAG}dataset_hash_recorded"
 KEY_RECORDED = f"{tracking.TAG}job_key_recorded"
+RESCORED_METRICS = f"{tracking.TAG}rescored_metrics"
+#: what rescore computes (all together) for a run with IC50 predictions
+SCORED = (*IC50_RANKING, *NORMALIZED)
 #: the tags (without the ``drbench.`` prefix) a job run needs for its fold to be rebuilt
 RECORDED = ("dataset", "protocol", "seed", "selection", "dataset_hash", "mask_sha256")
 
@@ -157,15 +163,16 @@ def _merged_notes(old: str | None, new: list[str]) -> str | None:
 
 
 def rescore(tracking_uri: str, experiment: str = "drbench", data_dir: str | None = None, force: bool = False,
-            dry_run: bool = False, accept: tuple = ()) -> dict:
-    """Add the normalized IC50 metrics to the finished job runs of ``experiment`` that lack them (every such run
-    with ``force``); ``dry_run`` computes them and writes nothing. Runs recorded with a content hash in ``accept``
-    are moved onto the loaded data where their folds and predictions match (module docstring). Returns
-    ``{(dataset, protocol, selection): Tally}``. Raises :class:`UsageError` (one line) for a store, experiment or data folder that cannot be used."""
+            dry_run: bool = False, accept: tuple = (), methods: tuple = ()) -> dict:
+    """Add the metrics of :data:`SCORED` to the finished job runs of ``experiment`` that lack them (every such run
+    with ``force``; only the runs of ``methods`` when given); ``dry_run`` computes them and writes nothing. Runs
+    recorded with a content hash in ``accept`` are moved onto the loaded data where their folds and predictions match
+    (module docstring). Returns ``{(dataset, protocol, selection): Tally}``. Raises :class:`UsageError` (one line)
+    for a store, experiment, data folder or method that cannot be used."""
     from mlflow.entities import Metric, RunTag
 
     from drbench.datasets import reuse_loaded_datasets
-    from drbench.execution import normalized_metrics
+    from drbench.execution import ic50_metrics
 
     if data_dir is not None and not Path(data_dir).is_dir():
         raise UsageError(f"--data-dir {data_dir}: no such folder")
@@ -173,6 +180,7 @@ def rescore(tracking_uri: str, experiment: str = "drbench", data_dir: str | None
         if not re.fullmatch(r"[0-9a-f]{64}", str(h)):
             raise UsageError(f"--accept-dataset {h!r}: not a dataset content hash (64 lowercase hex digits, as in a "
                              "run's drbench.dataset_hash tag)")
+    methods = _registered(methods)
     db = tracking._sqlite_path(tracking_uri)
     if db is not None and not db.is_file():
         raise UsageError(f"tracking URI {tracking_uri!r}: no such database file {db} (nothing to rescore)")
@@ -190,6 +198,8 @@ def rescore(tracking_uri: str, experiment: str = "drbench", data_dir: str | None
         for run in tracking.search_job_runs(c, [exp.experiment_id]):
             tags, run_id = run.data.tags, run.info.run_id
             t = lambda k: tags.get(f"{tracking.TAG}{k}")  # noqa: E731
+            if methods and t("method") not in methods:
+                continue
             tally = tallies[(t("dataset"), t("protocol"), t("selection"))]
             if t("dataset_hash") in folds.accept:
                 try:
@@ -204,7 +214,7 @@ def rescore(tracking_uri: str, experiment: str = "drbench", data_dir: str | None
                                               RunTag(HASH_RECORDED, t("dataset_hash")),
                                               RunTag(KEY_RECORDED, t("job_key")), RunTag(REBASED_BY, version)])
                 continue
-            if not force and ({*NORMALIZED, NORMALIZED_COUNT} & set(run.data.metrics) or RESCORED_BY in tags):
+            if not force and _scored(run):
                 tally.had += 1
                 continue
             try:
@@ -217,12 +227,12 @@ def rescore(tracking_uri: str, experiment: str = "drbench", data_dir: str | None
                 tally.unscored += 1
                 continue
             dataset, fold, rows, cols, ic50_pred = scorable
-            values, notes = normalized_metrics(dataset, fold, rows, cols, ic50_pred)
+            values, notes = ic50_metrics(dataset, fold, rows, cols, ic50_pred)
             tally.rescored += 1
             if dry_run:
                 continue
             ts = int(time.time() * 1000)
-            new_tags = [RunTag(RESCORED_BY, version)]
+            new_tags = [RunTag(RESCORED_BY, version), RunTag(RESCORED_METRICS, ",".join(sorted(values)))]
             merged = _merged_notes(t("notes"), notes)
             if merged is not None:
                 new_tags.append(RunTag(f"{tracking.TAG}notes", merged[:4900]))
@@ -230,6 +240,19 @@ def rescore(tracking_uri: str, experiment: str = "drbench", data_dir: str | None
             logged = {k: v for k, v in values.items() if np.isfinite(v) or k in run.data.metrics}
             c.log_batch(run_id, metrics=[Metric(k, float(v), ts, 0) for k, v in logged.items()], tags=new_tags)
     return dict(tallies)
+
+
+def _scored(run) -> bool:
+    """Whether the run holds every metric of :data:`SCORED`, counting those a rescore found undefined."""
+    held = set(run.data.metrics) | set((run.data.tags.get(RESCORED_METRICS) or "").split(","))
+    return set(SCORED) <= held
+
+
+def _registered(methods) -> frozenset:
+    """The ``--methods`` names, each checked against the registry (:class:`UsageError` for an unknown one)."""
+    from drbench.registry import resolve_methods
+
+    return frozenset(resolve_methods(list(methods))) if any(m.strip() for m in methods) else frozenset()
 
 
 def _scorable(c, run, folds: FoldSource, parents: dict):
@@ -320,7 +343,7 @@ def _dataset_argument(c, parents: dict, sweep_run_id: str | None) -> str | None:
 
 def run(args) -> int:
     tallies = rescore(args.tracking_uri, args.experiment, args.data_dir, args.force, args.dry_run,
-                      tuple(args.accept_dataset or ()))
+                      tuple(args.accept_dataset or ()), tuple((args.methods or "").split(",")) if args.methods else ())
     if not tallies:
         print(f"no finished job runs in experiment {args.experiment!r}")
     for group in sorted(tallies, key=lambda g: tuple(str(x) for x in g)):
@@ -336,6 +359,7 @@ def add_cli(sub) -> None:
     r.add_argument("--data-dir", help="folder holding the runs' datasets (as for `drbench run`)")
     r.add_argument("--force", action="store_true", help="recompute and log the metrics of runs that already have them")
     r.add_argument("--dry-run", action="store_true", help="compute and count, write nothing")
+    r.add_argument("--methods", help="rescore only these methods' runs (comma-separated)")
     r.add_argument("--accept-dataset", action="append", metavar="HASH",
                    help="move runs recorded with this content hash onto the loaded data where their rebuilt folds "
                         "match their mask hashes and their predictions match those folds (repeatable)")

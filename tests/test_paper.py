@@ -112,15 +112,18 @@ def test_paper_md_renders_from_files_alone_and_deterministically(tmp_path):
     assert "| GDSC | Test 1 random | MTIGCN | AUC | 0.8870 ± 6e-6 | — | 0.868 ± 0.008 (5) | -0.019 | grouped honest |" in a
 
 
-def test_ic50_ranking_auc_scores_labels_by_the_predicted_ic50():
+def test_ic50_ranking_scores_labels_by_the_predicted_ic50():
     from drbench import metrics
 
     y = np.array([1, 1, 0, 0, 0.0])
     ic50 = np.array([-2, 0.5, 0.0, 1, 2])  # the second positive ranks below the negative at 0.0
-    assert metrics.ic50_ranking_auc(y, ic50) == pytest.approx(5 / 6)
+    got = metrics.ic50_ranking(y, ic50)
+    assert got["auc_ic50"] == pytest.approx(5 / 6)
+    # ranked: +, -, +, -, -: precision 1 at the first positive, 2/3 at the second
+    assert got["auprc_ic50"] == pytest.approx((1 + 2 / 3) / 2)
 
 
-def test_every_run_with_an_ic50_estimate_records_the_pooled_ic50_auc():
+def test_every_run_with_an_ic50_estimate_records_the_pooled_ic50_ranking():
     from drbench import metrics, tracking
     from drbench.runner import SweepSpec, run_sweep
 
@@ -132,7 +135,9 @@ def test_every_run_with_an_ic50_estimate_records_the_pooled_ic50_auc():
     for r in runs:
         p = tracking.load_predictions(c, r.info.run_id)
         p = p[p["test"]]
-        assert r.data.metrics["auc_ic50"] == pytest.approx(metrics.ic50_ranking_auc(p["label"], p["ic50_pred"]))
+        want = metrics.ic50_ranking(p["label"], p["ic50_pred"])
+        assert r.data.metrics["auc_ic50"] == pytest.approx(want["auc_ic50"])
+        assert r.data.metrics["auprc_ic50"] == pytest.approx(want["auprc_ic50"])
 
 
 def test_per_target_runs_become_the_closest_counterpart_with_their_share(tmp_path):
@@ -185,6 +190,19 @@ def test_a_sampled_per_target_board_is_compared_with_the_grouped_runs_on_its_own
     # no replication runs: no ‡ share is claimed
     assert "‡)" not in row["cause"]
     assert paper.paired_target_shift(tmp_path, "gdsc-new-drug", "srmf", "test", "auc_entity") is None
+
+
+def test_the_aupr_cells_get_the_pooled_ic50_ranking_too(tmp_path):
+    rows = _fold_rows("srmf", "validation", [0.88] * 5, auc_ic50=[0.63] * 5)
+    for r in rows:
+        r.update(auprc=0.88, auprc_ic50=0.655)
+    write_board_csv(tmp_path / "gdsc-random.csv", rows)
+    got = paper.compare_rows(tmp_path)
+    row = got[(got["table"] == 3) & (got["dataset"] == "GDSC") & (got["method"] == "SRMF")
+              & (got["metric"] == "AUPRC")].iloc[0]
+    assert row["delta"] == pytest.approx(0.88 - 0.6605)
+    assert "scored by pooled −IC50 ranking instead: 0.655" in row["cause"]
+    assert "fits that score definition" in row["cause"]
 
 
 def test_a_score_definition_that_narrows_the_gap_leaves_the_rest_unexplained(tmp_path):

@@ -11,13 +11,13 @@ import pytest
 from drbench import execution, tracking
 from drbench.cli import main
 from drbench.datasets import make_synthetic, plugin_datasets
-from drbench.metrics import NORMALIZED, NORMALIZED_COUNT
-from drbench.rescore import RESCORED_BY, rescore
+from drbench.metrics import IC50_RANKING, NORMALIZED, NORMALIZED_COUNT
+from drbench.rescore import RESCORED_BY, RESCORED_METRICS, SCORED, rescore
 from drbench.runner import SweepSpec, run_sweep
 
 METHODS = "drug-mean,mean-effects,srmf,hnmdrp"  # hnmdrp: classification only
 PROTOCOLS = {"random": {}, "new-cell-line": {"n_folds": 3, "min_positives": 3}}
-ADDED = (*NORMALIZED, NORMALIZED_COUNT)  # what the runner records now and rescore adds
+ADDED = (*IC50_RANKING, *NORMALIZED, NORMALIZED_COUNT)  # what the runner records now and rescore adds
 GROUP = lambda protocol: ("tiny", protocol, "validation")  # noqa: E731
 
 
@@ -48,9 +48,9 @@ def _sweep(uri: str, protocol: str, methods: str = METHODS, experiment: str = "d
 
 def _old_sweep(monkeypatch, uri: str, protocol: str, methods: str = METHODS, experiment: str = "drbench",
                selection="validation"):
-    """A sweep recorded as before drbench computed the normalized metrics."""
+    """A sweep recorded as before drbench computed the IC50 ranking and normalized metrics."""
     with monkeypatch.context() as m:
-        m.setattr(execution, "normalized_metrics", lambda *a, **k: ({}, []))
+        m.setattr(execution, "ic50_metrics", lambda *a, **k: ({}, []))
         _sweep(uri, protocol, methods, experiment, selection)
 
 
@@ -91,6 +91,7 @@ def test_rescored_runs_hold_what_the_runner_records_now(protocol, monkeypatch, s
         assert {k: v for k, v in m.items() if k not in ADDED} == before[key].data.metrics  # nothing else moved
         assert run.data.tags.get("drbench.notes") == expected[key].data.tags.get("drbench.notes")
         assert run.data.tags[RESCORED_BY] == tracking.code_version()
+        assert set(run.data.tags[RESCORED_METRICS].split(",")) == set(ADDED)
     me = [r for r in after.values() if r.data.tags["drbench.method"] == "mean-effects"]
     assert me and all("pcc_resid" not in r.data.metrics for r in me)  # its IC50 is the baseline: NaN, not logged
     if protocol == "new-cell-line":  # a held-out cell has no cell effect: mean-effects is constant within a drug
@@ -139,6 +140,8 @@ def test_bad_input_is_one_line_and_exit_2(store, tmp_path, capsys):
         (["--tracking-uri", store, "--data-dir", f"{tmp_path}/missing"], "no such folder"),
         (["--tracking-uri", "nosuchscheme://x"], "cannot be used"),
         (["--tracking-uri", store, "--accept-dataset", "029bfa"], "not a dataset content hash"),
+        (["--tracking-uri", store, "--methods", "srmf,nope"], "unknown method(s) ['nope']; choose from: all,"),
+        (["--tracking-uri", f"sqlite:///{tmp_path}/none.db", "--methods", "nope"], "unknown method(s) ['nope']"),
         ([], "--tracking-uri"),
     ]
     for args, says in cases:
@@ -151,11 +154,41 @@ def test_bad_input_is_one_line_and_exit_2(store, tmp_path, capsys):
     assert not (tmp_path / "none.db").exists()  # a missing store is not created
 
 
+def test_a_metric_added_since_a_run_was_recorded_is_added_to_it_and_methods_limit_the_work(monkeypatch, store):
+    """Runs recorded before ``auprc_ic50`` existed (they hold the other IC50 metrics) get it at the next rescore, with
+    the value the runner records now; ``methods`` leaves the other methods' runs as they were."""
+    def without_auprc(*a, **k):
+        values, notes = real(*a, **k)
+        return {k2: v for k2, v in values.items() if k2 != "auprc_ic50"}, notes
+
+    real = execution.ic50_metrics
+    with monkeypatch.context() as m:
+        m.setattr(execution, "ic50_metrics", without_auprc)
+        _sweep(store, "random", methods="drug-mean,srmf", experiment="before-auprc")
+    _sweep(store, "random", methods="drug-mean,srmf", experiment="now-auprc")
+    before, want = _runs(store, "before-auprc"), _runs(store, "now-auprc")
+    assert len(before) == 4 and not any("auprc_ic50" in r.data.metrics for r in before.values())
+    assert all(set(NORMALIZED) & set(r.data.metrics) for r in before.values())  # not a run lacking everything
+
+    tally = rescore(store, "before-auprc", methods=("srmf",))[GROUP("random")]
+    assert (tally.rescored, tally.had) == (2, 0)
+    after = _runs(store, "before-auprc")
+    for key, run in after.items():
+        if run.data.tags["drbench.method"] == "srmf":
+            assert run.data.metrics["auprc_ic50"] == want[key].data.metrics["auprc_ic50"]
+            assert {k: run.data.metrics[k] for k in ADDED if k in want[key].data.metrics} == \
+                {k: want[key].data.metrics[k] for k in ADDED if k in want[key].data.metrics}
+        else:
+            assert run.data.metrics == before[key].data.metrics and RESCORED_BY not in run.data.tags
+    assert rescore(store, "before-auprc", methods=("srmf",))[GROUP("random")].rescored == 0  # done once
+    assert rescore(store, "before-auprc")[GROUP("random")].rescored == 2  # now the drug-mean runs
+
+
 def test_force_overwrites_a_value_that_is_undefined_now(monkeypatch, store):
     """A run recorded with a value the current code leaves undefined (e.g. before a fix) shows NaN after
     ``--force``, not the stale value."""
     with monkeypatch.context() as m:
-        m.setattr(execution, "normalized_metrics", lambda *a, **k: ({k2: 0.5 for k2 in NORMALIZED}, []))
+        m.setattr(execution, "ic50_metrics", lambda *a, **k: ({k2: 0.5 for k2 in SCORED}, []))
         _sweep(store, "random", methods="mean-effects,srmf", experiment="stale")
     rescore(store, "stale", force=True)
     for run in _runs(store, "stale").values():
@@ -163,7 +196,7 @@ def test_force_overwrites_a_value_that_is_undefined_now(monkeypatch, store):
         if run.data.tags["drbench.method"] == "mean-effects":  # its IC50 is the baseline: no residual
             assert m["pcc_resid"] != m["pcc_resid"] and m["scc_resid"] != m["scc_resid"]  # NaN
         else:
-            assert all(m[k] != 0.5 for k in NORMALIZED)
+            assert all(m[k] != 0.5 for k in SCORED)
 
 
 def test_a_gene_panel_run_is_rebuilt_on_its_panel(monkeypatch, store):
@@ -176,7 +209,7 @@ def test_a_gene_panel_run_is_rebuilt_on_its_panel(monkeypatch, store):
                             tracking_uri=uri, progress=False))
 
     with monkeypatch.context() as m:  # recorded as before drbench computed the normalized metrics
-        m.setattr(execution, "normalized_metrics", lambda *a, **k: ({}, []))
+        m.setattr(execution, "ic50_metrics", lambda *a, **k: ({}, []))
         sweep(old)
     sweep(new)
     (key, run), = _runs(uri, old).items()
