@@ -25,8 +25,8 @@ from drbench.metrics import LOWER_IS_BETTER
 CSV_COLUMNS = [
     "method", "status", "dataset", "protocol", "paper_test", "selection", "seed", "fold", "fold_label", "headline",
     "transductive", "tasks", "auc", "auprc", "pcc", "scc", "rmse", "auc_ic50", "auprc_ic50", "pcc_resid", "scc_resid",
-    "pcc_drug", "n_drugs_pcc", "auc_entity", "auprc_entity", "pcc_entity", "scc_entity", "rmse_entity", "n_entities_auc",
-    "n_test", "n_test_positive", "fit_seconds", "predict_seconds",
+    "pcc_drug", "n_drugs_pcc", "auc_entity", "auprc_entity", "pcc_entity", "scc_entity", "rmse_entity",
+    "n_entities_auc", "n_test", "n_test_positive", "fit_seconds", "predict_seconds",
     "peak_rss_mb", "threads", "load_start", "machine", "device", "device_name", "notes", "provider", "code_version",
     "dataset_hash", "mask_sha256", "run_id", "job_key",
 ]

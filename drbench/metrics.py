@@ -14,9 +14,9 @@ from scipy.stats import rankdata
 CLASSIFICATION = ("auc", "auprc")
 REGRESSION = ("pcc", "scc", "rmse")
 ALL = CLASSIFICATION + REGRESSION
-#: IC50 metrics that discount what the cell and drug means explain (:func:`normalized`)
 #: the labels ranked by the predicted IC50 alone (:func:`ic50_ranking`), for methods with an IC50 estimate
 IC50_RANKING = ("auc_ic50", "auprc_ic50")
+#: IC50 metrics that discount what the cell and drug means explain (:func:`normalized`)
 NORMALIZED = ("pcc_resid", "scc_resid", "pcc_drug")
 #: drugs with a defined per-drug PCC; recorded (possibly 0) whenever the normalized metrics were computed, so a run
 #: whose normalized metrics are all undefined (e.g. a constant prediction) is told from one recorded before them

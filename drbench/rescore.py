@@ -23,7 +23,8 @@ Runs that fail a check keep their hash and key (and stay off boards of the loade
 
 A run counts as already scored when it holds every one of these metrics, those a rescore found undefined counted
 as held (``rescored_metrics``; an undefined one, e.g. the residual PCC of the mean-effects baseline itself, is NaN
-and not logged). So a run rescored before a metric was added gets it at the next rescore. A run whose fold cannot be rebuilt is skipped with its reason; the others go on.
+and not logged). So a run rescored before a metric was added gets it at the next rescore. A run whose fold cannot
+be rebuilt is skipped with its reason; the others go on.
 """
 
 from __future__ import annotations
