@@ -408,7 +408,9 @@ def _cause(row: dict, runs: dict, closest, csv: Path, method: str, shifts=None) 
         return "; ".join(parts + [f"remaining gap within ±{ROPE} (nothing left to explain)"])
     todo = []
     if row["test"].startswith("Test 2") and closest[0] != "per-target":
-        todo.append("the paper's per-target protocol (`--per-target`): not run yet")
+        ran = any(len(runs.get(("per-target", sel), ())) for sel in ("validation", "test"))
+        todo.append("the paper's per-target protocol (`--per-target`): " + (
+            "its sampled runs have no grouped per-entity records to pair with" if ran else "not run yet"))
     if method.startswith("mtigcn") or method == "nihgcn":
         measured = panel_effect(csv.parent, method)
         if measured:

@@ -172,12 +172,14 @@ def test_a_sampled_per_target_board_is_compared_with_the_grouped_runs_on_its_own
                               "selection": "validation", "seed": seed, "fold": fold, "auc_entity": part["auc"].mean()})
     per_target = [{"method": "srmf", "selection": "validation", "seed": 0, "fold": i, "entity": str(1000 + k),
                    "auc": 0.60 + k / 200 + 0.03 + (0.01 if k % 2 else -0.01)} for i, k in enumerate(range(20, 40))]
-    write_board_csv(tmp_path / "gdsc-new-drug.csv", grouped_folds)
+    # MOFGCN: fold results on both boards but no per-entity records, so nothing to pair
+    mofgcn = [{**r, "method": "mofgcn", "auc_entity": 0.70} for r in grouped_folds]
+    write_board_csv(tmp_path / "gdsc-new-drug.csv", grouped_folds + mofgcn)
     ge.to_csv(tmp_path / "gdsc-new-drug-entities.csv", index=False)
     write_board_csv(tmp_path / "gdsc-new-drug-per-target.csv",
-                    [{"method": "srmf", "status": "finished", "dataset": "gdsc", "protocol": "new-drug",
+                    [{"method": m, "status": "finished", "dataset": "gdsc", "protocol": "new-drug",
                       "selection": "validation", "seed": 0, "fold": r["fold"], "auc_entity": r["auc"]}
-                     for r in per_target])
+                     for r in per_target for m in ("srmf", "mofgcn")])
     pd.DataFrame(per_target).to_csv(tmp_path / "gdsc-new-drug-per-target-entities.csv", index=False)
     assert paper.sampled_targets("gdsc-new-drug") == 20 and paper.sampled_targets("ccle-new-drug") == 0
 
@@ -193,6 +195,9 @@ def test_a_sampled_per_target_board_is_compared_with_the_grouped_runs_on_its_own
     # no replication runs: no ‡ share is claimed
     assert "‡)" not in row["cause"]
     assert paper.paired_target_shift(tmp_path, "gdsc-new-drug", "srmf", "test", "auc_entity") is None
+    m = got[(got["board"] == "gdsc-new-drug") & (got["method"] == "MOFGCN") & (got["metric"] == "AUC")].iloc[0]
+    assert m["compared"] == "grouped honest" and m["delta"] == pytest.approx(0.70 - m["paper"])
+    assert "its sampled runs have no grouped per-entity records to pair with" in m["cause"]
 
 
 def test_the_aupr_cells_get_the_pooled_ic50_ranking_too(tmp_path):
