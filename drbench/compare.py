@@ -119,20 +119,6 @@ def entity_comparison(entities: pd.DataFrame | None, a: str, b: str, selection: 
     return stats.entity_wilcoxon(means[a], means[b], metric)
 
 
-def _read_entities(board_csv: Path) -> pd.DataFrame | None:
-    path = leaderboard.entities_path(board_csv)
-    if not path.exists():
-        return None
-    try:
-        df = pd.read_csv(path, dtype={"entity": str})
-    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError) as e:
-        raise DataError(f"cannot read per-entity records {path}: {e}") from None
-    missing = [c for c in leaderboard.ENTITY_COLUMNS if c not in df.columns]
-    if missing:
-        raise DataError(f"{path} is not a per-entity record file: missing columns {missing}")
-    return df
-
-
 def _names(methods: list[str]) -> str:
     return ", ".join(methods) or "none"
 
@@ -231,7 +217,7 @@ def run(args) -> int:
     if args.against_board == (args.b is not None):
         raise UsageError("give two methods (drbench compare A B --board BOARD) or one with --against-board")
     df = load_runs(args.board, args.boards_dir, args.tracking_uri, args.experiment)
-    entities = _read_entities(Path(args.boards_dir) / f"{args.board}.csv")
+    entities = leaderboard.read_entities(Path(args.boards_dir) / f"{args.board}.csv")
     if args.tracking_uri:  # the store's runs bring their own per-entity records
         mine = leaderboard.store_entities(df[df["from_store"].fillna(False).astype(bool)], args.tracking_uri)
         if len(mine):

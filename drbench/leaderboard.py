@@ -65,6 +65,24 @@ def entities_path(csv: str | Path) -> Path:
     return csv.with_name(f"{csv.stem}-entities.csv")
 
 
+def read_entities(board_csv: str | Path) -> pd.DataFrame | None:
+    """A board's committed per-entity records (``BOARD-entities.csv``), None when the board has none; a file that
+    cannot be read or lacks :data:`ENTITY_COLUMNS` raises :class:`DataError` (one line)."""
+    from drbench.errors import DataError
+
+    path = entities_path(board_csv)
+    if not path.exists():
+        return None
+    try:
+        df = pd.read_csv(path, dtype={"entity": str})
+    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError) as e:
+        raise DataError(f"cannot read per-entity records {path}: {e}") from None
+    missing = [c for c in ENTITY_COLUMNS if c not in df.columns]
+    if missing:
+        raise DataError(f"{path} is not a per-entity record file: missing columns {missing}")
+    return df
+
+
 def store_entities(df: pd.DataFrame, tracking_uri) -> pd.DataFrame:
     """The per-entity records (``ENTITY_COLUMNS``) of the finished runs in ``df`` that the store(s) hold."""
     from drbench import tracking

@@ -272,21 +272,28 @@ def sampled_targets(board: str) -> int:
     return next((int(b.options.get("n_targets", 0)) for b in BOARDS if b.name == f"{board}-per-target"), 0)
 
 
-def _entity_means(csv: Path, method: str, selection: str, column: str) -> pd.Series:
-    """One value per entity of a board's per-entity CSV: ``column`` averaged over the runs of ``method`` under
-    ``selection`` that hold the entity (empty when the file or column is absent)."""
-    if not csv.exists():
+def _entity_means(board_csv: Path, method: str, selection: str, column: str) -> pd.Series:
+    """One value per entity from a board's per-entity records: ``column`` of ``method``'s runs under ``selection``,
+    averaged over the folds and seeds that hold the entity (:func:`drbench.stats.entity_means`, as ``drbench
+    compare`` does); empty when the board has no records of them."""
+    from drbench.leaderboard import entities_path
+    from drbench.stats import entity_means
+
+    path = entities_path(board_csv)
+    df = _entities(str(board_csv), path.stat().st_mtime_ns) if path.exists() else None
+    part = None if df is None else df[(df["method"] == method) & (df["selection"] == selection)]
+    if part is None or part.empty or column not in part.columns:
         return pd.Series(dtype=float)
-    df = _read_entities(str(csv), csv.stat().st_mtime_ns)
-    part = df[(df["method"] == method) & (df["selection"] == selection)]
-    if column not in part.columns:
-        return pd.Series(dtype=float)
-    return pd.to_numeric(part[column], errors="coerce").groupby(part["entity"]).mean().dropna()
+    means = entity_means(part, column)  # a method with no defined value there has no column
+    return means[method].dropna() if method in means.columns else pd.Series(dtype=float)
 
 
 @lru_cache(maxsize=8)
-def _read_entities(path: str, _mtime_ns: int) -> pd.DataFrame:
-    return pd.read_csv(path, dtype={"entity": str}, usecols=lambda c: c not in ("job_key",))
+def _entities(board_csv: str, _mtime_ns: int) -> pd.DataFrame | None:
+    """A board's per-entity records, read once per version of the file (paper.md asks for them cell by cell)."""
+    from drbench.leaderboard import read_entities
+
+    return read_entities(board_csv)
 
 
 def paired_target_shift(out_dir: Path, board: str, method: str, selection: str, metric: str):
@@ -299,8 +306,8 @@ def paired_target_shift(out_dir: Path, board: str, method: str, selection: str, 
     protocol's share is not confounded with which targets the sample drew."""
     column = metric.removesuffix("_entity")
     out_dir = Path(out_dir)
-    per_target = _entity_means(out_dir / f"{board}-per-target-entities.csv", method, selection, column)
-    grouped = _entity_means(out_dir / f"{board}-entities.csv", method, selection, column)
+    per_target = _entity_means(out_dir / f"{board}-per-target.csv", method, selection, column)
+    grouped = _entity_means(out_dir / f"{board}.csv", method, selection, column)
     both = per_target.index.intersection(grouped.index)
     if not len(both):
         return None

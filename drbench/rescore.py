@@ -164,12 +164,12 @@ def _merged_notes(old: str | None, new: list[str]) -> str | None:
 
 
 def rescore(tracking_uri: str, experiment: str = "drbench", data_dir: str | None = None, force: bool = False,
-            dry_run: bool = False, accept: tuple = (), methods: tuple = ()) -> dict:
+            dry_run: bool = False, accept: tuple = (), methods: str | tuple = ()) -> dict:
     """Add the metrics of :data:`SCORED` to the finished job runs of ``experiment`` that lack them (every such run
-    with ``force``; only the runs of ``methods`` when given); ``dry_run`` computes them and writes nothing. Runs
-    recorded with a content hash in ``accept`` are moved onto the loaded data where their folds and predictions match
-    (module docstring). Returns ``{(dataset, protocol, selection): Tally}``. Raises :class:`UsageError` (one line)
-    for a store, experiment, data folder or method that cannot be used."""
+    with ``force``; only the runs of ``methods``, names or a comma-separated string, when given); ``dry_run``
+    computes them and writes nothing. Runs recorded with a content hash in ``accept`` are moved onto the loaded data
+    where their folds and predictions match (module docstring). Returns ``{(dataset, protocol, selection): Tally}``.
+    Raises :class:`UsageError` (one line) for a store, experiment, data folder or method that cannot be used."""
     from mlflow.entities import Metric, RunTag
 
     from drbench.datasets import reuse_loaded_datasets
@@ -253,11 +253,11 @@ def _registered(methods) -> frozenset:
     """The ``--methods`` names, each checked against the registry (:class:`UsageError` for an unknown one)."""
     from drbench.registry import resolve_methods
 
-    return frozenset(resolve_methods(list(methods))) if any(m.strip() for m in methods) else frozenset()
+    return frozenset(resolve_methods(methods)) if methods else frozenset()
 
 
 def _scorable(c, run, folds: FoldSource, parents: dict):
-    """(dataset, fold, rows, cols, IC50 predictions) of a run the runner would give the normalized metrics now;
+    """(dataset, fold, rows, cols, IC50 predictions) of a run the runner would give the IC50 metrics now;
     None if it would give it none (a classification-only method, no IC50 prediction, no test pair); raises
     :class:`Skip` where the run's fold cannot be rebuilt or its predictions were not stored."""
     t = lambda k: run.data.tags.get(f"{tracking.TAG}{k}")  # noqa: E731
@@ -344,7 +344,7 @@ def _dataset_argument(c, parents: dict, sweep_run_id: str | None) -> str | None:
 
 def run(args) -> int:
     tallies = rescore(args.tracking_uri, args.experiment, args.data_dir, args.force, args.dry_run,
-                      tuple(args.accept_dataset or ()), tuple((args.methods or "").split(",")) if args.methods else ())
+                      tuple(args.accept_dataset or ()), args.methods or ())
     if not tallies:
         print(f"no finished job runs in experiment {args.experiment!r}")
     for group in sorted(tallies, key=lambda g: tuple(str(x) for x in g)):

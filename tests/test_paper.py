@@ -157,6 +157,13 @@ def test_per_target_runs_become_the_closest_counterpart_with_their_share(tmp_pat
     assert "not run yet" not in row["cause"]
 
 
+def _entity_csv(df: pd.DataFrame, path) -> None:
+    """Write per-entity records with every column of a board's ``-entities.csv`` (others left empty)."""
+    from drbench.leaderboard import ENTITY_COLUMNS
+
+    df.reindex(columns=ENTITY_COLUMNS).to_csv(path, index=False)
+
+
 def test_a_sampled_per_target_board_is_compared_with_the_grouped_runs_on_its_own_targets(tmp_path):
     # 40 eligible drugs; the grouped runs score drug k at 0.60 + k / 200 (seeds 0 and 1, so two values each);
     # the per-target board sampled the 20 easiest (k = 20..39) and scores each 0.03 ± 0.01 above its grouped mean. The
@@ -175,12 +182,12 @@ def test_a_sampled_per_target_board_is_compared_with_the_grouped_runs_on_its_own
     # MOFGCN: fold results on both boards but no per-entity records, so nothing to pair
     mofgcn = [{**r, "method": "mofgcn", "auc_entity": 0.70} for r in grouped_folds]
     write_board_csv(tmp_path / "gdsc-new-drug.csv", grouped_folds + mofgcn)
-    ge.to_csv(tmp_path / "gdsc-new-drug-entities.csv", index=False)
+    _entity_csv(ge, tmp_path / "gdsc-new-drug-entities.csv")
     write_board_csv(tmp_path / "gdsc-new-drug-per-target.csv",
                     [{"method": m, "status": "finished", "dataset": "gdsc", "protocol": "new-drug",
                       "selection": "validation", "seed": 0, "fold": r["fold"], "auc_entity": r["auc"]}
                      for r in per_target for m in ("srmf", "mofgcn")])
-    pd.DataFrame(per_target).to_csv(tmp_path / "gdsc-new-drug-per-target-entities.csv", index=False)
+    _entity_csv(pd.DataFrame(per_target), tmp_path / "gdsc-new-drug-per-target-entities.csv")
     assert paper.sampled_targets("gdsc-new-drug") == 20 and paper.sampled_targets("ccle-new-drug") == 0
 
     got = paper.compare_rows(tmp_path)
