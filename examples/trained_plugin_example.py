@@ -49,7 +49,7 @@ class PairMLP(Method):
 
     def predict(self, query):
         inputs = self._inputs(query.cell_features, query.drug_features)
-        p, t = predict_pairs(self.net_, inputs, torch.as_tensor(query.rows), torch.as_tensor(query.cols))
+        p, t = predict_pairs(self.net_, inputs, query.rows, query.cols)
         return Prediction(p, t * self.ic50_sd_ + self.ic50_mean_)
 
 

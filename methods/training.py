@@ -232,8 +232,11 @@ def unique_index(idx: torch.Tensor):
 
 
 @torch.no_grad()
-def predict_pairs(net: nn.Module, inputs, rows: torch.Tensor, cols: torch.Tensor, chunk: int = 32768):
-    """(probabilities, standardised IC50) of pairs as float64 arrays, in eval mode, in chunks."""
+def predict_pairs(net: nn.Module, inputs, rows, cols, chunk: int = 32768):
+    """(probabilities, standardised IC50) of pairs as float64 arrays, in eval mode, in chunks. ``rows`` / ``cols``:
+    index tensors, or integer arrays such as a Query's read-only ``rows`` / ``cols`` (copied, so torch does not
+    wrap a read-only buffer)."""
+    rows, cols = (x if torch.is_tensor(x) else torch.from_numpy(np.array(x, dtype=np.int64)) for x in (rows, cols))
     was = net.training
     net.eval()
     dev = next(net.parameters()).device

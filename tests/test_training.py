@@ -251,3 +251,32 @@ def test_epoch_selector_keeps_the_best_state_and_stops_after_patience():
     assert sel.selected and sel.best_state == "state at 10"
     assert sel.info() == {"best_epoch": 10, "best_valid_auc": 0.7, "evaluations": 5}
     assert not EpochSelector().selected and EpochSelector.every(5).patience is None
+
+
+def test_predict_pairs_takes_a_querys_read_only_index_arrays_without_a_warning():
+    # a Query's rows / cols are read-only arrays; torch warns (once per process) when it wraps one, so the check
+    # runs in a fresh interpreter that turns warnings into errors
+    import subprocess
+    import sys
+
+    code = """
+import warnings
+import numpy as np, torch
+from torch import nn
+from drbench.methods.training import predict_pairs
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__(); self.w = nn.Parameter(torch.tensor([0.5, -1.0]))
+    def forward(self, inputs, rows, cols):
+        return inputs[0][rows] * self.w[0] + inputs[1][cols], inputs[0][rows] - inputs[1][cols] * self.w[1]
+inputs = (torch.arange(4.0), torch.arange(3.0) / 3)
+rows, cols = np.array([0, 3, 2, 1]), np.array([2, 0, 1, 1])
+rows.setflags(write=False); cols.setflags(write=False)
+warnings.simplefilter("error")
+p, t = predict_pairs(Net(), inputs, rows, cols)
+q, u = predict_pairs(Net(), inputs, torch.as_tensor(rows.copy()), torch.as_tensor(cols.copy()))
+assert np.array_equal(p, q) and np.array_equal(t, u) and p.shape == (4,), (p, q)
+print("ok")
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr[-2000:]
