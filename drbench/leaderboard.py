@@ -325,7 +325,7 @@ def conclusions(metric: str, n: int, k: int, rope: float, best: str, vs_best: di
                 vs_naive: dict) -> str:
     """The generated "Conclusions" paragraph of a table, built only from its verdicts."""
     label = LABELS[stats.base_metric(metric)] + (" (per entity)" if metric.endswith("_entity") else "")
-    design = (f"up to {n} paired folds, {k} per seed, n_test/n_train = {stats.kfold_ratio(k):.3g}" if n >= 2 else
+    design = (f"up to {n} paired folds, {k} per seed, n_test/n_train taken as 1/(k − 1) = {stats.kfold_ratio(k):.3g}" if n >= 2 else
               f"{n} fold per method: no paired test is possible, so every comparison is undecided")
     text = [f"**Conclusions** (Bayesian correlated t-test on the per-fold {label}, ROPE ±{rope:g}, a verdict when its "
             f"posterior probability is ≥ {stats.VERDICT_PROBABILITY:g}; {design}):"]
@@ -513,8 +513,9 @@ def render(df: pd.DataFrame, title: str | None = None, images: dict | None = Non
         "Cells: mean ± SD (n = folds × seeds with a defined value). Best per column in bold. "
         "*vs best* / *vs* the strongest naive baseline: the difference in the table's first metric (this method − "
         "the other, over the folds × seeds both ran; positive means this method is better), its mean with the 95% CI "
-        "of the Nadeau–Bengio corrected resampled t-test (variance inflated by n_test/n_train = 1/(k − 1) for k "
-        "folds), and the verdict of the Bayesian correlated t-test with a region of practical equivalence "
+        "of the Nadeau–Bengio corrected resampled t-test (variance inflated by n_test/n_train, taken as 1/(k − 1) "
+        "for k folds per seed; on a per-target board, where each model trains on every other entity, the true ratio "
+        "is far smaller, so its intervals are conservative), and the verdict of the Bayesian correlated t-test with a region of practical equivalence "
         "(ROPE, named in each Conclusions paragraph): better, equivalent or worse when that posterior probability "
         f"is ≥ {stats.VERDICT_PROBABILITY:g}, else undecided (always with fewer than two paired folds). Each "
         "table's Conclusions are generated from those verdicts. † transductive (uses held-out entities' features, "

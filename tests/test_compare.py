@@ -66,7 +66,7 @@ def test_compare_two_methods_prints_every_statistic(tmp_path, capsys):
     board_csv(tmp_path / "syn.csv", seeds=(0, 1))
     assert main(["compare", "strong", "weak", "--board", "syn", "--boards-dir", str(tmp_path)]) == 0
     out = capsys.readouterr().out
-    assert "10 paired folds (5-fold; n_test/n_train = 0.25)" in out
+    assert "10 paired folds (5-fold; n_test/n_train taken as 1/(k − 1) = 0.25)" in out
     delta = float(re.search(r"corrected resampled t \(Nadeau–Bengio\): Δ = ([+-][0-9.]+)", out).group(1))
     assert delta == pytest.approx(0.15, abs=0.002)
     assert "-> better" in out and "strong is better than weak" in out
