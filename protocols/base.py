@@ -109,7 +109,12 @@ class Protocol:
                 out[k] = option.check(v)
             except ValueError:
                 raise UsageError(f"protocol {self.name!r}: option {k} must be {option.accepts()}; got {v!r}") from None
+        self.check_options(out)
         return out
+
+    def check_options(self, options: dict) -> None:
+        """Refuse (``UsageError``) a combination of resolved options that would be ignored or contradict itself;
+        every combination is accepted by default."""
 
     def prepare(self, dataset: Dataset, load: Callable[[str], Dataset], **options) -> Dataset:
         return dataset

@@ -32,6 +32,17 @@ class NewEntity(Protocol):
                                  greater_than=0, less_than=1),
     }
 
+    def check_options(self, options: dict) -> None:
+        """``n_targets`` only samples per-target folds and ``n_folds`` only sizes grouped ones: a value other than
+        the default where it would be ignored is refused, not silently dropped."""
+        default = {k: o.default for k, o in self.options.items()}
+        if options["n_targets"] != default["n_targets"] and not options["per_target"]:
+            raise UsageError(f"protocol {self.name!r}: option n_targets samples per-target folds; give "
+                             f"per_target=true (--per-target) with it, or leave it out")
+        if options["n_folds"] != default["n_folds"] and options["per_target"]:
+            raise UsageError(f"protocol {self.name!r}: option n_folds sets grouped folds; with per_target each "
+                             f"eligible entity is its own fold, so leave n_folds out")
+
     def eligible(self, dataset, min_positives=10):
         return eligible_entities(dataset.binary, self.entity_axis, min_positives)
 

@@ -44,6 +44,10 @@ BAD_INPUTS = {
                            "min_positives must be int >= 1"),
     "negative --n-targets": (_run(protocol="new-drug") + ["--per-target", "--n-targets", "-1"],
                              "n_targets must be int >= 0"),
+    "--n-targets without --per-target": (_run(protocol="new-drug") + ["--n-targets", "3"],
+                                         "n_targets samples per-target folds; give per_target=true"),
+    "n_folds with --per-target": (_run(protocol="new-cell-line") + ["--per-target", "--option", "n_folds=3"],
+                                  "with per_target each eligible entity is its own fold"),
     "top_k zero": (_run(protocol="case-study") + ["--option", "top_k=0"], "top_k must be int >= 1"),
     "drop_overlap unknown": (_run(protocol="transfer") + ["--option", "drop_overlap=both"],
                              "one of 'source', 'target', 'auto', 'none'"),
@@ -101,9 +105,16 @@ def test_protocols_command_lists_each_options_valid_values(capsys):
 
 def test_option_values_from_the_api_are_checked_and_converted():
     p = get_protocol("new-drug")
-    got = p.resolve_options({"n_folds": "3", "per_target": "yes", "valid_fraction": 0.2, "n_targets": 4.0})
-    assert got["n_folds"] == 3 and got["per_target"] is True and got["n_targets"] == 4
+    got = p.resolve_options({"per_target": "yes", "valid_fraction": 0.2, "n_targets": 4.0})
+    assert got["per_target"] is True and got["n_targets"] == 4 and got["valid_fraction"] == 0.2
     assert type(got["n_targets"]) is int
+    assert p.resolve_options({"n_folds": "3"})["n_folds"] == 3
+    # an option the others make inert is refused, not dropped; the defaults are accepted in every combination
+    with pytest.raises(UsageError, match="n_folds sets grouped folds"):
+        p.resolve_options({"n_folds": 3, "per_target": True})
+    with pytest.raises(UsageError, match="n_targets samples per-target folds"):
+        p.resolve_options({"n_targets": 20})
+    assert p.resolve_options({"n_folds": 5, "per_target": True, "n_targets": 0})["per_target"] is True
     with pytest.raises(UsageError, match="per_target must be bool"):
         p.resolve_options({"per_target": 1})
 
