@@ -216,6 +216,8 @@ def run(args) -> int:
     rope = stats.DEFAULT_ROPE[metric] if args.rope is None else args.rope
     if args.against_board == (args.b is not None):
         raise UsageError("give two methods (drbench compare A B --board BOARD) or one with --against-board")
+    if args.b is not None and args.a == args.b:
+        raise UsageError(f"A and B are both {args.a!r}: compare two different methods (or --against-board)")
     df = load_runs(args.board, args.boards_dir, args.tracking_uri, args.experiment)
     entities = leaderboard.read_entities(Path(args.boards_dir) / f"{args.board}.csv")
     if args.tracking_uri:  # the store's runs bring their own per-entity records

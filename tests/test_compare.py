@@ -95,6 +95,7 @@ def test_compare_usage_errors(tmp_path, capsys):
     for argv, says in ((["strong", "nope"], "methods with such runs: cell-mean"),
                        (["strong", "weak", "--metric", "f1"], "unknown metric 'f1'"),
                        (["strong"], "--against-board"),
+                       (["strong", "strong"], "A and B are both 'strong'"),
                        (["strong", "weak"], None)):
         board = ["--board", "nosuch"] if says is None else ["--board", "syn"]
         assert main(["compare", *argv, *board, "--boards-dir", str(tmp_path)]) == 2
