@@ -84,7 +84,7 @@ def run_board(board: Board, out_dir: Path, *, data_dir=None, seeds=(0,), jobs=1,
     if repl:
         sweeps.append(("test", repl, {}))
     sweeps += [(v.selection, [v.method], {v.method: dict(v.params)}) for v in variants]
-    summary = {"board": board.name, "jobs_finished": 0, "jobs_failed": 0, "jobs_skipped": 0}
+    summary = {"board": board.name, "jobs_finished": 0, "jobs_failed": 0, "jobs_skipped": 0, "errors": []}
     if dry_run:
         summary.update(pending=[], pending_estimates=[])  # estimates: ((board key..., row, selection, folds), s)
         recorded = _store_keys([tracking_uri], experiment)  # what a real run would skip from its own store
@@ -101,6 +101,7 @@ def run_board(board: Board, out_dir: Path, *, data_dir=None, seeds=(0,), jobs=1,
                 todo = _pending(spec, recorded)
             except DrbenchError as e:
                 log.error("%s (%s): %s", board.name, selection, e)
+                summary["errors"].append(f"{selection}: {e}")
                 continue
             summary["jobs_skipped"] += todo.pop("done")
             for m, (label, n) in todo.items():
@@ -118,6 +119,7 @@ def run_board(board: Board, out_dir: Path, *, data_dir=None, seeds=(0,), jobs=1,
             rep = run_sweep(spec)
         except DrbenchError as e:
             log.error("%s (%s): %s", board.name, selection, e)
+            summary["errors"].append(f"{selection}: {e}")
             continue
         summary["jobs_finished"] += rep.finished
         summary["jobs_failed"] += rep.failed
@@ -161,12 +163,28 @@ def _pending(spec: SweepSpec, recorded: set) -> dict:
     return out
 
 
+def _check_inputs(chosen, data_dir, tracking_uri, also_read, only_methods, write_only) -> None:
+    """What can be checked before any board starts (one-line errors): the methods named, every store, and the
+    data folder of each board that will run sweeps."""
+    from drbench.datasets import DATASETS, resolve_data_dir
+    from drbench.registry import resolve_methods
+
+    if only_methods is not None:
+        resolve_methods(",".join(only_methods))
+    if not write_only:
+        for name in dict.fromkeys(b.dataset for b in chosen if DATASETS.get(b.dataset) and DATASETS[b.dataset].needs_data_dir):
+            resolve_data_dir(name, data_dir)
+    for uri in [*also_read, tracking_uri]:  # the stores only read first: a bad one leaves the main store untouched
+        tracking.client(uri)
+
+
 def reproduce(only=None, out_dir="leaderboards", data_dir=None, seeds=(0,), jobs=1, tracking_uri=None,
               experiment="drbench", progress=True, dry_run=False, folds=None, also_read=(),
               only_methods=None, write_only=False, device="cpu") -> list[dict]:
+    chosen = [board_by_name(n) for n in only] if only else boards.BOARDS
+    _check_inputs(chosen, data_dir, tracking_uri, also_read, only_methods, write_only)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    chosen = [board_by_name(n) for n in only] if only else boards.BOARDS
     summaries = []
     with reuse_loaded_datasets():  # boards and their sweeps share one parse of each dataset
         for b in chosen:

@@ -74,6 +74,12 @@ BAD_INPUTS = {
     "reproduce negative seed": (["reproduce", "--seeds", "-3", "--dry-run"], "from 0 to 4294967295"),
     "reproduce empty --experiment": (["reproduce", "--experiment", "", "--dry-run"], "non-empty name"),
     "reproduce unknown --device": (["reproduce", "--device", "tpu", "--dry-run"], "cpu, cuda, cuda:N"),
+    "reproduce unknown --methods": (["reproduce", "--methods", "nope", "--dry-run"], "unknown method(s) ['nope']"),
+    "reproduce without the data": (["reproduce", "--only", "gdsc-random", "--dry-run", "--data-dir", "/nonexistent-dr"],
+                                   "dataset 'gdsc' not found"),
+    "reproduce bad --also-read": (["reproduce", "--only", "ccle-random", "--write-only", "--out-dir", "/nonexistent-dr",
+                                   "--also-read", "sqlite:////nonexistent-dr/x.db"],
+                                  "folder /nonexistent-dr does not exist"),
     "leaderboard empty --experiment": (["leaderboard", "--experiment", ""], "non-empty name"),
 }
 
@@ -299,7 +305,9 @@ def test_reproduce_refuses_cuda_without_a_gpu_and_passes_the_device_to_its_sweep
     monkeypatch.setattr(reproduce, "write_runtime", lambda *a, **k: None)
     monkeypatch.setattr(reproduce, "write_index", lambda *a, **k: None)
     monkeypatch.setattr("drbench.paper.write", lambda *a, **k: None)
-    assert main(["reproduce", "--only", "gdsc-random", "--device", "cuda:0", "--out-dir", str(tmp_path), "-q"]) == 0
+    (tmp_path / "data" / "gdsc").mkdir(parents=True)  # the data folder is checked before any board starts
+    assert main(["reproduce", "--only", "gdsc-random", "--device", "cuda:0", "--out-dir", str(tmp_path), "-q",
+                 "--data-dir", str(tmp_path / "data")]) == 0
     assert seen == ["cuda:0"]
 
 

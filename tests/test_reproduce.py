@@ -310,3 +310,17 @@ def test_the_estimate_of_what_is_left_uses_the_runs_of_the_device_it_will_run_on
                                                run("srmf", 6.0, "cpu")])
     assert _median_job_seconds(csv) == {"mtigcn": 2100.0, "srmf": 6.0}
     assert _median_job_seconds(csv, "cuda") == {"mtigcn": 75.0, "srmf": 6.0}
+
+
+def test_a_sweep_that_cannot_be_planned_is_reported_not_counted_as_nothing_to_run(tmp_path, monkeypatch, capsys):
+    from drbench.cli import main
+
+    board = Board("syn-random", "synthetic", "random", methods=["mean-effects"], replication=[], title="synthetic")
+    monkeypatch.setattr(boards, "BOARDS", [board])
+    argv = ["reproduce", "--folds", "7", "--out-dir", str(tmp_path / "lb"), "--tracking-uri",
+            f"sqlite:///{tmp_path}/a.db", "-q"]
+    assert main(argv + ["--dry-run"]) == 2  # bad input, nothing ran
+    out = capsys.readouterr().out
+    assert "could not plan validation: --folds [7] out of range: protocol random made 5 folds (0..4)" in out
+    assert main(argv) == 1  # the board is still written; the status says a sweep did not run
+    assert "not run: validation: --folds [7] out of range" in capsys.readouterr().out
