@@ -115,7 +115,10 @@ def entity_comparison(entities: pd.DataFrame | None, a: str, b: str, selection: 
     missing = [m for m in (a, b) if m not in set(rec["method"])]
     if missing:
         return f"per-entity records missing for {', '.join(missing)}"
-    means = stats.entity_means(rec[rec["method"].isin([a, b])], metric)
+    means = stats.entity_means(rec[rec["method"].isin([a, b])], metric).reindex(columns=[a, b])
+    undefined = [m for m in (a, b) if means[m].isna().all()]  # e.g. a per-drug AUC of a per-drug constant
+    if undefined:
+        return f"no per-entity {leaderboard.LABELS[metric]} defined for {', '.join(undefined)}"
     return stats.entity_wilcoxon(means[a], means[b], metric)
 
 

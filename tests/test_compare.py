@@ -125,6 +125,15 @@ def test_compare_uses_per_entity_records_when_present(tmp_path, capsys):
     assert main(["compare", "strong", "weak", "--board", "syn", "--boards-dir", str(tmp_path)]) == 0
     line = next(x for x in capsys.readouterr().out.splitlines() if "per-entity Wilcoxon" in x)
     assert "over 60 entities: median Δ = +0.1" in line
+    # a method whose per-entity AUC is undefined everywhere (e.g. a per-drug constant scored per drug) is named,
+    # in the pair and in the table against the board
+    pd.DataFrame([{**r, "auc": np.nan} if r["method"] == "weak" else r for r in rows]).to_csv(
+        tmp_path / "syn-entities.csv", index=False)
+    assert main(["compare", "strong", "weak", "--board", "syn", "--boards-dir", str(tmp_path)]) == 0
+    assert "no per-entity AUC defined for weak" in capsys.readouterr().out
+    assert main(["compare", "strong", "--against-board", "--board", "syn", "--boards-dir", str(tmp_path)]) == 0
+    row = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("| weak |"))
+    assert row.endswith("| no per-entity AUC defined for weak |")
 
 
 def test_runs_record_per_entity_metrics_and_the_board_keeps_them(tmp_path, capsys):
