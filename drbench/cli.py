@@ -10,6 +10,11 @@ import sys
 from drbench.errors import DrbenchError, UsageError
 
 
+#: the most values one ``a-b`` range of --seeds / --folds may hold (a typo such as 0-100000000 would otherwise
+#: build a list of a hundred million jobs before anything is checked)
+MAX_RANGE = 10_000
+
+
 def _int_list(text: str) -> list[int]:
     """``"0,1,2"`` or ``"0-4"`` or a mix (``"0-2,7"``)."""
     out = []
@@ -20,7 +25,12 @@ def _int_list(text: str) -> list[int]:
         try:
             if "-" in part[1:]:
                 a, b = part.split("-", 1) if not part.startswith("-") else (part, part)
-                out.extend(range(int(a), int(b) + 1))
+                a, b = int(a), int(b)
+                if b < a:
+                    raise argparse.ArgumentTypeError(f"{part!r} is an empty range (write the smaller number first)")
+                if b - a >= MAX_RANGE:
+                    raise argparse.ArgumentTypeError(f"{part!r} holds more than {MAX_RANGE} values")
+                out.extend(range(a, b + 1))
             else:
                 out.append(int(part))
         except ValueError:
@@ -138,11 +148,12 @@ def cmd_leaderboard(args) -> int:
 
 
 def cmd_reproduce(args) -> int:
-    from drbench.inputs import check_at_least, check_device, check_name, check_seeds
+    from drbench.inputs import check_at_least, check_device, check_folds, check_name, check_seeds
     from drbench.boards import BOARDS
     from drbench.reproduce import reproduce
 
     check_seeds(args.seeds)
+    check_folds(args.folds)
     check_at_least(args.jobs, 1, "--jobs")
     check_name(args.experiment, "--experiment")
     if args.list:

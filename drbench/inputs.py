@@ -32,6 +32,18 @@ def check_seeds(seeds, flag: str = "--seeds") -> None:
         raise UsageError(f"{flag}: seeds must be integers from 0 to {MAX_SEED} (2**32 - 1); got {bad[0]!r}")
 
 
+def check_folds(folds, flag: str = "--folds") -> None:
+    """Fold indices: at least one, each an integer >= 0 (whether the protocol makes that many folds is known only
+    once the data are read)."""
+    if folds is None:
+        return
+    if not list(folds):
+        raise UsageError(f"{flag}: give at least one fold index")
+    bad = [f for f in folds if not _is_int(f) or f < 0]
+    if bad:
+        raise UsageError(f"{flag}: fold indices must be integers >= 0; got {bad[0]!r}")
+
+
 def check_at_least(value, minimum: int, flag: str) -> None:
     """``value`` is an int >= ``minimum`` (``None``, meaning a default, passes)."""
     if value is not None and (not _is_int(value) or value < minimum):
@@ -71,6 +83,7 @@ def check_device(device) -> None:
 def check_sweep(spec, backends) -> None:
     """Every plain value of a :class:`drbench.runner.SweepSpec` (names are checked where they are resolved)."""
     check_seeds(spec.seeds)
+    check_folds(spec.folds)
     check_at_least(spec.jobs, 1, "--jobs")
     check_at_least(spec.threads, 1, "--threads")
     check_at_least(spec.genes, 0, "--genes")
@@ -82,4 +95,4 @@ def check_sweep(spec, backends) -> None:
     check_device(spec.device)
 
 
-__all__ = ["check_seeds", "check_at_least", "check_name", "check_choice", "check_device", "check_sweep", "MAX_SEED"]
+__all__ = ["check_seeds", "check_folds", "check_at_least", "check_name", "check_choice", "check_device", "check_sweep", "MAX_SEED"]
