@@ -95,4 +95,5 @@ def check_sweep(spec, backends) -> None:
     check_device(spec.device)
 
 
-__all__ = ["check_seeds", "check_folds", "check_at_least", "check_name", "check_choice", "check_device", "check_sweep", "MAX_SEED"]
+__all__ = ["check_seeds", "check_folds", "check_at_least", "check_name", "check_choice", "check_device", "check_sweep",
+           "MAX_SEED"]

@@ -172,7 +172,8 @@ def _check_inputs(chosen, data_dir, tracking_uri, also_read, only_methods, write
     if only_methods is not None:
         resolve_methods(",".join(only_methods))
     if not write_only:
-        for name in dict.fromkeys(b.dataset for b in chosen if DATASETS.get(b.dataset) and DATASETS[b.dataset].needs_data_dir):
+        on_disk = [b.dataset for b in chosen if b.dataset in DATASETS and DATASETS[b.dataset].needs_data_dir]
+        for name in dict.fromkeys(on_disk):
             resolve_data_dir(name, data_dir)
     for uri in [*also_read, tracking_uri]:  # the stores only read first: a bad one leaves the main store untouched
         tracking.client(uri)
