@@ -171,11 +171,11 @@ def cmd_reproduce(args) -> int:
         if args.dry_run:
             print(f"{s['board']}: {len(s['pending'])} method sweeps to run, {s['jobs_skipped']} jobs already done"
                   + "".join(f"\n  {p}" for p in s["pending"])
-                  + "".join(f"\n  could not plan {e}" for e in s.get("errors", ())))
+                  + "".join(f"\n  could not plan {e}" for e in s["errors"]))
             continue
         print(f"{s['board']}: {s['jobs_finished']} jobs finished, {s['jobs_skipped']} skipped, "
               f"{s['jobs_failed']} failed, {s.get('sweep_seconds', 0):.0f} s"
-              + "".join(f"\n  not run: {e}" for e in s.get("errors", ())))
+              + "".join(f"\n  not run: {e}" for e in s["errors"]))
     if args.dry_run:
         from drbench.boards import duration
 
@@ -186,7 +186,7 @@ def cmd_reproduce(args) -> int:
               f"recorded fit + predict seconds on its board times its pending jobs; boards that share runs counted "
               f"once; --jobs N runs N at a time)"
               + (f"; {unknown} method sweep(s) with no recorded run to estimate from" if unknown else ""))
-    if any(s.get("errors") for s in summaries):  # a sweep that could not start: bad input for that board
+    if any(s["errors"] for s in summaries):  # a sweep that could not start: bad input for that board
         return 2 if args.dry_run else 1
     return 1 if any(s["jobs_failed"] for s in summaries) else 0
 

@@ -304,7 +304,7 @@ def test_reproduce_refuses_cuda_without_a_gpu_and_passes_the_device_to_its_sweep
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
     monkeypatch.setattr(reproduce, "run_board", lambda board, out, **kw: seen.append(kw["device"]) or {
-        "board": board.name, "jobs_finished": 0, "jobs_skipped": 0, "jobs_failed": 0})
+        "board": board.name, "jobs_finished": 0, "jobs_skipped": 0, "jobs_failed": 0, "errors": []})
     monkeypatch.setattr(reproduce, "update_index", lambda *a, **k: None)
     monkeypatch.setattr(reproduce, "write_runtime", lambda *a, **k: None)
     monkeypatch.setattr(reproduce, "write_index", lambda *a, **k: None)
