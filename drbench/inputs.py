@@ -10,7 +10,10 @@ values are checked by :meth:`drbench.protocols.Protocol.resolve_options`, hyperp
 from __future__ import annotations
 
 import numbers
+import os
 import re
+import tempfile
+from pathlib import Path
 
 from drbench.errors import UsageError
 
@@ -80,6 +83,38 @@ def check_device(device) -> None:
                          + ", ".join(f"cuda:{i}" for i in range(n)))
 
 
+def check_output_dir(path, flag: str, shown=None) -> Path:
+    """Make sure drbench can write into folder ``path`` (made later, with its parents, by the caller), before any
+    work starts and without making anything: the nearest folder of it that exists takes a probe file (written and
+    removed). Returns ``path`` as a Path; one line naming the flag, the path (``shown``: what the user gave, when
+    that is a file to go in the folder) and the reason (a file in the way, no permission, a read-only or virtual
+    file system) otherwise."""
+    folder = Path(path)
+    where = f"{flag} {shown if shown is not None else folder}"
+    existing = folder.absolute()
+    while not existing.exists() and existing.parent != existing:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise UsageError(f"{where}: {_relative_to(existing, folder)} is a file, not a folder; give a folder to write "
+                         "into")
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".drbench-probe-", dir=existing)
+        os.close(fd)
+        os.remove(probe)
+    except OSError as e:
+        raise UsageError(f"{where}: cannot write into {_relative_to(existing, folder)} ({e.strerror or e}); give a "
+                         "folder you can write into") from None
+    return folder
+
+
+def _relative_to(existing: Path, given: Path) -> Path:
+    """``existing`` (an absolute ancestor of ``given``, or ``given`` itself) written as the user wrote ``given``."""
+    if given.is_absolute():
+        return existing
+    up = len(given.absolute().parts) - len(existing.parts)
+    return Path(*given.parts[:len(given.parts) - up]) if up < len(given.parts) else Path(".")
+
+
 def check_sweep(spec, backends) -> None:
     """Every plain value of a :class:`drbench.runner.SweepSpec` (names are checked where they are resolved)."""
     check_seeds(spec.seeds)
@@ -95,5 +130,5 @@ def check_sweep(spec, backends) -> None:
     check_device(spec.device)
 
 
-__all__ = ["check_seeds", "check_folds", "check_at_least", "check_name", "check_choice", "check_device", "check_sweep",
-           "MAX_SEED"]
+__all__ = ["check_seeds", "check_folds", "check_at_least", "check_name", "check_choice", "check_device",
+           "check_output_dir", "check_sweep", "MAX_SEED"]

@@ -48,8 +48,10 @@ def csv_path(out: str | Path) -> Path:
 
 
 def check_out(out: str | Path) -> None:
-    """Refuse an ``out`` that is a folder or whose per-fold CSV (``csv_path``) would be the markdown file itself."""
+    """Refuse an ``out`` that is a folder, whose per-fold CSV (``csv_path``) would be the markdown file itself, or
+    whose folder cannot be made or written into."""
     from drbench.errors import UsageError
+    from drbench.inputs import check_output_dir
 
     text = str(out)
     if text.endswith(("/", os.sep)) or Path(out).is_dir():
@@ -57,6 +59,7 @@ def check_out(out: str | Path) -> None:
     if csv_path(out) == Path(out):
         raise UsageError(f"--out {text}: the per-fold CSV is written beside the markdown as {csv_path(out).name}; "
                          f"give the markdown file, e.g. {Path(out).with_suffix('.md')}")
+    check_output_dir(Path(out).parent, "--out", shown=text)
 
 
 def entities_path(csv: str | Path) -> Path:

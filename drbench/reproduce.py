@@ -18,6 +18,7 @@ from drbench.board_files import update_index, write_board, write_index, write_ru
 from drbench.boards import Board, Variant, board_by_name, duration
 from drbench.datasets import reuse_loaded_datasets
 from drbench.errors import DrbenchError
+from drbench.inputs import check_output_dir
 from drbench.runner import SweepSpec, run_sweep
 
 log = logging.getLogger("drbench.reproduce")
@@ -183,9 +184,10 @@ def reproduce(only=None, out_dir="leaderboards", data_dir=None, seeds=(0,), jobs
               experiment="drbench", progress=True, dry_run=False, folds=None, also_read=(),
               only_methods=None, write_only=False, device="cpu") -> list[dict]:
     chosen = [board_by_name(n) for n in only] if only else boards.BOARDS
+    out = Path(out_dir) if dry_run else check_output_dir(out_dir, "--out-dir")  # a dry run writes nothing
     _check_inputs(chosen, data_dir, tracking_uri, also_read, only_methods, write_only)
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    if not dry_run:
+        out.mkdir(parents=True, exist_ok=True)
     summaries = []
     with reuse_loaded_datasets():  # boards and their sweeps share one parse of each dataset
         for b in chosen:

@@ -67,6 +67,24 @@ def _sqlite_path(uri: str) -> Path | None:
     return None if path in ("", ":memory:") else Path(path)
 
 
+def _check_sqlite_file(uri: str, db: Path) -> None:
+    """One line, at once, for a SQLite store MLflow could not open (it would retry for about two minutes first): a
+    missing folder, a folder where the database file should be, or a new store in a folder that cannot be written."""
+    folder = db.resolve().parent
+    if not folder.is_dir():
+        raise UsageError(f"tracking URI {uri!r}: folder {folder} does not exist")
+    if db.exists() and not db.is_file():
+        raise UsageError(f"tracking URI {uri!r}: {db} is not a file (a folder?); give the path of a database file")
+    if not db.exists():  # MLflow creates the store: the folder must take a new file
+        try:
+            fd, probe = tempfile.mkstemp(prefix=".drbench-probe-", dir=folder)
+            os.close(fd)
+            os.remove(probe)
+        except OSError as e:
+            raise UsageError(f"tracking URI {uri!r}: cannot create a store in {folder} ({e.strerror or e}); give a "
+                             "folder you can write into") from None
+
+
 @contextlib.contextmanager
 def _store_lock(uri: str):
     """Hold an exclusive lock on ``<database>.lock`` for a SQLite store (no-op for other stores or without fcntl)."""
@@ -74,8 +92,7 @@ def _store_lock(uri: str):
     if db is None:
         yield
         return
-    if not db.resolve().parent.is_dir():
-        raise UsageError(f"tracking URI {uri!r}: folder {db.resolve().parent} does not exist")
+    _check_sqlite_file(uri, db)
     try:
         import fcntl
 

@@ -81,7 +81,7 @@ BAD_INPUTS = {
     "reproduce unknown --methods": (["reproduce", "--methods", "nope", "--dry-run"], "unknown method(s) ['nope']"),
     "reproduce without the data": (["reproduce", "--only", "gdsc-random", "--dry-run", "--data-dir", "/nonexistent-dr"],
                                    "dataset 'gdsc' not found"),
-    "reproduce bad --also-read": (["reproduce", "--only", "ccle-random", "--write-only", "--out-dir", "/nonexistent-dr",
+    "reproduce bad --also-read": (["reproduce", "--only", "ccle-random", "--write-only", "--out-dir", "nonexistent-dr",
                                    "--also-read", "sqlite:////nonexistent-dr/x.db"],
                                   "folder /nonexistent-dr does not exist"),
     "leaderboard empty --experiment": (["leaderboard", "--experiment", ""], "non-empty name"),
@@ -457,3 +457,51 @@ def test_check_supported_and_supports_use_the_protocols_declared_kind():
             random_only().fit(view)
     finally:
         protocols().remove("test-held-drug")
+
+
+def _one_error_line(argv, capsys) -> str:
+    try:
+        rc = main(argv)
+    except SystemExit as e:
+        rc = e.code
+    err = capsys.readouterr().err
+    lines = err.strip().splitlines()
+    assert rc == 2 and len(lines) == 1 and lines[0].startswith("drbench: error: "), err
+    return lines[0]
+
+
+def test_an_output_place_that_cannot_be_written_is_refused_in_one_line_before_any_work(capsys, tmp_path):
+    """Every command that writes files checks its destination first: a file where a folder should be (or a folder
+    that cannot be made) is one line and exit 2, not a traceback after the work."""
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder\n")
+    board = REPO / "leaderboards" / "ccle-random.csv"
+    responses = tmp_path / "r.csv"
+    responses.write_text("cell_line_name,pubchem_id,LN_IC50\nc1,d1,1.0\n")
+    mirror = tmp_path / "mirror"
+    (mirror / "ccle").mkdir(parents=True)
+    store = f"sqlite:///{tmp_path / 'm.db'}"
+    cases = [
+        (["leaderboard", "--from-csv", str(board), "--out", f"{blocker}/x.md"], f"--out {blocker}/x.md: {blocker} is a file"),
+        (["leaderboard", "--from-csv", str(board), "--out", f"{blocker}/sub/x.md"], f"{blocker} is a file"),
+        (["reproduce", "--only", "ccle-random", "--write-only", "--out-dir", str(blocker), "--tracking-uri", store],
+         f"--out-dir {blocker}: {blocker} is a file, not a folder"),
+        (["data", "import-dreval", str(responses), str(blocker)], f"dest {blocker}: {blocker} is a file"),
+        (["data", "fetch", "ccle", "--mirror", str(mirror), "--dest", str(blocker), "--no-progress"],
+         f"--dest {blocker}: {blocker} is a file"),
+    ]
+    for argv, fragment in cases:
+        line = _one_error_line(argv, capsys)
+        assert fragment in line, (argv, line)
+    assert blocker.read_text() == "not a folder\n" and not (tmp_path / "m.db").exists()
+
+
+def test_a_sqlite_store_that_cannot_be_opened_is_one_line_at_once(capsys, tmp_path):
+    """MLflow retries an unopenable SQLite file for about two minutes; drbench names the cause at once."""
+    folder_db = tmp_path / "store.db"
+    folder_db.mkdir()
+    line = _one_error_line(RUN + ["--tracking-uri", f"sqlite:///{folder_db}"], capsys)
+    assert f"{folder_db} is not a file" in line
+    if Path("/proc/self").is_dir():  # a folder that takes no new file
+        line = _one_error_line(RUN + ["--tracking-uri", "sqlite:////proc/drbench-test.db"], capsys)
+        assert "cannot create a store in /proc" in line

@@ -26,6 +26,7 @@ from drbench import atomic
 from drbench.datasets.files import ValueRange, numeric, read_table
 from drbench.datasets.mtigcn_layout import GDSC_LN_IC50
 from drbench.errors import DataError, UsageError
+from drbench.inputs import check_output_dir
 
 log = logging.getLogger("drbench.datasets")
 
@@ -91,7 +92,7 @@ def import_dreval(response_csv, dest, measure: str = "LN_IC50") -> Path:
         files["drug_smiles.csv"] = sm.rename(columns={"pubchem_id": "drug_id", "canonical_smiles": "smiles"})[
             ["drug_id", "smiles"]]
     files["responses.csv"] = out  # last: a folder is a dataset once it has responses.csv
-    dest.mkdir(parents=True, exist_ok=True)
+    check_output_dir(dest, "dest").mkdir(parents=True, exist_ok=True)
     cfg = {"name": dest.resolve().name, "ic50_unit": f"{measure} (imported from DrEval {src.name})",
            "ic50_range": [valid.low, valid.high]}
     atomic.write_text(dest / "dataset.json", json.dumps(cfg, indent=2) + "\n")

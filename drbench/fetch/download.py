@@ -19,6 +19,7 @@ from drbench.fetch.hashes import file_hashes, table_hash
 from drbench.fetch.integrity import check_file
 from drbench.fetch.join import join_columns
 from drbench.fetch.manifest import MIRROR_HINT, ROLE_TEXT, Entry, Manifest, load_manifest
+from drbench.inputs import check_output_dir
 
 log = logging.getLogger("drbench.fetch")
 
@@ -223,12 +224,13 @@ def fetch_report(name: str, dest: Path | None = None, mirror: str | None = None,
 
     manifest = manifest or load_manifest()
     entries = [e for e in manifest.entries(name) if all_release_files or e.role != "upstream-only"]
+    flag = "--dest" if dest is not None else "the user cache"
     dest = Path(dest) if dest is not None else default_cache_dir()
     template = url_template or os.environ.get("DRBENCH_RAW_URL_TEMPLATE") or RAW_URL_TEMPLATE
     if mirror is not None and not _is_url(mirror) and not (Path(mirror) / name).is_dir():
         raise DataError(f"mirror folder {mirror} has no {name}/ folder; point --mirror at the folder that holds "
                         "gdsc/, ccle/, pdx/, tcga/")
-    ddir = dest / name
+    ddir = check_output_dir(dest / name, flag, shown=dest)
     ddir.mkdir(parents=True, exist_ok=True)
     rep = FetchReport(name, dest)
     todo = []
