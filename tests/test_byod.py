@@ -231,6 +231,12 @@ def test_a_bad_dataset_json_is_one_line(screen, capsys):
     assert "ic50_range must be [low, high]" in one_error_line(["data", "info", str(screen)], capsys)
     (screen / "dataset.json").write_text(json.dumps({"name": "x", "ic50_range": [-100, 100], "unit": "?"}))
     assert "dataset.json: expected an object with keys" in one_error_line(["data", "info", str(screen)], capsys)
+    for cfg, fragment in [({"name": 3}, "name must be a non-empty text without / or \\, found 3"),
+                          ({"name": " "}, "name must be a non-empty text"),
+                          ({"name": "a/b"}, "found 'a/b'"),
+                          ({"ic50_unit": ["ln", "uM"]}, "ic50_unit must be a non-empty text, found ['ln', 'uM']")]:
+        (screen / "dataset.json").write_text(json.dumps(cfg))
+        assert fragment in one_error_line(["data", "info", str(screen)], capsys), cfg
 
 
 def test_dataset_json_sets_the_name_and_the_valid_range(screen):

@@ -90,6 +90,11 @@ def _settings(folder: Path) -> tuple[str, str, ValueRange]:
     if not isinstance(cfg, dict) or set(cfg) - _DATASET_KEYS:
         raise DataError(f"{path}: expected an object with keys {sorted(_DATASET_KEYS)}, found "
                         f"{sorted(cfg) if isinstance(cfg, dict) else type(cfg).__name__}")
+    for key in ("name", "ic50_unit"):
+        value = cfg.get(key, "-")
+        if not isinstance(value, str) or not value.strip() or (key == "name" and ("/" in value or "\\" in value)):
+            raise DataError(f"{path}: {key} must be a non-empty text" + (" without / or \\" if key == "name" else "")
+                            + f", found {value!r}")
     unit = str(cfg.get("ic50_unit", GDSC_LN_IC50.meaning))
     rng = cfg.get("ic50_range", [GDSC_LN_IC50.low, GDSC_LN_IC50.high])
     ok = (isinstance(rng, list) and len(rng) == 2 and all(isinstance(v, (int, float)) for v in rng)
