@@ -16,6 +16,7 @@ import pandas as pd
 
 from drbench import leaderboard, stats
 from drbench.errors import DataError, UsageError
+from drbench.inputs import check_output_dir
 from drbench.metrics import ALL, NORMALIZED
 
 #: the metrics a comparison can be made on
@@ -203,11 +204,29 @@ def report_against_board(df: pd.DataFrame, a: str, metric: str, rope: float, sel
                       "(Friedman treats the folds as independent blocks; they share training data, so read it as "
                       "liberal.)"]
         if cd_diagram:
+            Path(cd_diagram).parent.mkdir(parents=True, exist_ok=True)
             stats.cd_diagram(fr, cd_diagram)
             lines.append(f"Critical-difference diagram: {cd_diagram}")
     else:
         lines += ["", "Friedman: needs at least 3 methods with values on 2 complete folds."]
     return lines
+
+
+def _check_cd_diagram(path, against_board: bool) -> None:
+    """``--cd-diagram FILE``: only with ``--against-board`` (a pair has no diagram), a picture format matplotlib
+    writes, and a folder that can take it; checked before the board is read."""
+    from matplotlib.backend_bases import FigureCanvasBase
+
+    if not against_board:
+        raise UsageError("--cd-diagram draws every method of a board: give it with --against-board")
+    formats = sorted(FigureCanvasBase.get_supported_filetypes())
+    suffix = Path(path).suffix.lstrip(".").lower()
+    if suffix not in formats:
+        raise UsageError(f"--cd-diagram {path}: unknown picture format {suffix or '(none)'!r}; end the name with one "
+                         f"of: {', '.join('.' + f for f in formats)}")
+    if Path(path).is_dir():
+        raise UsageError(f"--cd-diagram {path} is a folder; give the picture file to write, e.g. {Path(path) / 'cd.png'}")
+    check_output_dir(Path(path).parent, "--cd-diagram", shown=path)
 
 
 def run(args) -> int:
@@ -221,6 +240,8 @@ def run(args) -> int:
         raise UsageError("give two methods (drbench compare A B --board BOARD) or one with --against-board")
     if args.b is not None and args.a == args.b:
         raise UsageError(f"A and B are both {args.a!r}: compare two different methods (or --against-board)")
+    if args.cd_diagram:
+        _check_cd_diagram(args.cd_diagram, args.against_board)
     df = load_runs(args.board, args.boards_dir, args.tracking_uri, args.experiment)
     entities = leaderboard.read_entities(Path(args.boards_dir) / f"{args.board}.csv")
     if args.tracking_uri:  # the store's runs bring their own per-entity records

@@ -96,6 +96,11 @@ def test_compare_usage_errors(tmp_path, capsys):
                        (["strong", "weak", "--metric", "f1"], "unknown metric 'f1'"),
                        (["strong"], "--against-board"),
                        (["strong", "strong"], "A and B are both 'strong'"),
+                       (["strong", "weak", "--cd-diagram", str(tmp_path / "cd.png")], "give it with --against-board"),
+                       (["strong", "--against-board", "--cd-diagram", str(tmp_path / "cd.txt")],
+                        "unknown picture format 'txt'; end the name with one of: "),
+                       (["strong", "--against-board", "--cd-diagram", str(tmp_path / "syn.csv" / "cd.png")],
+                        f"{tmp_path / 'syn.csv'} is a file, not a folder"),
                        (["strong", "weak"], None)):
         board = ["--board", "nosuch"] if says is None else ["--board", "syn"]
         assert main(["compare", *argv, *board, "--boards-dir", str(tmp_path)]) == 2
@@ -105,7 +110,7 @@ def test_compare_usage_errors(tmp_path, capsys):
 
 def test_compare_against_board_with_friedman_and_cd_diagram(tmp_path, capsys):
     board_csv(tmp_path / "syn.csv")
-    png = tmp_path / "cd.png"
+    png = tmp_path / "new-folder" / "cd.png"  # its folder is made
     assert main(["compare", "weak", "--against-board", "--board", "syn", "--boards-dir", str(tmp_path),
                  "--cd-diagram", str(png)]) == 0
     out = capsys.readouterr().out
