@@ -97,14 +97,22 @@ def check_output_dir(path, flag: str, shown=None) -> Path:
     if not existing.is_dir():
         raise UsageError(f"{where}: {_relative_to(existing, folder)} is a file, not a folder; give a folder to write "
                          "into")
+    why = unwritable(existing)
+    if why:
+        raise UsageError(f"{where}: cannot write into {_relative_to(existing, folder)} ({why}); give a folder you can "
+                         "write into")
+    return folder
+
+
+def unwritable(folder: Path) -> str | None:
+    """Why ``folder`` (which exists) takes no new file, or None when a probe file could be written and removed."""
     try:
-        fd, probe = tempfile.mkstemp(prefix=".drbench-probe-", dir=existing)
+        fd, probe = tempfile.mkstemp(prefix=".drbench-probe-", dir=folder)
         os.close(fd)
         os.remove(probe)
     except OSError as e:
-        raise UsageError(f"{where}: cannot write into {_relative_to(existing, folder)} ({e.strerror or e}); give a "
-                         "folder you can write into") from None
-    return folder
+        return e.strerror or str(e)
+    return None
 
 
 def _relative_to(existing: Path, given: Path) -> Path:
@@ -131,4 +139,4 @@ def check_sweep(spec, backends) -> None:
 
 
 __all__ = ["check_seeds", "check_folds", "check_at_least", "check_name", "check_choice", "check_device",
-           "check_output_dir", "check_sweep", "MAX_SEED"]
+           "check_output_dir", "unwritable", "check_sweep", "MAX_SEED"]

@@ -22,6 +22,7 @@ from pathlib import Path
 import pandas as pd
 
 from drbench.errors import UsageError
+from drbench.inputs import unwritable
 
 DEFAULT_URI = "sqlite:///mlflow.db"
 TAG = "drbench."
@@ -75,14 +76,10 @@ def _check_sqlite_file(uri: str, db: Path) -> None:
         raise UsageError(f"tracking URI {uri!r}: folder {folder} does not exist")
     if db.exists() and not db.is_file():
         raise UsageError(f"tracking URI {uri!r}: {db} is not a file (a folder?); give the path of a database file")
-    if not db.exists():  # MLflow creates the store: the folder must take a new file
-        try:
-            fd, probe = tempfile.mkstemp(prefix=".drbench-probe-", dir=folder)
-            os.close(fd)
-            os.remove(probe)
-        except OSError as e:
-            raise UsageError(f"tracking URI {uri!r}: cannot create a store in {folder} ({e.strerror or e}); give a "
-                             "folder you can write into") from None
+    why = None if db.exists() else unwritable(folder)  # MLflow creates the store: the folder must take a new file
+    if why:
+        raise UsageError(f"tracking URI {uri!r}: cannot create a store in {folder} ({why}); give a folder you can "
+                         "write into")
 
 
 @contextlib.contextmanager
