@@ -434,7 +434,7 @@ def _cause(row: dict, runs: dict, closest, csv: Path, method: str, shifts=None) 
 
 # ---------------------------------------------------------------------------------------------- controlled runs
 #: the heading of paper.md's section on the boards' controlled variants
-CONTROLS_HEADING = "Controlled runs: MOFGCN and DeepDSC"
+CONTROLS_HEADING = "Controlled runs: MOFGCN, DeepDSC and SRMF"
 
 
 def control_boards() -> list:
