@@ -108,16 +108,21 @@ def store_entities(df: pd.DataFrame, tracking_uri) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)[ENTITY_COLUMNS] if frames else pd.DataFrame(columns=ENTITY_COLUMNS)
 
 
-def write_entities(df: pd.DataFrame, csv: Path, tracking_uri) -> None:
+def write_entities(df: pd.DataFrame, csv: Path, tracking_uri, previous: pd.DataFrame | None = None) -> None:
     """Write the per-entity records of the board's runs beside its CSV: each finished run's ``entities.csv``
-    artifact from the store(s), plus the rows already in the file for runs the stores do not hold."""
+    artifact from the store(s), plus the rows already in the file for runs the stores do not hold, plus those of
+    ``previous`` (another board's records, e.g. of the runs a control board borrows from its baseline) for runs
+    neither holds."""
     path = entities_path(csv)
     new = store_entities(df, tracking_uri)
     frames = [new] if len(new) else []
+    keep = set(df.loc[df["status"] == "finished", "job_key"])
     if path.exists():
         old = pd.read_csv(path, dtype={"entity": str})
-        keep = set(df.loc[df["status"] == "finished", "job_key"])
         frames.insert(0, old[old["job_key"].isin(keep) & ~old["job_key"].isin(set(new["job_key"]))])
+    if previous is not None and len(previous):
+        have = set().union(*(set(f["job_key"]) for f in frames))
+        frames.append(previous[previous["job_key"].isin(keep) & ~previous["job_key"].isin(have)])
     if frames:
         out = pd.concat(frames, ignore_index=True)[ENTITY_COLUMNS]
         out = out.sort_values(["method", "selection", "seed", "fold", "entity"]).reset_index(drop=True)
@@ -580,14 +585,16 @@ def _existing_images(df: pd.DataFrame, out) -> dict:
 
 def build(experiments=None, tracking_uri=None, dataset=None, protocol=None, out=None, from_csv=None,
           title=None, plots: bool = False, methods=None, merge_csv: bool = False, options: dict | None = None,
-          variants=None, previous: pd.DataFrame | None = None) -> str:
+          variants=None, previous: pd.DataFrame | None = None,
+          previous_entities: pd.DataFrame | None = None) -> str:
     """Collect (or read ``from_csv``), write the CSV beside ``out``, and render markdown from the CSV.
 
     ``plots`` also draws the curve and runtime pictures beside ``out`` (needs the MLflow runs). Pictures
     that exist beside ``out`` are linked, so ``--from-csv`` reproduces the same markdown. ``merge_csv``
     keeps the rows of the CSV already beside ``out`` that the store does not have; ``options`` keeps only the store's
     runs made with those protocol options and ``variants`` the variant rows to keep (see :func:`collect`);
-    ``previous`` adds further rows (e.g. another board's) the way ``merge_csv`` adds the CSV's. Each file is replaced
+    ``previous`` adds further rows (e.g. another board's) the way ``merge_csv`` adds the CSV's, and
+    ``previous_entities`` their per-entity records (see :func:`write_entities`). Each file is replaced
     atomically (:mod:`drbench.atomic`); a bad ``out`` is refused before anything is read or written.
     """
     if out is not None:
@@ -617,7 +624,7 @@ def build(experiments=None, tracking_uri=None, dataset=None, protocol=None, out=
 
         make_images(df, Path(out), tracking_uri)
     if out is not None and not from_csv:
-        write_entities(df, csv_path(out), tracking_uri)
+        write_entities(df, csv_path(out), tracking_uri, previous_entities)
     board_csv = Path(from_csv) if from_csv else csv_path(out) if out is not None else None
     records = (entity_job_keys(board_csv), entities_path(board_csv).name) if board_csv is not None else None
     md = render(df, title, _existing_images(df, out), records)

@@ -82,6 +82,27 @@ def test_a_control_board_runs_only_its_variants_and_shows_the_baselines_runs(tmp
     assert again[0]["jobs_finished"] == 0 and (out / "syn-controls.md").read_text() == md
 
 
+def test_a_control_board_keeps_the_baselines_per_entity_records_of_the_runs_it_borrows(tmp_path, monkeypatch):
+    """The defaults shown on a control board are the baseline board's runs: their per-entity records come with them,
+    also when the control board is built from another store."""
+    _syn_boards(monkeypatch)
+    out = tmp_path / "lb"
+    reproduce.reproduce(only=["syn-random"], out_dir=out, tracking_uri=f"sqlite:///{tmp_path}/a.db", progress=False,
+                        folds=[0], only_methods=["drug-mean"])
+    base = pd.read_csv(out / "syn-random-entities.csv")
+    borrowed = set(base.loc[base["method"] == "drug-mean", "job_key"])
+    assert len(borrowed) == 2  # honest + replication
+    got = reproduce.reproduce(only=["syn-controls"], out_dir=out, tracking_uri=f"sqlite:///{tmp_path}/b.db",
+                              progress=False, folds=[0])
+    assert got[0]["jobs_finished"] == 1 and got[0]["jobs_skipped"] == 2
+    ent = pd.read_csv(out / "syn-controls-entities.csv")
+    assert borrowed <= set(ent["job_key"]) and "drug-mean[smoothing=50.0]" in set(ent["method"])
+    kept = ent[ent["job_key"].isin(borrowed)].sort_values(["job_key", "entity"]).reset_index(drop=True)
+    same = base[base["job_key"].isin(borrowed)].sort_values(["job_key", "entity"]).reset_index(drop=True)
+    pd.testing.assert_frame_equal(kept[same.columns], same, check_dtype=False)
+    assert "`syn-controls-entities.csv`, for every run" in (out / "syn-controls.md").read_text()
+
+
 def test_a_variant_short_of_folds_keeps_its_board_partial(tmp_path, monkeypatch):
     _, controls = _syn_boards(monkeypatch)
     rows = [{"method": m, "status": "finished", "selection": s, "seed": 0, "fold": f, "dataset": "synthetic",
