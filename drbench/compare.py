@@ -225,7 +225,8 @@ def _check_cd_diagram(path, against_board: bool) -> None:
         raise UsageError(f"--cd-diagram {path}: unknown picture format {suffix or '(none)'!r}; end the name with one "
                          f"of: {', '.join('.' + f for f in formats)}")
     if Path(path).is_dir():
-        raise UsageError(f"--cd-diagram {path} is a folder; give the picture file to write, e.g. {Path(path) / 'cd.png'}")
+        raise UsageError(f"--cd-diagram {path} is a folder; give the picture file to write, e.g. "
+                         f"{Path(path) / 'cd.png'}")
     check_output_dir(Path(path).parent, "--cd-diagram", shown=path)
 
 

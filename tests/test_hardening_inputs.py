@@ -482,7 +482,8 @@ def test_an_output_place_that_cannot_be_written_is_refused_in_one_line_before_an
     (mirror / "ccle").mkdir(parents=True)
     store = f"sqlite:///{tmp_path / 'm.db'}"
     cases = [
-        (["leaderboard", "--from-csv", str(board), "--out", f"{blocker}/x.md"], f"--out {blocker}/x.md: {blocker} is a file"),
+        (["leaderboard", "--from-csv", str(board), "--out", f"{blocker}/x.md"],
+         f"--out {blocker}/x.md: {blocker} is a file"),
         (["leaderboard", "--from-csv", str(board), "--out", f"{blocker}/sub/x.md"], f"{blocker} is a file"),
         (["reproduce", "--only", "ccle-random", "--write-only", "--out-dir", str(blocker), "--tracking-uri", store],
          f"--out-dir {blocker}: {blocker} is a file, not a folder"),
