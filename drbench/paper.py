@@ -10,8 +10,9 @@ A gap's cause is stated only from recorded runs: the share of test-set selection
 board), a score definition recorded beside the board's own (``auc_ic50``, ``auprc_ic50``: the pooled
 ranking by the predicted IC50),
 how AUC moved with the expression panel (``gdsc-gene-panel.csv``: runs on random gene subsets, paired by mask
-with the full-panel runs), the controlled variants of the control boards (``gdsc-controls``, ``ccle-controls``: one
-suspected cause changed at a time, paired with the default on the same folds; :func:`control_rows`), and a gap
+with the full-panel runs), the controlled variants of the control boards (``gdsc-controls``, ``ccle-controls``,
+``ccle-new-drug-controls``: one suspected cause changed at a time, paired with the default on the same folds;
+:func:`control_rows`), and a gap
 inside the boards' region of practical equivalence. Whatever those do not account for is written "unexplained",
 with what the controlled runs measured without closing it, or the controlled runs that would test the remaining suspected causes.
 """
@@ -39,6 +40,8 @@ TESTS = {
     "Test 4 ablation (random)": ("random", ""),
 }
 METRICS = {"AUC": "auc", "AUPRC": "auprc"}
+#: board protocol -> the paper's test it stands for (the tests a control board can address)
+TEST_OF_PROTOCOL = {TESTS[t][0]: t for t in ("Test 1 random", "Test 2 new cell line", "Test 2 new drug")}
 COMPARED_TABLES = (3, 5, 6, 8)
 #: the drugs of the paper's case study (Table 9); the case-study board names them first
 CASE_DRUGS = ("Dasatinib", "GSK690693")
@@ -424,8 +427,7 @@ def _cause(row: dict, runs: dict, closest, csv: Path, method: str, shifts=None) 
             parts.append(measured)
         else:
             todo.append(f"the expression panel ({BUNDLE_GENES:,} vs ~17k genes): not measured yet")
-    test_1 = row["test"] == "Test 1 random"
-    controls = control_cause(row["dataset"], method, row["metric"], csv.parent) if test_1 else None
+    controls = control_cause(row["dataset"], row["test"], method, row["metric"], csv.parent)
     if controls and controls[0]:
         return "; ".join(parts + [controls[1]])
     rest = f"remaining gap {delta:+.3f} unexplained" + (f" (to test: {'; '.join(todo)})" if todo else "")
@@ -438,10 +440,11 @@ CONTROLS_HEADING = "Controlled runs: MOFGCN, DeepDSC and SRMF"
 
 
 def control_boards() -> list:
-    """The boards that declare controlled variants (:class:`drbench.boards.Variant`), Test 1 only."""
+    """The boards that declare controlled variants (:class:`drbench.boards.Variant`) on a protocol standing for one of
+    the paper's tests (:data:`TEST_OF_PROTOCOL`; grouped folds, not per-target)."""
     from drbench.boards import BOARDS
 
-    return [b for b in BOARDS if b.variants and b.protocol == "random"]
+    return [b for b in BOARDS if b.variants and b.protocol in TEST_OF_PROTOCOL and not b.options.get("per_target")]
 
 
 def _fold_series(fin: pd.DataFrame, method: str, selection: str, metric: str) -> pd.Series:
@@ -452,13 +455,14 @@ def _fold_series(fin: pd.DataFrame, method: str, selection: str, metric: str) ->
 
 def control_rows(out_dir: Path) -> pd.DataFrame:
     """One row per (control board, variant, metric) from the boards' CSVs: the variant's mean and the default's on
-    the folds both have, the paired difference (variant − default) with its corrected-t 95% CI, the paper's Test 1
-    number, and whether the variant's mean lies within ±ROPE of it (``closes``)."""
+    the folds both have (on the test's headline metric: per held-out entity for Test 2), the paired difference
+    (variant − default) with its corrected-t 95% CI, the paper's number for that test, and whether the variant's mean
+    lies within ±ROPE of it (``closes``)."""
     from drbench.leaderboard import folds_per_seed, read_csv
     from drbench.stats import corrected_t, kfold_ratio, paired_differences
 
     paper = paper_tables()
-    paper = paper[(paper["table"] == 3) & (paper["test"] == "Test 1 random")]
+    paper = paper[paper["table"].isin(COMPARED_TABLES)]
     rows = []
     for b in control_boards():
         csv = Path(out_dir) / f"{b.name}.csv"
@@ -466,19 +470,22 @@ def control_rows(out_dir: Path) -> pd.DataFrame:
             continue
         df = read_csv(csv)
         fin = df[df["status"] == "finished"]
+        test = TEST_OF_PROTOCOL[b.protocol]
         for v in b.variants:
-            for label, metric in METRICS.items():
+            for label, column in METRICS.items():
+                metric = column + TESTS[test][1]
                 var = _fold_series(fin, v.row, v.selection, metric)
                 base = _fold_series(fin, v.method, v.baseline_selection, metric)
                 d = paired_differences(var, base, metric)
                 if len(d) == 0:
                     continue
                 ct = corrected_t(d, kfold_ratio(folds_per_seed(fin[fin["method"] == v.row])))
-                printed = paper[(paper["dataset"].str.lower() == b.dataset) & (paper["metric"] == label)
-                                & (paper["method"].str.lower() == v.method)]["value"]
+                printed = paper[(paper["dataset"].str.lower() == b.dataset) & (paper["test"] == test)
+                                & (paper["metric"] == label) & (paper["method"].str.lower() == v.method)]["value"]
                 value = float(printed.iloc[0]) if len(printed) else math.nan
                 mean_v, mean_b = float(var[d.index].mean()), float(base[d.index].mean())
-                rows.append({"board": b.name, "dataset": b.dataset, "method": v.method, "row": v.row,
+                rows.append({"board": b.name, "dataset": b.dataset, "test": test, "protocol": b.protocol,
+                             "method": v.method, "row": v.row,
                              "selection": v.selection, "baseline_selection": v.baseline_selection,
                              "tests": v.tests, "command": v.command, "metric": label, "n": ct.n,
                              "variant": mean_v, "default": mean_b, "delta": ct.mean, "low": ct.low,
@@ -510,13 +517,14 @@ def _effect(r) -> str:
     return "no shift the 95% CI tells from 0" if r["n"] > 1 else f"n = {r['n']}: no CI"
 
 
-def control_cause(dataset: str, method: str, metric: str, out_dir: Path) -> tuple[bool, str] | None:
-    """What the controlled variants of ``method`` on ``dataset`` say about its Test 1 gap in ``metric``: (whether one
-    closes it, the words), or None without any."""
+def control_cause(dataset: str, test: str, method: str, metric: str, out_dir: Path) -> tuple[bool, str] | None:
+    """What the controlled variants of ``method`` on ``dataset`` say about its gap in the paper's ``test`` and
+    ``metric``: (whether one closes it, the words), or None without any."""
     rows = control_rows(out_dir)
     if rows.empty:
         return None
-    part = rows[(rows["dataset"] == dataset.lower()) & (rows["method"] == method) & (rows["metric"] == metric)]
+    part = rows[(rows["dataset"] == dataset.lower()) & (rows["test"] == test) & (rows["method"] == method)
+                & (rows["metric"] == metric)]
     if part.empty:
         return None
     where = f"§ {CONTROLS_HEADING}"
@@ -537,16 +545,17 @@ def control_lines(out_dir: Path) -> list[str]:
         return []
     boards = sorted(set(rows["board"]))
     lines = [f"## {CONTROLS_HEADING}", "",
-             "Each suspected cause of a Test 1 gap, tested by a controlled run: the method with one setting changed, "
+             "Each suspected cause of a gap, tested by a controlled run: the method with one setting changed, "
              "on the same folds as its default runs (boards " + ", ".join(f"{b}.md" for b in boards) + "; "
              "reproduce: " + ", ".join(f"`drbench reproduce --only {b}`" for b in boards) + "). *Default*: the "
              "default's mean on the folds the variant has (‡ for a ‡ variant; the honest default for a run that "
              "only changes the selection); *Δ*: variant − default with the corrected-t 95% CI (Nadeau–Bengio, "
-             f"n_test/n_train = 1/(k − 1)); *closes*: the variant's mean lies within ±{ROPE} of the paper.", "",
-             "| dataset | variant | folds | AUC: default → variant | ΔAUC [95% CI] | paper | closes? | "
+             f"n_test/n_train = 1/(k − 1)); *closes*: the variant's mean lies within ±{ROPE} of the paper. Test 2 "
+             "values are per held-out entity, as the paper's.", "",
+             "| dataset | test | variant | folds | AUC: default → variant | ΔAUC [95% CI] | paper | closes? | "
              "AUPRC: default → variant | ΔAUPRC [95% CI] | paper | closes? |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
-    keys = ["dataset", "board", "row", "selection"]
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    keys = ["dataset", "test", "board", "row", "selection"]
     for _, part in rows.groupby(keys, sort=False):
         by = part.set_index("metric")
         first = part.iloc[0]
@@ -558,18 +567,19 @@ def control_lines(out_dir: Path) -> list[str]:
             r = by.loc[label]
             cells.append(f"{r['default']:.3f} → {r['variant']:.3f} | {_delta_ci(r)} | {r['paper']:.4f} | "
                          f"{'yes' if r['closes'] else 'no'}")
-        lines.append(f"| {first['dataset'].upper()} | {first['row']} {_sel(first['selection'])} | {first['n']} | "
-                     + " | ".join(cells) + " |")
-    lines += ["", "What each variant tests, and the arguments of its runs (`drbench run --dataset D --protocol random "
-                  "...`):", ""]
+        lines.append(f"| {first['dataset'].upper()} | {first['test']} | {first['row']} {_sel(first['selection'])} | "
+                     f"{first['n']} | " + " | ".join(cells) + " |")
+    lines += ["", "What each variant tests, and the arguments of its runs (`drbench run --dataset D --protocol P ...`, "
+                  "P in brackets):", ""]
     for _, part in rows.drop_duplicates(keys).groupby(keys, sort=False):
         r = part.iloc[0]
-        lines.append(f"- {r['dataset'].upper()} {r['row']} {_sel(r['selection'])}: {r['tests']}. `{r['command']}`")
-    lines += ["", "What the controlled runs say about each Test 1 AUC gap:", ""]
+        lines.append(f"- {r['dataset'].upper()} {r['test']} ({r['protocol']}) {r['row']} {_sel(r['selection'])}: "
+                     f"{r['tests']}. `{r['command']}`")
+    lines += ["", "What the controlled runs say about each AUC gap:", ""]
     auc = rows[rows["metric"] == "AUC"]
-    for (ds, method), part in auc.groupby(["dataset", "method"], sort=True):
+    for (ds, test, method), part in auc.groupby(["dataset", "test", "method"], sort=True):
         closing = part[part["closes"]]
-        text = f"- **{method}, {ds.upper()}** (paper {part['paper'].iloc[0]:.4f}): "
+        text = f"- **{method}, {ds.upper()}, {test}** (paper {part['paper'].iloc[0]:.4f}): "
         if len(closing):
             text += "explained by " + "; ".join(
                 f"{r['tests']} ({r['row']} {_sel(r['selection'])} {r['variant']:.3f})"

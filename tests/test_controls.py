@@ -166,7 +166,31 @@ def test_without_a_closing_variant_the_gap_stays_unexplained_with_what_was_ruled
         ("GDSC", "MOFGCN", "AUC", 3), "cause"]
     assert "remaining gap -0.067 unexplained (not closed by the controlled runs" in cause
     assert "mofgcn[sigma=1.5] ‡ Δ +0.000 [-0.004, +0.003], no shift the 95% CI tells from 0)" in cause
-    assert "- **mofgcn, GDSC** (paper 0.8684): Not closed by: the kernel width (mofgcn[sigma=1.5] ‡: no shift" in (
-        paper.render(tmp_path))
+    assert ("- **mofgcn, GDSC, Test 1 random** (paper 0.8684): Not closed by: the kernel width (mofgcn[sigma=1.5] ‡: "
+            "no shift") in paper.render(tmp_path)
     # a method without controls keeps the plain wording
-    assert paper.control_cause("gdsc", "deepdsc", "AUC", tmp_path) is None
+    assert paper.control_cause("gdsc", "Test 1 random", "deepdsc", "AUC", tmp_path) is None
+
+
+def test_a_test_2_control_pairs_per_entity_values_and_the_paper_number_of_that_test(tmp_path, monkeypatch):
+    """A control board on new-drug compares its variant with the default on the per-drug headline (auc_entity) and
+    with the paper's Test 2 new-drug number; the Test 1 cell of the same method is not touched."""
+    variant = Variant("srmf", {"lambda_d": 0.0}, "validation", tests="no drug similarity")
+    monkeypatch.setattr(boards, "BOARDS", [Board("ccle-new-drug-controls", "ccle", "new-drug", methods=["srmf"],
+                                                 replication=[], baseline="ccle-new-drug", variants=[variant])])
+    default, flat = DEFAULT - 0.18, np.full(5, 0.5)  # per-drug AUC around 0.62 and a constant score's 0.5
+    rows = [{"method": m, "status": "finished", "dataset": "ccle", "protocol": "new-drug", "selection": "validation",
+             "seed": 0, "fold": i, "auc": 0.9, "auprc": 0.9, "auc_entity": v, "auprc_entity": v}
+            for m, vals in (("srmf", default), (variant.row, flat)) for i, v in enumerate(vals)]
+    pd.DataFrame(rows).reindex(columns=CSV_COLUMNS).to_csv(tmp_path / "ccle-new-drug-controls.csv", index=False)
+    pd.DataFrame(rows[:5]).reindex(columns=CSV_COLUMNS).to_csv(tmp_path / "ccle-new-drug.csv", index=False)
+    got = paper.control_rows(tmp_path).set_index("metric")
+    assert got.loc["AUC", "test"] == "Test 2 new drug" and got.loc["AUC", "paper"] == pytest.approx(0.4873)
+    assert got.loc["AUC", "variant"] == pytest.approx(0.5) and got.loc["AUC", "default"] == pytest.approx(
+        default.mean())  # the per-entity column, not the pooled 0.9
+    assert not got.loc["AUC", "closes"]  # 0.500 is 0.013 from 0.4873
+    cells = paper.compare_rows(tmp_path).set_index(["dataset", "test", "method", "metric"])
+    cause = cells.loc[("CCLE", "Test 2 new drug", "SRMF", "AUC"), "cause"]
+    assert f"srmf[lambda_d=0.0] honest Δ {0.5 - default.mean():+.3f}" in cause and "moves it toward the paper" in cause
+    assert paper.control_cause("ccle", "Test 1 random", "srmf", "AUC", tmp_path) is None
+    assert "| CCLE | Test 2 new drug | srmf[lambda_d=0.0] honest | 5 |" in paper.render(tmp_path)
