@@ -80,8 +80,6 @@ SRMF_RANK = ("the factorisation rank (K = 10 instead of the reference's 45, whic
              "only other rank run)")
 SRMF_BINARY = ("what SRMF was fitted on (the 0/1 matrix scored by U Vᵀ instead of the ln IC50 matrix: the paper does "
                "not say which)")
-SRMF_NO_DRUG_SIMILARITY = ("the reference's λ_d = 0 (no drug-similarity term: a held-out drug gets no factor and a "
-                           "constant score, per-drug AUC 0.5; drbench's default is 0.05)")
 CONTROLS_NOTE = ("Controlled runs: each variant changes one suspected cause of the method's gap to the "
                  "paper (method[param=value] rows; ‡ = selected on the test entries, as the reference code did). "
                  "The default rows are the baseline board's jobs (same job keys and metrics). paper.md, "
@@ -166,10 +164,6 @@ BOARDS = [
                     Variant("srmf", {"k": 10}, "validation", tests=SRMF_RANK),
                     Variant("srmf", {"target": "binary"}, "validation", tests=SRMF_BINARY)],
           title="CCLE, Test 1: controlled runs for MOFGCN's, DeepDSC's and SRMF's gaps to the paper",
-          note=CONTROLS_NOTE),
-    Board("ccle-new-drug-controls", "ccle", "new-drug", methods=["srmf"], replication=[], baseline="ccle-new-drug",
-          variants=[Variant("srmf", {"lambda_d": 0.0}, "validation", tests=SRMF_NO_DRUG_SIMILARITY)],
-          title="CCLE, Test 2 new drug: controlled run for SRMF's gap to the paper",
           note=CONTROLS_NOTE),
     Board("gdsc-case-study", "gdsc", "case-study", methods=["mtigcn", "mean-effects", "cell-mean"], replication=[],
           title="GDSC, Test 5 (case study: top predicted sensitive cell lines among unmeasured pairs)"),

@@ -10,8 +10,8 @@ A gap's cause is stated only from recorded runs: the share of test-set selection
 board), a score definition recorded beside the board's own (``auc_ic50``, ``auprc_ic50``: the pooled
 ranking by the predicted IC50),
 how AUC moved with the expression panel (``gdsc-gene-panel.csv``: runs on random gene subsets, paired by mask
-with the full-panel runs), the controlled variants of the control boards (``gdsc-controls``, ``ccle-controls``,
-``ccle-new-drug-controls``: one suspected cause changed at a time, paired with the default on the same folds;
+with the full-panel runs), the controlled variants of the control boards (``gdsc-controls``, ``ccle-controls``; Test 1 or, on a grouped
+Test 2 protocol, Test 2: one suspected cause changed at a time, paired with the default on the same folds;
 :func:`control_rows`), and a gap
 inside the boards' region of practical equivalence. Whatever those do not account for is written "unexplained",
 with what the controlled runs measured without closing it, or the controlled runs that would test the remaining suspected causes.
