@@ -155,6 +155,7 @@ def cmd_reproduce(args) -> int:
     check_seeds(args.seeds)
     check_folds(args.folds)
     check_at_least(args.jobs, 1, "--jobs")
+    check_at_least(args.threads, 1, "--threads")
     check_name(args.experiment, "--experiment")
     if args.list:
         for b in BOARDS:
@@ -166,7 +167,7 @@ def cmd_reproduce(args) -> int:
                           tracking_uri=args.tracking_uri, experiment=args.experiment, progress=not args.quiet,
                           dry_run=args.dry_run, folds=args.folds, also_read=args.also_read or (),
                           only_methods=[x.strip() for x in args.methods.split(",")] if args.methods else None,
-                          write_only=args.write_only, device=args.device)
+                          write_only=args.write_only, device=args.device, threads=args.threads)
     for s in summaries:
         if args.dry_run:
             print(f"{s['board']}: {len(s['pending'])} method sweeps to run, {s['jobs_skipped']} jobs already done"
@@ -335,6 +336,8 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--seeds", type=_int_list, default=[0])
     rp.add_argument("--folds", type=_int_list, default=None)
     rp.add_argument("--jobs", type=int, default=1)
+    rp.add_argument("--threads", type=int, default=None,
+                    help="torch threads per job (default: cores / jobs); give 1 when other work shares the cores")
     rp.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N, as for `drbench run` (checked first)")
     rp.add_argument("--experiment", default="drbench")
     rp.add_argument("--tracking-uri")

@@ -52,7 +52,7 @@ def _store_keys(uris, experiment) -> set[str]:
 
 def run_board(board: Board, out_dir: Path, *, data_dir=None, seeds=(0,), jobs=1, tracking_uri=None,
               experiment="drbench", progress=True, dry_run=False, folds=None, also_read=(), only_methods=None,
-              write_only=False, device="cpu") -> dict:
+              write_only=False, device="cpu", threads=None) -> dict:
     """Run the sweeps of one board (honest, then replication for the test-selecting methods, then its controlled
     variants) and write it.
 
@@ -96,7 +96,7 @@ def run_board(board: Board, out_dir: Path, *, data_dir=None, seeds=(0,), jobs=1,
                          protocol=board.protocol, dataset=board.dataset, data_dir=data_dir, seeds=list(seeds),
                          folds=folds, options=dict(board.options), params=params, selection=selection, jobs=jobs,
                          experiment=experiment, tracking_uri=tracking_uri, progress=progress, skip_keys=skip,
-                         device=device)
+                         device=device, threads=threads)
         if dry_run:
             try:
                 todo = _pending(spec, recorded)
@@ -182,7 +182,7 @@ def _check_inputs(chosen, data_dir, tracking_uri, also_read, only_methods, write
 
 def reproduce(only=None, out_dir="leaderboards", data_dir=None, seeds=(0,), jobs=1, tracking_uri=None,
               experiment="drbench", progress=True, dry_run=False, folds=None, also_read=(),
-              only_methods=None, write_only=False, device="cpu") -> list[dict]:
+              only_methods=None, write_only=False, device="cpu", threads=None) -> list[dict]:
     chosen = [board_by_name(n) for n in only] if only else boards.BOARDS
     out = Path(out_dir) if dry_run else check_output_dir(out_dir, "--out-dir")  # a dry run writes nothing
     _check_inputs(chosen, data_dir, tracking_uri, also_read, only_methods, write_only)
@@ -194,7 +194,8 @@ def reproduce(only=None, out_dir="leaderboards", data_dir=None, seeds=(0,), jobs
             log.warning("board %s: %s / %s", b.name, b.dataset, b.protocol)
             s = run_board(b, out, data_dir=data_dir, seeds=seeds, jobs=jobs, tracking_uri=tracking_uri,
                           experiment=experiment, progress=progress, dry_run=dry_run, folds=folds,
-                          also_read=also_read, only_methods=only_methods, write_only=write_only, device=device)
+                          also_read=also_read, only_methods=only_methods, write_only=write_only, device=device,
+                          threads=threads)
             summaries.append(s)
             if not dry_run:
                 update_index(out, [s], data_dir)

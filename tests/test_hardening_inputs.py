@@ -75,6 +75,7 @@ BAD_INPUTS = {
     "missing --methods": (["run", "--protocol", "random"], "the following arguments are required: --methods"),
     "missing command": ([], "the following arguments are required"),
     "reproduce --jobs 0": (["reproduce", "--jobs", "0", "--dry-run"], "--jobs must be an integer >= 1"),
+    "reproduce --threads 0": (["reproduce", "--threads", "0", "--dry-run"], "--threads must be an integer >= 1"),
     "reproduce negative seed": (["reproduce", "--seeds", "-3", "--dry-run"], "from 0 to 4294967295"),
     "reproduce empty --experiment": (["reproduce", "--experiment", "", "--dry-run"], "non-empty name"),
     "reproduce unknown --device": (["reproduce", "--device", "tpu", "--dry-run"], "cpu, cuda, cuda:N"),

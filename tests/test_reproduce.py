@@ -324,3 +324,19 @@ def test_a_sweep_that_cannot_be_planned_is_reported_not_counted_as_nothing_to_ru
     assert "could not plan validation: --folds [7] out of range: protocol random made 5 folds (0..4)" in out
     assert main(argv) == 1  # the board is still written; the status says a sweep did not run
     assert "not run: validation: --folds [7] out of range" in capsys.readouterr().out
+
+
+def test_reproduce_threads_sets_the_torch_threads_of_every_job(tmp_path, monkeypatch):
+    """`drbench reproduce --threads N`: N torch threads per job (the default, cores / jobs, oversubscribes cores
+    shared with other work), recorded with each run."""
+    from drbench.cli import main
+
+    board = Board("syn-random", "synthetic", "random", methods=["mean-effects"], replication=[], title="synthetic")
+    monkeypatch.setattr(boards, "BOARDS", [board])
+    n = (os.cpu_count() or 1) + 1  # never the default, which is at most the cores
+    out = tmp_path / "lb"
+    assert main(["reproduce", "--only", "syn-random", "--folds", "0,1", "--threads", str(n), "--out-dir", str(out),
+                 "--tracking-uri", f"sqlite:///{tmp_path}/a.db", "-q"]) == 0
+    csv = pd.read_csv(out / "syn-random.csv")
+    fin = csv[csv["status"] == "finished"]
+    assert len(fin) == 2 and (fin["threads"] == n).all()
