@@ -252,3 +252,14 @@ def test_the_readme_summary_states_the_figures_of_the_committed_paper_md():
             rf"^\| GDSC \| Test 1 random \| {method} \| AUC \| (\d\.\d+) ± [^|]+\| (\d\.\d{{3}}) ± ", md,
             flags=re.M).groups()
         assert f"{method} ‡ {repl} vs {float(paper_value):.3f}" in readme
+
+
+def test_the_readme_states_the_srmf_controls_as_paper_md_does():
+    """The README's sentence on SRMF's CCLE controls is written by hand from paper.md; its gaps must be the file's."""
+    md = (REPO / "leaderboards" / "paper.md").read_text()
+    readme = " ".join((REPO / "README.md").read_text().split())
+    before, after = re.search(
+        r"srmf\[k=10\] honest Δ [^]]+\], moves it toward the paper \((-\d\.\d{3}) → (-\d\.\d{3})\)", md).groups()
+    assert re.search(r"srmf\[target=binary\] honest Δ [^]]+\], moves it away from the paper", md)
+    gap = [f"{float(x):.3f}".replace("-", "\u2212") for x in (before, after)]
+    assert f"SRMF's CCLE Test 1 gap ({gap[0]} AUC) narrows to {gap[1]} with rank 10" in readme
