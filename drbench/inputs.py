@@ -95,12 +95,10 @@ def check_output_dir(path, flag: str, shown=None) -> Path:
     while not existing.exists() and existing.parent != existing:
         existing = existing.parent
     if not existing.is_dir():
-        raise UsageError(f"{where}: {_relative_to(existing, folder)} is a file, not a folder; give a folder to write "
-                         "into")
+        raise UsageError(f"{where}: {existing} is a file, not a folder; give a folder to write into")
     why = unwritable(existing)
     if why:
-        raise UsageError(f"{where}: cannot write into {_relative_to(existing, folder)} ({why}); give a folder you can "
-                         "write into")
+        raise UsageError(f"{where}: cannot write into {existing} ({why}); give a folder you can write into")
     return folder
 
 
@@ -113,14 +111,6 @@ def unwritable(folder: Path) -> str | None:
     except OSError as e:
         return e.strerror or str(e)
     return None
-
-
-def _relative_to(existing: Path, given: Path) -> Path:
-    """``existing`` (an absolute ancestor of ``given``, or ``given`` itself) written as the user wrote ``given``."""
-    if given.is_absolute():
-        return existing
-    up = len(given.absolute().parts) - len(existing.parts)
-    return Path(*given.parts[:len(given.parts) - up]) if up < len(given.parts) else Path(".")
 
 
 def check_sweep(spec, backends) -> None:

@@ -10,9 +10,9 @@ A gap's cause is stated only from recorded runs: the share of test-set selection
 board), a score definition recorded beside the board's own (``auc_ic50``, ``auprc_ic50``: the pooled
 ranking by the predicted IC50),
 how AUC moved with the expression panel (``gdsc-gene-panel.csv``: runs on random gene subsets, paired by mask
-with the full-panel runs), the controlled variants of the control boards (``gdsc-controls``, ``ccle-controls``; Test 1 or, on a grouped
-Test 2 protocol, Test 2: one suspected cause changed at a time, paired with the default on the same folds;
-:func:`control_rows`), and a gap
+with the full-panel runs), the controlled variants of the control boards (``gdsc-controls``, ``ccle-controls``; on
+Test 1 or a grouped Test 2 protocol: one suspected cause changed at a time, paired with the default on the same
+folds; :func:`control_rows`), and a gap
 inside the boards' region of practical equivalence. Whatever those do not account for is written "unexplained",
 with what the controlled runs measured without closing it, or the controlled runs that would test the remaining suspected causes.
 """
@@ -338,6 +338,7 @@ def compare_rows(out_dir: Path) -> pd.DataFrame:
     """
     paper = paper_tables()
     paper = paper[paper["table"].isin(COMPARED_TABLES)]
+    controls = control_rows(out_dir)  # read once: every cell's cause consults them
     rows = []
     for r in paper.itertuples():
         try:
@@ -375,15 +376,15 @@ def compare_rows(out_dir: Path) -> pd.DataFrame:
                "per_target_honest": _fmt(runs.get(("per-target", "validation"), np.array([]))),
                "per_target_replication": _fmt(runs.get(("per-target", "test"), np.array([]))),
                "compared": compared, "delta": estimate[closest] - value if closest else math.nan}
-        row["cause"] = _cause(row, runs, closest, csv, method, shifts)
+        row["cause"] = _cause(row, runs, closest, csv, method, controls, shifts)
         rows.append(row)
     return pd.DataFrame(rows)
 
 
-def _cause(row: dict, runs: dict, closest, csv: Path, method: str, shifts=None) -> str:
+def _cause(row: dict, runs: dict, closest, csv: Path, method: str, controls: pd.DataFrame, shifts=None) -> str:
     """What recorded runs say about the gap (see the module docstring); never a guess. ``shifts``: per selection,
     the per-target protocol's share paired on a sampled per-target board's targets (:func:`paired_target_shift`),
-    used in place of the difference of the two boards' means."""
+    used in place of the difference of the two boards' means; ``controls``: :func:`control_rows` of the boards."""
     if closest is None:
         return "no drbench runs"
     mean = {k: v.mean() for k, v in runs.items() if len(v)}
@@ -427,11 +428,11 @@ def _cause(row: dict, runs: dict, closest, csv: Path, method: str, shifts=None) 
             parts.append(measured)
         else:
             todo.append(f"the expression panel ({BUNDLE_GENES:,} vs ~17k genes): not measured yet")
-    controls = control_cause(row["dataset"], row["test"], method, row["metric"], csv.parent)
-    if controls and controls[0]:
-        return "; ".join(parts + [controls[1]])
+    found = control_cause(row["dataset"], row["test"], method, row["metric"], controls)
+    if found and found[0]:
+        return "; ".join(parts + [found[1]])
     rest = f"remaining gap {delta:+.3f} unexplained" + (f" (to test: {'; '.join(todo)})" if todo else "")
-    return "; ".join(parts + [rest + (f" ({controls[1]})" if controls else "")])
+    return "; ".join(parts + [rest + (f" ({found[1]})" if found else "")])
 
 
 # ---------------------------------------------------------------------------------------------- controlled runs
@@ -517,10 +518,10 @@ def _effect(r) -> str:
     return "no shift the 95% CI tells from 0" if r["n"] > 1 else f"n = {r['n']}: no CI"
 
 
-def control_cause(dataset: str, test: str, method: str, metric: str, out_dir: Path) -> tuple[bool, str] | None:
-    """What the controlled variants of ``method`` on ``dataset`` say about its gap in the paper's ``test`` and
-    ``metric``: (whether one closes it, the words), or None without any."""
-    rows = control_rows(out_dir)
+def control_cause(dataset: str, test: str, method: str, metric: str,
+                  rows: pd.DataFrame) -> tuple[bool, str] | None:
+    """What the controlled variants of ``method`` on ``dataset`` (``rows``: :func:`control_rows`) say about its gap
+    in the paper's ``test`` and ``metric``: (whether one closes it, the words), or None without any."""
     if rows.empty:
         return None
     part = rows[(rows["dataset"] == dataset.lower()) & (rows["test"] == test) & (rows["method"] == method)

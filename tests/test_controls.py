@@ -169,7 +169,7 @@ def test_without_a_closing_variant_the_gap_stays_unexplained_with_what_was_ruled
     assert ("- **mofgcn, GDSC, Test 1 random** (paper 0.8684): Not closed by: the kernel width (mofgcn[sigma=1.5] ‡: "
             "no shift") in paper.render(tmp_path)
     # a method without controls keeps the plain wording
-    assert paper.control_cause("gdsc", "Test 1 random", "deepdsc", "AUC", tmp_path) is None
+    assert paper.control_cause("gdsc", "Test 1 random", "deepdsc", "AUC", paper.control_rows(tmp_path)) is None
 
 
 def test_a_test_2_control_pairs_per_entity_values_and_the_paper_number_of_that_test(tmp_path, monkeypatch):
@@ -192,5 +192,5 @@ def test_a_test_2_control_pairs_per_entity_values_and_the_paper_number_of_that_t
     cells = paper.compare_rows(tmp_path).set_index(["dataset", "test", "method", "metric"])
     cause = cells.loc[("CCLE", "Test 2 new drug", "SRMF", "AUC"), "cause"]
     assert f"srmf[lambda_d=0.0] honest Δ {0.5 - default.mean():+.3f}" in cause and "moves it toward the paper" in cause
-    assert paper.control_cause("ccle", "Test 1 random", "srmf", "AUC", tmp_path) is None
+    assert paper.control_cause("ccle", "Test 1 random", "srmf", "AUC", paper.control_rows(tmp_path)) is None
     assert "| CCLE | Test 2 new drug | srmf[lambda_d=0.0] honest | 5 |" in paper.render(tmp_path)
