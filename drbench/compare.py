@@ -1,7 +1,7 @@
 """``drbench compare``: is method A really better than method B on a board?
 
-Reads the board's committed per-fold CSV (``leaderboards/BOARD.csv``) and/or the user's MLflow store, refuses
-unless A and B were run on the same folds (equal mask hashes per seed and fold), and prints every statistic of
+Reads the board's committed per-fold CSV (``leaderboards/BOARD.csv``) and/or the user's MLflow store, pairs A and
+B on the (seed, fold) both ran, refuses unless those are the same folds (equal mask hashes), and prints every statistic of
 :mod:`drbench.stats` with its verdict: the corrected resampled t-test, the Bayesian correlated t-test with a
 ROPE, the per-entity Wilcoxon test where per-entity records exist (``BOARD-entities.csv``), and with
 ``--against-board`` the comparison with every method of the board plus Friedman + Nemenyi over the folds.
@@ -55,35 +55,40 @@ def _masks(rows: pd.DataFrame) -> dict:
     return {(int(s), int(f)): m for s, f, m in zip(rows["seed"], rows["fold"], rows["mask_sha256"])}
 
 
-def shared_seeds(a: pd.DataFrame, b: pd.DataFrame, name_a: str, name_b: str):
-    """A's and B's runs of the seeds both ran (a board may hold more seeds of one method than of another, as its
-    own tables pair them), and a note naming the seeds left out ("" if none); refuses (UsageError) when they
-    share no seed. :func:`check_same_folds` then checks those seeds fold by fold."""
-    sa, sb = set(a["seed"].astype(int)), set(b["seed"].astype(int))
-    both = sa & sb
-    if not both:
-        raise UsageError(f"{name_a} and {name_b} were not run on the same folds: no seed in common ({name_a}: "
-                         f"{sorted(sa)}; {name_b}: {sorted(sb)})")
-    left = [f"{n} also has seed(s) {', '.join(map(str, sorted(x - both)))}" for n, x in ((name_a, sa), (name_b, sb))
-            if x - both]
-    note = f"compared on the seed(s) both ran: {', '.join(map(str, sorted(both)))} ({'; '.join(left)})" if left else ""
-    return a[a["seed"].astype(int).isin(both)], b[b["seed"].astype(int).isin(both)], note
+def _left_out(keys: set, all_keys: set) -> str:
+    """Name (seed, fold) pairs left out, a whole seed as "seed s", else "seed s fold(s) f, g"."""
+    parts = []
+    for seed in sorted({s for s, _ in keys}):
+        folds = sorted(f for s, f in keys if s == seed)
+        whole = len(folds) == sum(1 for s, _ in all_keys if s == seed)
+        parts.append(f"seed {seed}" if whole else f"seed {seed} fold{'s' if len(folds) > 1 else ''} "
+                     + ", ".join(map(str, folds)))
+    return "; ".join(parts)
 
 
-def check_same_folds(a: pd.DataFrame, b: pd.DataFrame, name_a: str, name_b: str) -> None:
-    """Refuse (UsageError) unless A and B hold the same (seed, fold) set with equal mask hashes."""
+def paired_runs(a: pd.DataFrame, b: pd.DataFrame, name_a: str, name_b: str):
+    """A's and B's runs of the (seed, fold) pairs both ran, as the board's own tables pair them (a board may hold
+    more seeds or folds of one method than of another), and a note naming what is left out ("" if nothing).
+    Refuses (UsageError, one line) when a run lacks its mask hash, when they share no (seed, fold), or when a
+    shared (seed, fold) was cut differently (unequal mask hashes): those are not the same folds."""
     ma, mb = _masks(a), _masks(b)
     for name, m in ((name_a, ma), (name_b, mb)):
         if any(pd.isna(v) for v in m.values()):
             raise UsageError(f"{name} has runs without a recorded mask hash (mask_sha256): cannot check its folds")
-    if set(ma) != set(mb):
-        only_a, only_b = sorted(set(ma) - set(mb)), sorted(set(mb) - set(ma))
-        raise UsageError(f"{name_a} and {name_b} were not run on the same folds: (seed, fold) only in {name_a}: "
-                         f"{only_a or 'none'}; only in {name_b}: {only_b or 'none'}")
-    differ = sorted(k for k in ma if ma[k] != mb[k])
+    both = set(ma) & set(mb)
+    if not both:
+        seeds = lambda m: sorted({s for s, _ in m})  # noqa: E731
+        raise UsageError(f"{name_a} and {name_b} were not run on the same folds: no (seed, fold) in common "
+                         f"({name_a}: seeds {seeds(ma)}; {name_b}: seeds {seeds(mb)})")
+    differ = sorted(k for k in both if ma[k] != mb[k])
     if differ:
         raise UsageError(f"{name_a} and {name_b} were not run on the same folds: the masks of (seed, fold) "
                          f"{differ} differ (mask_sha256)")
+    left = [f"{n} also has {_left_out(set(m) - both, set(m))}" for n, m in ((name_a, ma), (name_b, mb))
+            if set(m) - both]
+    note = (f"compared on the {len(both)} (seed, fold) both ran ({'; '.join(left)})" if left else "")
+    keep = lambda rows: rows[[(int(s), int(f)) in both for s, f in zip(rows["seed"], rows["fold"])]]  # noqa: E731
+    return keep(a), keep(b), note
 
 
 def metric_column(df: pd.DataFrame, metric: str) -> str:
@@ -106,13 +111,16 @@ def fold_comparison(a: pd.DataFrame, b: pd.DataFrame, col: str, rope: float) -> 
             "mean_a": float(_series(a, col).astype(float).mean()), "mean_b": float(_series(b, col).astype(float).mean())}
 
 
-def entity_comparison(entities: pd.DataFrame | None, a: str, b: str, selection: str, metric: str):
-    """The per-entity Wilcoxon test, or the reason it cannot be made."""
+def entity_comparison(entities: pd.DataFrame | None, a: str, b: str, selection: str, metric: str, job_keys=None):
+    """The per-entity Wilcoxon test, or the reason it cannot be made; with ``job_keys``, over the records of those
+    runs only (the (seed, fold) pairs both methods ran)."""
     if metric in NORMALIZED:
         return f"no per-entity form of {leaderboard.LABELS[metric]}"
     if entities is None:
         return "per-entity records missing: this board has no BOARD-entities.csv"
     rec = entities[entities["selection"] == selection]
+    if job_keys is not None:
+        rec = rec[rec["job_key"].isin(set(job_keys))]
     missing = [m for m in (a, b) if m not in set(rec["method"])]
     if missing:
         return f"per-entity records missing for {', '.join(missing)}"
@@ -135,8 +143,7 @@ def _verdict_line(name_a: str, name_b: str, verdict: str) -> str:
 
 def report_pair(df: pd.DataFrame, a: str, b: str, metric: str, rope: float, selection: str,
                 entities: pd.DataFrame | None) -> list[str]:
-    ra, rb, seeds_note = shared_seeds(_runs_of(df, a, selection), _runs_of(df, b, selection), a, b)
-    check_same_folds(ra, rb, a, b)
+    ra, rb, pair_note = paired_runs(_runs_of(df, a, selection), _runs_of(df, b, selection), a, b)
     col = metric_column(df, metric)
     for name, rows in ((a, ra), (b, rb)):
         if rows[col].isna().all():
@@ -147,8 +154,8 @@ def report_pair(df: pd.DataFrame, a: str, b: str, metric: str, rope: float, sele
     lines = [f"{a} vs {b}: {label}; {t.n} paired folds ({fc['k']}-fold; n_test/n_train taken as 1/(k − 1) = "
              f"{fc['ratio']:.3g}); means {fc['mean_a']:.4f} vs {fc['mean_b']:.4f}; Δ > 0 means {a} is better"
              + (" (RMSE: lower is better, sign flipped)" if metric == "rmse" else "")]
-    if seeds_note:
-        lines.append(f"  {seeds_note}")
+    if pair_note:
+        lines.append(f"  {pair_note}")
     if t.n < 2:
         lines.append(f"  corrected resampled t (Nadeau–Bengio): no test with n = {t.n} paired folds")
     else:
@@ -156,7 +163,7 @@ def report_pair(df: pd.DataFrame, a: str, b: str, metric: str, rope: float, sele
                      f"p = {t.p:.3g}")
     lines.append(f"  Bayesian correlated t (ROPE ±{rope:g}): P({a} better) = {by.p_better:.3f}, P(equivalent) = "
                  f"{by.p_equivalent:.3f}, P({b} better) = {by.p_worse:.3f} -> {by.verdict}")
-    ent = entity_comparison(entities, a, b, selection, metric)
+    ent = entity_comparison(entities, a, b, selection, metric, pd.concat([ra, rb])["job_key"])
     if isinstance(ent, str):
         lines.append(f"  per-entity Wilcoxon: {ent}")
     else:
@@ -174,22 +181,23 @@ def report_against_board(df: pd.DataFrame, a: str, metric: str, rope: float, sel
     others = sorted(m for m in set(df.loc[df["selection"] == selection, "method"]) if m != a)
     lines = [f"{a} against every method of the board ({leaderboard.LABELS[metric]}, {selection} selection; "
              f"Δ > 0 means {a} is better; ROPE ±{rope:g})", "",
-             "| method | Δ [95% CI] (corrected t) | p | P(better) | P(equiv.) | P(worse) | verdict | per-entity Wilcoxon |",
-             "|---|---|---|---|---|---|---|---|"]
+             "| method | paired folds | Δ [95% CI] (corrected t) | p | P(better) | P(equiv.) | P(worse) | verdict | "
+             "per-entity Wilcoxon |",
+             "|---|---|---|---|---|---|---|---|---|"]
     blocks = {a: _series(ra, col)}
     for m in others:
-        ra_m, rb, _ = shared_seeds(ra, _runs_of(df, m, selection), a, m)
-        check_same_folds(ra_m, rb, a, m)
+        ra_m, rb, _ = paired_runs(ra, _runs_of(df, m, selection), a, m)
         if rb[col].isna().all():
             continue
         blocks[m] = _series(rb, col)
         fc = fold_comparison(ra_m, rb, col, rope)
         t, by = fc["t"], fc["bayes"]
         ci = f"{t.mean:+.4f} [{t.low:+.4f}, {t.high:+.4f}]" if t.n >= 2 else f"n = {t.n}"
-        ent = entity_comparison(entities, a, m, selection, metric) if entities is not None else "—"
+        ent = (entity_comparison(entities, a, m, selection, metric, pd.concat([ra_m, rb])["job_key"])
+               if entities is not None else "—")
         if not isinstance(ent, str):
             ent = f"median {ent.median:+.4f} [{ent.low:+.4f}, {ent.high:+.4f}], p = {ent.p:.3g}"
-        lines.append(f"| {m} | {ci} | {t.p:.3g} | {by.p_better:.3f} | {by.p_equivalent:.3f} | {by.p_worse:.3f} | "
+        lines.append(f"| {m} | {t.n} | {ci} | {t.p:.3g} | {by.p_better:.3f} | {by.p_equivalent:.3f} | {by.p_worse:.3f} | "
                      f"{by.verdict} | {ent} |")
     if entities is None:
         lines += ["", "Per-entity Wilcoxon: per-entity records missing (this board has no BOARD-entities.csv)."]

@@ -84,10 +84,29 @@ def test_compare_refuses_runs_on_different_folds(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.startswith("drbench: error:") and "not run on the same folds" in err and "(0, 3)" in err
     assert len(err.strip().splitlines()) == 1
+    # a fold one method lacks is left out, and named, as the board's own tables pair them
     df = pd.read_csv(tmp_path / "syn.csv")
     df[~((df["method"] == "twin") & (df["fold"] == 4))].to_csv(tmp_path / "syn.csv", index=False)
-    assert main(["compare", "strong", "twin", "--board", "syn", "--boards-dir", str(tmp_path)]) == 2
-    assert "only in strong: [(0, 4)]" in capsys.readouterr().err
+    assert main(["compare", "strong", "twin", "--board", "syn", "--boards-dir", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "4 paired folds" in out and "compared on the 4 (seed, fold) both ran (strong also has seed 0 fold 4)" in out
+    assert main(["compare", "strong", "--against-board", "--board", "syn", "--boards-dir", str(tmp_path)]) == 2
+    assert "the masks of (seed, fold) [(0, 3)] differ" in capsys.readouterr().err  # weak's fold 3 is another cut
+
+
+def test_compare_pairs_the_folds_both_ran_across_seeds(tmp_path, capsys):
+    board_csv(tmp_path / "syn.csv", seeds=(0, 1))
+    df = pd.read_csv(tmp_path / "syn.csv")
+    gone = (df["method"] == "weak") & (((df["seed"] == 1) & (df["fold"] >= 3)))
+    gone |= (df["method"] == "strong") & (df["seed"] == 0) & (df["fold"] == 0)
+    df[~gone].to_csv(tmp_path / "syn.csv", index=False)
+    assert main(["compare", "strong", "weak", "--board", "syn", "--boards-dir", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "7 paired folds" in out
+    assert "(strong also has seed 1 folds 3, 4; weak also has seed 0 fold 0)" in out
+    assert main(["compare", "weak", "--against-board", "--board", "syn", "--boards-dir", str(tmp_path)]) == 0
+    row = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("| strong |"))
+    assert row.split(" | ")[1] == "7"
 
 
 def test_compare_usage_errors(tmp_path, capsys):
@@ -130,6 +149,12 @@ def test_compare_uses_per_entity_records_when_present(tmp_path, capsys):
     assert main(["compare", "strong", "weak", "--board", "syn", "--boards-dir", str(tmp_path)]) == 0
     line = next(x for x in capsys.readouterr().out.splitlines() if "per-entity Wilcoxon" in x)
     assert "over 60 entities: median Δ = +0.1" in line
+    # the per-entity test uses the records of the folds both ran only: without weak's fold 4, strong's is left out
+    board = pd.read_csv(tmp_path / "syn.csv")
+    board[~((board["method"] == "weak") & (board["fold"] == 4))].to_csv(tmp_path / "syn.csv", index=False)
+    assert main(["compare", "strong", "weak", "--board", "syn", "--boards-dir", str(tmp_path)]) == 0
+    assert "per-entity Wilcoxon over 48 entities" in capsys.readouterr().out
+    board.to_csv(tmp_path / "syn.csv", index=False)
     # a method whose per-entity AUC is undefined everywhere (e.g. a per-drug constant scored per drug) is named,
     # in the pair and in the table against the board
     pd.DataFrame([{**r, "auc": np.nan} if r["method"] == "weak" else r for r in rows]).to_csv(
@@ -199,10 +224,10 @@ def test_compare_pairs_the_seeds_both_ran_and_refuses_when_they_share_none(tmp_p
     df[~((df["method"] == "weak") & (df["seed"] == 1))].to_csv(tmp_path / "syn.csv", index=False)
     assert main(["compare", "strong", "weak", "--board", "syn", "--boards-dir", str(tmp_path)]) == 0
     out = capsys.readouterr().out
-    assert "5 paired folds" in out and "compared on the seed(s) both ran: 0 (strong also has seed(s) 1)" in out
+    assert "5 paired folds" in out and "compared on the 5 (seed, fold) both ran (strong also has seed 1)" in out
     assert main(["compare", "strong", "twin", "--board", "syn", "--boards-dir", str(tmp_path)]) == 0
     out = capsys.readouterr().out
-    assert "10 paired folds" in out and "compared on the seed" not in out
+    assert "10 paired folds" in out and "compared on the" not in out
     df = pd.read_csv(tmp_path / "syn.csv")
     df[~((df["method"] == "twin") & (df["seed"] == 0))].to_csv(tmp_path / "syn.csv", index=False)
     df = pd.read_csv(tmp_path / "syn.csv")
@@ -210,4 +235,4 @@ def test_compare_pairs_the_seeds_both_ran_and_refuses_when_they_share_none(tmp_p
     df.to_csv(tmp_path / "syn.csv", index=False)
     assert main(["compare", "twin", "weak", "--board", "syn", "--boards-dir", str(tmp_path)]) == 2
     err = capsys.readouterr().err
-    assert "no seed in common (twin: [1]; weak: [0])" in err and len(err.strip().splitlines()) == 1
+    assert "no (seed, fold) in common (twin: seeds [1]; weak: seeds [0])" in err and len(err.strip().splitlines()) == 1
