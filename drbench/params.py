@@ -16,6 +16,11 @@ the check for free.
 Everything else is refused with the declared type named: ``2.5`` or ``true`` for an int, ``"abc"`` for a
 number, ``1`` for a bool, a non-finite number, a string outside a ``Literal``. The same rules check
 protocol option values (:class:`drbench.protocols.Option`).
+
+A numeric hyperparameter may also declare the values that make sense, with :data:`typing.Annotated` and a
+:class:`Range` (``k: Annotated[int, Range(ge=1)]``, or one of the aliases below: ``k: PositiveInt``); a value
+outside it is refused the same way, before any work starts, with the range named (``int >= 1``). A string
+hyperparameter with a fixed set of values declares them as a ``Literal``.
 """
 
 from __future__ import annotations
@@ -26,6 +31,8 @@ import numbers
 import types
 import typing
 from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Annotated
 
 from drbench.errors import UsageError
 
@@ -34,11 +41,43 @@ class Mismatch(ValueError):
     """A value that is not of its declared type; the message names the type."""
 
 
+@dataclass(frozen=True)
+class Range:
+    """The numbers a hyperparameter accepts, declared as ``Annotated[int, Range(ge=1)]``: ``ge``/``le`` are
+    inclusive bounds, ``gt``/``lt`` exclusive ones (``None``: unbounded on that side)."""
+
+    ge: float | None = None
+    gt: float | None = None
+    le: float | None = None
+    lt: float | None = None
+
+    def __contains__(self, value) -> bool:
+        return not ((self.ge is not None and value < self.ge) or (self.gt is not None and value <= self.gt)
+                    or (self.le is not None and value > self.le) or (self.lt is not None and value >= self.lt))
+
+    def __str__(self) -> str:
+        return " and ".join(f"{op} {b:g}" for op, b in ((">=", self.ge), (">", self.gt), ("<=", self.le),
+                                                        ("<", self.lt)) if b is not None)
+
+
+#: common declarations: a count (layers, epochs, a rank), a count where 0 means "none" or "off", a learning
+#: rate or a scale, a weight or penalty, a fraction, a dropout rate
+PositiveInt = Annotated[int, Range(ge=1)]
+NonNegativeInt = Annotated[int, Range(ge=0)]
+PositiveFloat = Annotated[float, Range(gt=0)]
+NonNegativeFloat = Annotated[float, Range(ge=0)]
+UnitInterval = Annotated[float, Range(ge=0, le=1)]
+DropoutRate = Annotated[float, Range(ge=0, lt=1)]
+
+
 def describe(declared) -> str:
     """The declared type in words: ``int``, ``int or None``, ``one of 'fp32', 'bf16'``, ``tuple of int``."""
     origin, args = typing.get_origin(declared), typing.get_args(declared)
     if declared is type(None):
         return "None"
+    if origin is Annotated:
+        ranges = [str(m) for m in declared.__metadata__ if isinstance(m, Range)]
+        return " ".join([describe(args[0]), *ranges])
     if origin in (typing.Union, types.UnionType):
         return " or ".join(describe(a) for a in args)
     if origin is typing.Literal:
@@ -60,6 +99,11 @@ def coerce(value, declared):
     if declared is None or declared is typing.Any or declared is object or isinstance(declared, str):
         return value  # nothing declared, or an annotation that did not resolve: not checked
     origin, args = typing.get_origin(declared), typing.get_args(declared)
+    if origin is Annotated:
+        value = coerce(value, args[0])
+        if any(value not in m for m in declared.__metadata__ if isinstance(m, Range)):
+            raise Mismatch(f"expects {describe(declared)}")
+        return value
     if origin in (typing.Union, types.UnionType):
         for arm in args:
             try:
@@ -85,11 +129,14 @@ def coerce(value, declared):
             return value
     elif origin in (tuple, list, Sequence) or declared in (tuple, list, Sequence):
         if isinstance(value, (tuple, list)):
-            if origin is list or (len(args) == 2 and args[1] is Ellipsis):
-                return type(value)(coerce(v, args[0]) for v in value)
-            if args and len(args) != len(value):
-                raise Mismatch(f"expects {describe(declared)}")
-            return type(value)(coerce(v, a) for v, a in zip(value, args)) if args else value
+            try:
+                if origin is list or (len(args) == 2 and args[1] is Ellipsis):
+                    return type(value)(coerce(v, args[0]) for v in value)
+                if args and len(args) != len(value):
+                    raise Mismatch
+                return type(value)(coerce(v, a) for v, a in zip(value, args)) if args else value
+            except Mismatch:  # name the whole declared type, not the item's
+                raise Mismatch(f"expects {describe(declared)}") from None
     elif isinstance(declared, type):
         if isinstance(value, declared):
             return value
@@ -101,7 +148,7 @@ def coerce(value, declared):
 def declared_types(cls) -> dict:
     """Hyperparameter name -> declared type (``None``: not checked) of a method class, from its ``__init__``."""
     try:
-        hints = typing.get_type_hints(cls.__init__)
+        hints = typing.get_type_hints(cls.__init__, include_extras=True)
     except Exception:  # an annotation naming something its module does not import: fall back to the defaults
         hints = {}
     params = inspect.signature(cls.__init__).parameters
@@ -132,4 +179,5 @@ def check_params(cls, params: dict) -> dict:
     return out
 
 
-__all__ = ["coerce", "check_params", "declared_types", "describe", "Mismatch"]
+__all__ = ["coerce", "check_params", "declared_types", "describe", "Mismatch", "Range", "PositiveInt", "NonNegativeInt",
+           "PositiveFloat", "NonNegativeFloat", "UnitInterval", "DropoutRate"]

@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from typing import Literal, get_args
 
 import numpy as np
 import torch
@@ -53,9 +54,12 @@ from drbench.methods.common import (corr, exp_similarity, jaccard, masked_bce, m
                                     training_adjacency, zscore_columns)
 from drbench.methods.training import EpochSelector, can_select, make_optimizer, seeded, torch_auc
 
-SIM_ACTIVATIONS = ("sigmoid", "corr")
-INPUT_BASES = ("genes", "compact")
-PRECISIONS = ("fp32", "bf16")
+SimActivation = Literal["sigmoid", "corr"]
+SIM_ACTIVATIONS = get_args(SimActivation)
+InputBasis = Literal["genes", "compact"]
+INPUT_BASES = get_args(InputBasis)
+Precision = Literal["fp32", "bf16"]
+PRECISIONS = get_args(Precision)
 
 
 # ---------------------------------------------------------------------------------------------- graph

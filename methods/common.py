@@ -8,10 +8,15 @@ the numerical guards the spec asks for (clamped distances, zero-variance genes, 
 
 from __future__ import annotations
 
+from typing import Literal, get_args
+
 import numpy as np
 import torch
 
 from drbench.errors import UsageError
+
+#: the cells an unsupervised step may use (see :func:`training_cells`)
+AECells = Literal["train", "visible"]
 
 
 # ---------------------------------------------------------------------------------------------- setup
@@ -47,7 +52,7 @@ def training_cells(view, which: str) -> np.ndarray:
         return np.flatnonzero(vis)
     if which == "train":
         return np.flatnonzero(vis & (view.train & ~np.isnan(view.binary)).any(1))
-    raise UsageError(f"ae_cells must be 'train' or 'visible', got {which!r}")
+    raise UsageError(f"ae_cells must be one of {get_args(AECells)}, got {which!r}")
 
 
 

@@ -49,6 +49,8 @@ in-vivo protocols train on GDSC × the target's shared drugs (~5.5k pairs) and k
 from __future__ import annotations
 
 
+from typing import Literal, get_args
+
 import numpy as np
 import torch
 from torch import nn
@@ -58,12 +60,18 @@ from drbench.errors import UsageError
 from drbench.methods.common import (expression_matrix, fingerprint_matrix, finite_rows, torch_device,
                                     training_cells)
 from drbench.methods.deepdsc import PROTOCOLS, SHARED_DRUG_PROTOCOLS
-from drbench.methods.training import fit_pairs, pair_data, predict_pairs, seeded, unique_index
+from drbench.methods.training import Optimizer, SelectOn, fit_pairs, pair_data, predict_pairs, seeded, unique_index
 from drbench.methods.molgraph import N_ATOM_FEATURES, mol_graph
+from drbench.params import DropoutRate, NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt
 
 BN_MOMENTUM = 0.01  # Keras momentum 0.99
 BN_EPS = 1e-3
-BN_STATS = ("population", "ema")
+BNStats = Literal["population", "ema"]
+BN_STATS = get_args(BNStats)
+DrugBranch = Literal["graph", "fingerprint"]
+DRUG_BRANCHES = get_args(DrugBranch)
+Pool = Literal["padded", "atoms"]
+POOLS = get_args(Pool)
 
 
 def weighted_batch_norm(x: torch.Tensor, w: torch.Tensor | None, bn: nn.BatchNorm1d,
@@ -277,13 +285,14 @@ class DeepCDR(Method):
     capabilities = Capabilities(tasks={"classification", "regression"}, protocols=PROTOCOLS, transductive=False,
                                 needs={"expression", "fingerprint", "smiles"}, selects=True)
 
-    def __init__(self, drug_branch: str = "graph", units: tuple = (256, 256, 256), drug_dim: int = 100,
-                 cell_hidden: int = 256, cell_dim: int = 100, fusion: int = 300, dropout: float = 0.1,
-                 max_atoms: int = 100, pool: str = "padded", standardize: bool = True, epochs: int = 100,
-                 batch_size: int = 64, lr: float = 1e-3, optimizer: str = "adam", weight_decay: float = 0.0,
-                 grad_clip: float = 0.0, patience: int = 10, regression_weight: float = 1.0,
-                 select_on: str = "auc", max_train_pairs: int = 0, graph_disk_cache: bool = False,
-                 bn_stats: str = "population"):
+    def __init__(self, drug_branch: DrugBranch = "graph", units: tuple[PositiveInt, ...] = (256, 256, 256),
+                 drug_dim: PositiveInt = 100, cell_hidden: PositiveInt = 256, cell_dim: PositiveInt = 100,
+                 fusion: PositiveInt = 300, dropout: DropoutRate = 0.1, max_atoms: PositiveInt = 100,
+                 pool: Pool = "padded", standardize: bool = True, epochs: PositiveInt = 100,
+                 batch_size: PositiveInt = 64, lr: PositiveFloat = 1e-3, optimizer: Optimizer = "adam",
+                 weight_decay: NonNegativeFloat = 0.0, grad_clip: NonNegativeFloat = 0.0, patience: PositiveInt = 10,
+                 regression_weight: NonNegativeFloat = 1.0, select_on: SelectOn = "auc",
+                 max_train_pairs: NonNegativeInt = 0, graph_disk_cache: bool = False, bn_stats: BNStats = "population"):
         self.drug_branch = drug_branch
         self.units = units
         self.drug_dim = drug_dim
@@ -326,10 +335,10 @@ class DeepCDR(Method):
 
     # ------------------------------------------------------------------ inputs
     def _check(self):
-        if self.drug_branch not in ("graph", "fingerprint"):
-            raise UsageError(f"drug_branch must be 'graph' or 'fingerprint', got {self.drug_branch!r}")
-        if self.pool not in ("padded", "atoms"):
-            raise UsageError(f"pool must be 'padded' or 'atoms', got {self.pool!r}")
+        if self.drug_branch not in DRUG_BRANCHES:
+            raise UsageError(f"drug_branch must be one of {DRUG_BRANCHES}, got {self.drug_branch!r}")
+        if self.pool not in POOLS:
+            raise UsageError(f"pool must be one of {POOLS}, got {self.pool!r}")
         if self.bn_stats not in BN_STATS:
             raise UsageError(f"bn_stats must be one of {BN_STATS}, got {self.bn_stats!r}")
 

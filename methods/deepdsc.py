@@ -55,10 +55,11 @@ from torch import nn
 
 from drbench.api import Capabilities, Method, Prediction, Query, TrainView
 from drbench.errors import UsageError
-from drbench.methods.common import (expression_matrix, fingerprint_matrix, finite_rows, torch_device,
+from drbench.methods.common import (AECells, expression_matrix, fingerprint_matrix, finite_rows, torch_device,
                                     training_cells)
-from drbench.methods.training import (fit_pairs, make_optimizer, pair_data, predict_pairs, seeded, seeded_generator,
-                                      unique_index)
+from drbench.methods.training import (Optimizer, SelectOn, fit_pairs, make_optimizer, pair_data, predict_pairs,
+                                      seeded, seeded_generator, unique_index)
+from drbench.params import DropoutRate, NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt
 
 log = logging.getLogger("drbench.methods.deep")
 
@@ -138,13 +139,15 @@ class DeepDSC(Method):
     capabilities = Capabilities(tasks={"classification", "regression"}, protocols=PROTOCOLS, transductive=False,
                                 needs={"expression", "fingerprint"}, selects=True)
 
-    def __init__(self, ae_cells: str = "train", ae_hidden: tuple = (2000, 1000, 500), ae_epochs: int = 25,
-                 ae_batch_size: int = 64, ae_lr: float = 1e-3, ae_optimizer: str = "adam", ae_l1: float = 0.0,
-                 ae_grad_clip: float = 1.0,
-                 hidden: tuple = (1000, 800, 500, 100), dropout: float = 0.0, epochs: int = 20,
-                 batch_size: int = 1024, lr: float = 1e-3, optimizer: str = "adamax", weight_decay: float = 0.0,
-                 grad_clip: float = 5.0, patience: int = 5, regression_weight: float = 1.0,
-                 select_on: str = "auc", max_train_pairs: int = 0):
+    def __init__(self, ae_cells: AECells = "train", ae_hidden: tuple[PositiveInt, ...] = (2000, 1000, 500),
+                 ae_epochs: NonNegativeInt = 25, ae_batch_size: PositiveInt = 64, ae_lr: PositiveFloat = 1e-3,
+                 ae_optimizer: Optimizer = "adam", ae_l1: NonNegativeFloat = 0.0, ae_grad_clip: NonNegativeFloat = 1.0,
+                 hidden: tuple[PositiveInt, ...] = (1000, 800, 500, 100), dropout: DropoutRate = 0.0,
+                 epochs: PositiveInt = 20, batch_size: PositiveInt = 1024, lr: PositiveFloat = 1e-3,
+                 optimizer: Optimizer = "adamax", weight_decay: NonNegativeFloat = 0.0,
+                 grad_clip: NonNegativeFloat = 5.0, patience: PositiveInt = 5,
+                 regression_weight: NonNegativeFloat = 1.0, select_on: SelectOn = "auc",
+                 max_train_pairs: NonNegativeInt = 0):
         self.ae_cells = ae_cells
         self.ae_hidden = ae_hidden
         self.ae_epochs = ae_epochs

@@ -39,6 +39,7 @@ import torch.nn as nn
 from drbench.api import PROTOCOL_KINDS, Capabilities, Method, Prediction, Query, TrainView
 from drbench.methods.common import label_tensors, masked_bce, torch_device, zscore_columns
 from drbench.methods.training import EpochSelector, auc, can_select, make_optimizer, seeded
+from drbench.params import NonNegativeFloat, PositiveFloat, PositiveInt
 
 EPS = 1e-15
 
@@ -150,9 +151,10 @@ class GraphCDR(Method):
     capabilities = Capabilities(tasks={"classification"}, protocols=set(PROTOCOL_KINDS), transductive=True,
                                 needs={"expression", "fingerprint"}, selects=True)
 
-    def __init__(self, epochs: int = 350, lr: float = 1e-3, alpha: float = 0.3, beta: float = 0.3,
-                 hidden: int = 256, output: int = 100, drug_hidden: int = 256, drug_layers: int = 3,
-                 eval_every: int = 1, replicate_reference_bugs: bool = False):
+    def __init__(self, epochs: PositiveInt = 350, lr: PositiveFloat = 1e-3, alpha: NonNegativeFloat = 0.3,
+                 beta: NonNegativeFloat = 0.3, hidden: PositiveInt = 256, output: PositiveInt = 100,
+                 drug_hidden: PositiveInt = 256, drug_layers: PositiveInt = 3, eval_every: PositiveInt = 1,
+                 replicate_reference_bugs: bool = False):
         self.epochs = epochs
         self.lr = lr
         self.alpha = alpha

@@ -32,12 +32,18 @@ and declares only the ``random`` and ``new-drug`` protocols. New drugs get score
 
 from __future__ import annotations
 
+from typing import Literal, get_args
+
 import numpy as np
 
 from drbench.api import Capabilities, Method, Prediction, Query, TrainView
 from drbench.errors import UsageError
 from drbench.methods.common import training_adjacency
 from drbench.methods.srmf import jaccard_similarity, pearson_similarity
+from drbench.params import NonNegativeFloat, PositiveInt, UnitInterval
+
+Targets = Literal["auto", "fingerprint", "dataset"]
+TARGETS = get_args(Targets)
 
 EPS_NORM = 0.001
 
@@ -92,8 +98,9 @@ class HNMDRP(Method):
     capabilities = Capabilities(tasks={"classification"}, protocols={"random", "new-drug"}, transductive=True,
                                 needs={"expression", "fingerprint"}, selects=False)
 
-    def __init__(self, decay: float = 0.7, min_sim: float = 0.3, max_sim: float = 0.99, thr: float = 1e-4,
-                 max_iter: int = 30, targets: str = "auto", target_similarity=None):
+    def __init__(self, decay: UnitInterval = 0.7, min_sim: UnitInterval = 0.3, max_sim: UnitInterval = 0.99,
+                 thr: NonNegativeFloat = 1e-4, max_iter: PositiveInt = 30, targets: Targets = "auto",
+                 target_similarity=None):
         self.decay = decay
         self.min_sim = min_sim
         self.max_sim = max_sim
@@ -103,8 +110,8 @@ class HNMDRP(Method):
         self.target_similarity = target_similarity
 
     def _target_network(self, view: TrainView):
-        if self.targets not in ("auto", "fingerprint", "dataset"):
-            raise UsageError(f"hnmdrp: targets must be 'auto', 'fingerprint' or 'dataset', got {self.targets!r}")
+        if self.targets not in TARGETS:
+            raise UsageError(f"hnmdrp: targets must be one of {TARGETS}, got {self.targets!r}")
         dt = view.drug_features.get("targets") if self.targets in ("auto", "dataset") else None
         if dt is None:
             if self.targets == "dataset":

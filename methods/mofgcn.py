@@ -36,6 +36,7 @@ from drbench.api import PROTOCOL_KINDS, Capabilities, Method, Prediction, Query,
 from drbench.methods.common import (corr, exp_similarity, full_kernel, jaccard, label_tensors, masked_bce,
                                     minmax_scaled_sigmoid, sparse_kernel, torch_device, training_adjacency)
 from drbench.methods.training import auc, can_select, make_optimizer, seeded
+from drbench.params import PositiveFloat, PositiveInt
 
 GDSC_DEFAULTS = {"sigma": 2.0, "k": 11, "iterates": 3, "n_hid1": 192, "n_hid2": 36, "alpha": 5.74, "lr": 5e-4,
                  "epochs": 1000}
@@ -140,8 +141,9 @@ class MOFGCN(Method):
     capabilities = Capabilities(tasks={"classification"}, protocols=set(PROTOCOL_KINDS), transductive=True,
                                 needs={"expression", "fingerprint"}, selects=True)
 
-    def __init__(self, sigma: float = 2.0, k: int = 11, iterates: int = 3, n_hid1: int = 192, n_hid2: int = 36,
-                 alpha: float = 5.74, lr: float = 5e-4, epochs: int = 1000, eval_every: int = 20, window: int = 8):
+    def __init__(self, sigma: PositiveFloat = 2.0, k: PositiveInt = 11, iterates: PositiveInt = 3,
+                 n_hid1: PositiveInt = 192, n_hid2: PositiveInt = 36, alpha: float = 5.74, lr: PositiveFloat = 5e-4,
+                 epochs: PositiveInt = 1000, eval_every: PositiveInt = 20, window: PositiveInt = 8):
         self.sigma = sigma
         self.k = k
         self.iterates = iterates

@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from drbench.api import PROTOCOL_KINDS, Capabilities, Method, Prediction, Query, TrainView
+from drbench.params import NonNegativeFloat
 
 _CAPS = Capabilities(tasks={"classification", "regression"}, protocols=PROTOCOL_KINDS, transductive=False,
                      needs=set(), selects=False)
@@ -27,7 +28,7 @@ def _sigmoid(x):
 class _Naive(Method):
     capabilities = _CAPS
 
-    def __init__(self, smoothing: float = 1.0):
+    def __init__(self, smoothing: NonNegativeFloat = 1.0):
         self.smoothing = smoothing
 
     def _stats(self, view: TrainView):

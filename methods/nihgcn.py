@@ -26,7 +26,9 @@ bfloat16, see :mod:`drbench.methods.bipartite_gcn`: a speed option for CPUs with
 from __future__ import annotations
 
 from drbench.api import Capabilities, Method, Prediction, Query, TrainView
-from drbench.methods.bipartite_gcn import GCNConfig, dataset_and_target, fit_bipartite, method_predict
+from drbench.methods.bipartite_gcn import (GCNConfig, InputBasis, Precision, dataset_and_target, fit_bipartite,
+                                           method_predict)
+from drbench.params import NonNegativeFloat, PositiveFloat, PositiveInt
 
 LAYERS = {"gdsc": (1024, 1024, 0.25), "ccle": (512, 512, 0.45)}
 TARGET_ALPHA = {"pdx": 0.15, "tcga": 0.1}
@@ -40,10 +42,10 @@ class NIHGCN(Method):
                                 transductive=True, needs={"expression", "fingerprint"}, selects=True)
     key_neutral = {"precision": "fp32"}  # added after the published runs; fp32 is what they ran
 
-    def __init__(self, hidden: int = 1024, out: int = 1024, alpha: float = 0.25, gamma: float = 8.0,
-                 epochs: int = 1000, lr: float = 1e-3, weight_decay: float = 1e-5, heldout_stats: bool = True,
-                 eval_every: int = 10, patience: int | None = 200, input_basis: str = "genes",
-                 precision: str = "fp32"):
+    def __init__(self, hidden: PositiveInt = 1024, out: PositiveInt = 1024, alpha: float = 0.25, gamma: float = 8.0,
+                 epochs: PositiveInt = 1000, lr: PositiveFloat = 1e-3, weight_decay: NonNegativeFloat = 1e-5,
+                 heldout_stats: bool = True, eval_every: PositiveInt = 10, patience: PositiveInt | None = 200,
+                 input_basis: InputBasis = "genes", precision: Precision = "fp32"):
         self.hidden = hidden
         self.out = out
         self.alpha = alpha

@@ -36,14 +36,18 @@ Harness choices (spec §6.8), documented here and in ``fit_info_``:
 
 from __future__ import annotations
 
+from typing import Literal, get_args
+
 import numpy as np
 import torch
 
 from drbench.api import PROTOCOL_KINDS, Capabilities, Method, Prediction, Query, TrainView
 from drbench.errors import UsageError
 from drbench.methods.common import corr, jaccard
+from drbench.params import NonNegativeFloat, PositiveInt
 
-TARGETS = ("ic50", "binary")
+Target = Literal["ic50", "binary"]
+TARGETS = get_args(Target)
 
 
 def pearson_similarity(x: np.ndarray) -> np.ndarray:
@@ -137,8 +141,9 @@ class SRMF(Method):
     capabilities = Capabilities(tasks={"classification", "regression"}, protocols=set(PROTOCOL_KINDS),
                                 transductive=True, needs={"expression", "fingerprint"}, selects=False)
 
-    def __init__(self, target: str = "ic50", k: int = 45, lambda_l: float = 0.25, lambda_d: float = 0.05,
-                 lambda_c: float = 0.25, max_iter: int = 50, tol: float = 1e-6, rescale: bool = True):
+    def __init__(self, target: Target = "ic50", k: PositiveInt = 45, lambda_l: NonNegativeFloat = 0.25,
+                 lambda_d: NonNegativeFloat = 0.05, lambda_c: NonNegativeFloat = 0.25, max_iter: PositiveInt = 50,
+                 tol: NonNegativeFloat = 1e-6, rescale: bool = True):
         self.target = target
         self.k = k
         self.lambda_l = lambda_l

@@ -29,6 +29,7 @@ import logging
 import math
 import time
 from dataclasses import dataclass, field
+from typing import Literal, get_args
 
 import numpy as np
 import torch
@@ -40,8 +41,10 @@ from drbench.errors import UsageError
 
 log = logging.getLogger("drbench.methods.training")
 
-OPTIMIZERS = ("adam", "adamw", "adamax")
-SELECT_ON = ("auc", "pcc")
+Optimizer = Literal["adam", "adamw", "adamax"]
+OPTIMIZERS = get_args(Optimizer)
+SelectOn = Literal["auc", "pcc"]
+SELECT_ON = get_args(SelectOn)
 
 
 # ---------------------------------------------------------------------------------------------- seeding

@@ -19,7 +19,8 @@ from drbench.cli import main
 from drbench.context import RunContext
 from drbench.errors import UnsupportedProtocolError, UsageError
 from drbench.inputs import check_device
-from drbench.params import check_params, coerce, declared_types, Mismatch
+from drbench.params import (DropoutRate, Mismatch, NonNegativeFloat, PositiveFloat, PositiveInt, Range, UnitInterval,
+                            check_params, coerce, declared_types, describe)
 from drbench.protocols import Protocol, get_protocol
 from drbench.registry import get_method, methods, protocols
 from drbench.runner import SweepSpec, job_key, key_params, method_params, plan_sweep, run_sweep
@@ -71,7 +72,18 @@ BAD_INPUTS = {
     "unknown protocol": (_run(protocol="nope"), "choose one of: case-study"),
     "float for an int hyperparameter": (_run(method="srmf") + ["--set", "srmf.k=2.5"], "k expects int, got 2.5"),
     "text for an int hyperparameter": (_run(method="srmf") + ["--set", "srmf.k=abc"], "k expects int, got 'abc'"),
-    "number for a str hyperparameter": (_run(method="srmf") + ["--set", "srmf.target=3"], "target expects str"),
+    "number for a str hyperparameter": (_run(method="srmf") + ["--set", "srmf.target=3"],
+                                        "target expects one of 'ic50', 'binary', got 3"),
+    "unknown choice of a hyperparameter": (_run(method="hnmdrp") + ["--set", "hnmdrp.targets=nope"],
+                                           "targets expects one of 'auto', 'fingerprint', 'dataset', got 'nope'"),
+    "rank 0": (_run(method="srmf") + ["--set", "srmf.k=0"], "hyperparameter k expects int >= 1, got 0"),
+    "negative penalty": (_run(method="srmf") + ["--set", "srmf.lambda_l=-1"], "lambda_l expects float >= 0, got -1"),
+    "decay outside [0, 1]": (_run(method="hnmdrp") + ["--set", "hnmdrp.decay=5"], "decay expects float >= 0 and <= 1"),
+    "zero kernel width": (_run(method="mofgcn") + ["--set", "mofgcn.sigma=0"], "sigma expects float > 0, got 0"),
+    "dropout of 1": (_run(method="deepcdr") + ["--set", "deepcdr.dropout=1"], "dropout expects float >= 0 and < 1"),
+    "a layer of width 0": (_run(method="deepdsc") + ["--set", "deepdsc.hidden=[10,0]"],
+                           "hidden expects tuple of int >= 1, got [10, 0]"),
+    "patience 0": (_run(method="nihgcn") + ["--set", "nihgcn.patience=0"], "patience expects int >= 1 or None, got 0"),
     "missing --methods": (["run", "--protocol", "random"], "the following arguments are required: --methods"),
     "missing command": ([], "the following arguments are required"),
     "reproduce --jobs 0": (["reproduce", "--jobs", "0", "--dry-run"], "--jobs must be an integer >= 1"),
@@ -137,11 +149,23 @@ def test_coercion_rules():
     assert coerce(None, int | None) is None and coerce(5, typing.Optional[int]) == 5
     assert coerce([1, 2], tuple) == [1, 2] and coerce((1, 2.0), tuple[int, ...]) == (1, 2)
     assert coerce("bf16", typing.Literal["fp32", "bf16"]) == "bf16"
+    assert coerce(1, PositiveInt) == 1 and coerce(2.0, PositiveInt) == 2 and type(coerce(2.0, PositiveInt)) is int
+    assert coerce(0.0, DropoutRate) == 0.0 and coerce(None, PositiveInt | None) is None
+    assert coerce(0.5, typing.Annotated[float, Range(gt=0, le=0.5)]) == 0.5
     for value, declared in [(2.5, int), (True, int), ("3", int), (1, bool), ("x", float), (float("nan"), float),
                             (float("inf"), int), (3, str), ("fp16", typing.Literal["fp32", "bf16"]),
-                            ([1, 2.5], tuple[int, ...]), (1.5, int | None)]:
+                            ([1, 2.5], tuple[int, ...]), (1.5, int | None), (0, PositiveInt), (-1e-9, NonNegativeFloat),
+                            (0.0, PositiveFloat), (1.0, DropoutRate), (1.01, UnitInterval), (0, PositiveInt | None),
+                            ((3, 0), tuple[PositiveInt, ...]), (float("inf"), PositiveFloat),
+                            (0.0, typing.Annotated[float, Range(gt=0, le=0.5)]),
+                            (0.6, typing.Annotated[float, Range(gt=0, le=0.5)])]:
         with pytest.raises(Mismatch):
             coerce(value, declared)
+    assert describe(PositiveInt | None) == "int >= 1 or None"
+    assert describe(tuple[PositiveInt, ...]) == "tuple of int >= 1"
+    assert describe(typing.Annotated[float, Range(gt=0, lt=1)]) == "float > 0 and < 1"
+    with pytest.raises(Mismatch, match="expects tuple of int >= 1"):
+        coerce([4, 0], tuple[PositiveInt, ...])
 
 
 def test_types_come_from_annotations_else_from_the_default():
