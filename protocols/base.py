@@ -9,7 +9,7 @@ from typing import Callable, ClassVar
 from drbench.datasets import Dataset
 from drbench.errors import UsageError
 from drbench.folds import Fold
-from drbench.params import Mismatch, coerce, describe
+from drbench.params import Mismatch, Range, coerce, describe
 
 
 @dataclass(frozen=True)
@@ -36,13 +36,15 @@ class Option:
     def value_type(self):
         return self.type if self.type is not None else type(self.default)
 
+    @property
+    def range(self) -> Range:
+        return Range(ge=self.minimum, gt=self.greater_than, le=self.maximum, lt=self.less_than)
+
     def accepts(self) -> str:
         """The valid values in words: ``int >= 2``, ``float > 0 and < 1``, ``one of 'source', 'target', 'none'``."""
         if self.choices is not None:
             return "one of " + ", ".join(repr(c) for c in self.choices)
-        bounds = [f"{op} {b}" for op, b in ((">=", self.minimum), (">", self.greater_than), ("<=", self.maximum),
-                                             ("<", self.less_than)) if b is not None]
-        return " ".join([describe(self.value_type), " and ".join(bounds)]).strip()
+        return " ".join([describe(self.value_type), str(self.range)]).strip()
 
     def check(self, value):
         """``value`` converted to the option's type; raises :class:`ValueError` if it is not a valid value."""
@@ -64,9 +66,7 @@ class Option:
             raise ValueError from None
         if self.choices is not None and value not in self.choices:
             raise ValueError
-        if ((self.minimum is not None and value < self.minimum) or (self.maximum is not None and value > self.maximum)
-                or (self.greater_than is not None and value <= self.greater_than)
-                or (self.less_than is not None and value >= self.less_than)):
+        if value not in self.range:
             raise ValueError
         return value
 
