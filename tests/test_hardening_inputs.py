@@ -531,3 +531,14 @@ def test_a_sqlite_store_that_cannot_be_opened_is_one_line_at_once(capsys, tmp_pa
     if Path("/proc/self").is_dir():  # a folder that takes no new file
         line = _one_error_line(RUN + ["--tracking-uri", "sqlite:////proc/drbench-test.db"], capsys)
         assert "cannot create a store in /proc" in line
+
+
+def test_a_plain_path_as_tracking_store_gets_the_database_uri_to_give(capsys, tmp_path, monkeypatch):
+    """MLflow 3 reads a path as its retired file store and refuses it with a paragraph; drbench says what to give."""
+    monkeypatch.delenv("MLFLOW_ALLOW_FILE_STORE", raising=False)  # as on a user's machine
+    line = _one_error_line(RUN + ["--tracking-uri", str(tmp_path / "runs.db")], capsys)
+    assert "is a path, which MLflow reads as its retired file store" in line
+    assert line.endswith(f"give a database URI, e.g. sqlite:///{tmp_path.resolve() / 'runs.db'}")
+    line = _one_error_line(RUN + ["--tracking-uri", str(tmp_path)], capsys)  # an existing folder: a file in it
+    assert line.endswith(f"e.g. sqlite:///{tmp_path.resolve() / 'mlflow.db'}")
+    assert list(tmp_path.iterdir()) == []  # nothing created
