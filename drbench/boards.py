@@ -80,6 +80,9 @@ SRMF_RANK = ("the factorisation rank (K = 10 instead of the reference's 45, whic
              "only other rank run)")
 SRMF_BINARY = ("what SRMF was fitted on (the 0/1 matrix scored by U Vᵀ instead of the ln IC50 matrix: the paper does "
                "not say which)")
+GRAPHCDR_BUGS = ("the reference code's two bugs (`replicate_reference_bugs=true`: the corrupted-graph encoding "
+                 "reuses the positive graph, and the middle drug layers are never trained), under the reference's "
+                 "test-set selection")
 CONTROLS_NOTE = ("Controlled runs: each variant changes one suspected cause of the method's gap to the "
                  "paper (method[param=value] rows; ‡ = selected on the test entries, as the reference code did). "
                  "The default rows are the baseline board's jobs (same job keys and metrics). paper.md, "
@@ -147,13 +150,16 @@ BOARDS = [
           note="mtigcn-a: no IC50 task; mtigcn-b: no similarity task; mtigcn-ab: neither (NIHGCN-like). "
                "Same runs as gdsc-random. The reference code selected the ablations' epochs on the test set "
                "too, so all four have replication runs."),
-    Board("gdsc-controls", "gdsc", "random", methods=["mofgcn"], replication=["mofgcn"], baseline="gdsc-random",
+    Board("gdsc-controls", "gdsc", "random", methods=["mofgcn", "graphcdr"], replication=["mofgcn", "graphcdr"],
+          baseline="gdsc-random",
           variants=[Variant("mofgcn", {"window": 1000}, tests=STOP_RULE),
                     Variant("mofgcn", {"epochs": 3000, "window": 1000}, tests=LONGER_BUDGET),
-                    Variant("mofgcn", {"sigma": 1.5}, tests=SHARPER_KERNEL)],
-          title="GDSC, Test 1: controlled runs for MOFGCN's gap to the paper",
+                    Variant("mofgcn", {"sigma": 1.5}, tests=SHARPER_KERNEL),
+                    Variant("graphcdr", {"replicate_reference_bugs": True}, "test", tests=GRAPHCDR_BUGS)],
+          title="GDSC, Test 1: controlled runs for MOFGCN's and GraphCDR's gaps to the paper",
           note=CONTROLS_NOTE),
-    Board("ccle-controls", "ccle", "random", methods=["mofgcn", "deepdsc", "srmf"], replication=["mofgcn"],
+    Board("ccle-controls", "ccle", "random", methods=["mofgcn", "deepdsc", "srmf", "graphcdr"],
+          replication=["mofgcn", "graphcdr"],
           baseline="ccle-random",
           variants=[Variant("mofgcn", {"window": 1000}, tests=STOP_RULE),
                     Variant("mofgcn", {"epochs": 3000, "window": 1000}, tests=LONGER_BUDGET),
@@ -162,8 +168,9 @@ BOARDS = [
                     Variant("deepdsc", {"batch_size": 100000, "lr": 0.0004, "patience": 100,
                                         "regression_weight": 0.0}, "test", tests=DEEPDSC_PORT),
                     Variant("srmf", {"k": 10}, "validation", tests=SRMF_RANK),
-                    Variant("srmf", {"target": "binary"}, "validation", tests=SRMF_BINARY)],
-          title="CCLE, Test 1: controlled runs for MOFGCN's, DeepDSC's and SRMF's gaps to the paper",
+                    Variant("srmf", {"target": "binary"}, "validation", tests=SRMF_BINARY),
+                    Variant("graphcdr", {"replicate_reference_bugs": True}, "test", tests=GRAPHCDR_BUGS)],
+          title="CCLE, Test 1: controlled runs for MOFGCN's, DeepDSC's, SRMF's and GraphCDR's gaps to the paper",
           note=CONTROLS_NOTE),
     Board("gdsc-case-study", "gdsc", "case-study", methods=["mtigcn", "mean-effects", "cell-mean"], replication=[],
           title="GDSC, Test 5 (case study: top predicted sensitive cell lines among unmeasured pairs)"),

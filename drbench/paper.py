@@ -437,7 +437,7 @@ def _cause(row: dict, runs: dict, closest, csv: Path, method: str, controls: pd.
 
 # ---------------------------------------------------------------------------------------------- controlled runs
 #: the heading of paper.md's section on the boards' controlled variants
-CONTROLS_HEADING = "Controlled runs: MOFGCN, DeepDSC and SRMF"
+CONTROLS_HEADING = "Controlled runs: MOFGCN, DeepDSC, SRMF and GraphCDR"
 
 
 def control_boards() -> list:
