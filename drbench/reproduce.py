@@ -90,6 +90,9 @@ def run_board(board: Board, out_dir: Path, *, data_dir=None, seeds=(0,), jobs=1,
         summary.update(pending=[], pending_estimates=[])  # estimates: ((board key..., row, selection, folds), s)
         recorded = _store_keys([tracking_uri], experiment)  # what a real run would skip from its own store
         job_seconds = _median_job_seconds(leaderboard.csv_path(out), device) if not case_study else {}
+        if board.baseline:  # a variant does the work of its method: estimate it from the baseline board's runs
+            base = _median_job_seconds(leaderboard.csv_path(out.with_name(f"{board.baseline}.md")), device)
+            job_seconds = {**base, **job_seconds}
     for selection, ms, params in sweeps:
         full = board.methods == "all" and selection == "validation" and ms == methods
         spec = SweepSpec(methods="all" if full else ",".join(ms),

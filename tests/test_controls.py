@@ -60,6 +60,8 @@ def test_a_control_board_runs_only_its_variants_and_shows_the_baselines_runs(tmp
     plan = reproduce.reproduce(only=["syn-controls"], out_dir=out, tracking_uri=uri, progress=False, folds=[0],
                                dry_run=True)
     assert [p.split(";")[0] for p in plan[0]["pending"]] == ["drug-mean[smoothing=50.0] test folds 0 (seed 0)"]
+    # a variant does its method's work: estimated from the method's runs on the baseline board
+    assert plan[0]["pending"][0].endswith("of job time (1 × 0 s)") and plan[0]["pending_estimates"][0][1] is not None
     got = reproduce.reproduce(only=["syn-controls"], out_dir=out, tracking_uri=uri, progress=False, folds=[0])
     # the defaults are the baseline board's runs (not run again); only the variant runs
     assert got[0]["jobs_finished"] == 1 and got[0]["jobs_skipped"] == 2
