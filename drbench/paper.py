@@ -491,7 +491,9 @@ def control_rows(out_dir: Path) -> pd.DataFrame:
                              "tests": v.tests, "command": v.command, "metric": label, "n": ct.n,
                              "variant": mean_v, "default": mean_b, "delta": ct.mean, "low": ct.low,
                              "high": ct.high, "paper": value, "gap_default": mean_b - value,
-                             "gap_variant": mean_v - value, "closes": abs(mean_v - value) <= ROPE})
+                             "gap_variant": mean_v - value, "reaches": abs(mean_v - value) <= ROPE,
+                             # a cause is attributed only to a shift the 95% CI tells from 0
+                             "closes": abs(mean_v - value) <= ROPE and ct.n > 1 and (ct.low > 0 or ct.high < 0)})
     return pd.DataFrame(rows)
 
 
@@ -511,6 +513,9 @@ def _effect(r) -> str:
     """A variant's effect in words: within ±ROPE of the paper, a shift that the 95% CI tells from 0, or neither."""
     if r["closes"]:
         return f"closes the gap (within ±{ROPE} of the paper)"
+    if r["reaches"]:
+        return (f"lands within ±{ROPE} of the paper ({r['gap_default']:+.3f} → {r['gap_variant']:+.3f}), but its shift "
+                "is not told from 0 by the 95% CI, so no cause is attributed")
     if r["n"] > 1 and (r["low"] > 0 or r["high"] < 0):
         toward = (r["delta"] > 0) == (r["gap_default"] < 0)
         return (f"moves it {'toward' if toward else 'away from'} the paper ({r['gap_default']:+.3f} → "
@@ -551,7 +556,9 @@ def control_lines(out_dir: Path) -> list[str]:
              "reproduce: " + ", ".join(f"`drbench reproduce --only {b}`" for b in boards) + "). *Default*: the "
              "default's mean on the folds the variant has (‡ for a ‡ variant; the honest default for a run that "
              "only changes the selection); *Δ*: variant − default with the corrected-t 95% CI (Nadeau–Bengio, "
-             f"n_test/n_train = 1/(k − 1)); *closes*: the variant's mean lies within ±{ROPE} of the paper. Test 2 "
+             f"n_test/n_train = 1/(k − 1)); *closes*: the variant's mean lies within ±{ROPE} of the paper and the 95% CI "
+             f"of its shift excludes 0 (a variant that lands within ±{ROPE} with a shift inside its uncertainty is "
+             "not credited with the gap). Test 2 "
              "values are per held-out entity, as the paper's.", "",
              "| dataset | test | variant | folds | AUC: default → variant | ΔAUC [95% CI] | paper | closes? | "
              "AUPRC: default → variant | ΔAUPRC [95% CI] | paper | closes? |",
