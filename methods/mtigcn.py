@@ -63,7 +63,7 @@ from drbench.api import Capabilities, Method, Prediction, Query, TrainView
 from drbench.errors import UsageError
 from drbench.methods.bipartite_gcn import (GCNConfig, InputBasis, Precision, SimActivation, dataset_and_target,
                                            fit_bipartite, method_predict)
-from drbench.params import NonNegativeFloat, PositiveFloat, PositiveInt
+from drbench.params import NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt
 
 LAYERS = {"gdsc": (1024, 1024, 0.25), "ccle": (512, 512, 0.45)}
 #: MTIGCN's loss weights a, b, c, d under the trainer's names (every other hyperparameter keeps its name)
@@ -81,7 +81,7 @@ class MTIGCN(Method):
     key_neutral = {"precision": "fp32"}  # added after the published runs; fp32 is what they ran
 
     def __init__(self, hidden: PositiveInt = 1024, out: PositiveInt = 1024, alpha: float = 0.25, gamma: float = 8.0,
-                 epochs: PositiveInt = 2000, lr: PositiveFloat = 1e-3, weight_decay: NonNegativeFloat = 1e-5,
+                 epochs: NonNegativeInt = 2000, lr: PositiveFloat = 1e-3, weight_decay: NonNegativeFloat = 1e-5,
                  a: NonNegativeFloat = 0.25, b: NonNegativeFloat = 0.1, c: NonNegativeFloat = 0.25,
                  d: NonNegativeFloat = 0.75, ic50_scale: PositiveFloat = 15.0, cell_sim_sigma: PositiveFloat = 2.0,
                  shared_sim_projection: bool = True, sim_activation: SimActivation = "sigmoid",

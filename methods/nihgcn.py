@@ -28,7 +28,7 @@ from __future__ import annotations
 from drbench.api import Capabilities, Method, Prediction, Query, TrainView
 from drbench.methods.bipartite_gcn import (GCNConfig, InputBasis, Precision, dataset_and_target, fit_bipartite,
                                            method_predict)
-from drbench.params import NonNegativeFloat, PositiveFloat, PositiveInt
+from drbench.params import NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt
 
 LAYERS = {"gdsc": (1024, 1024, 0.25), "ccle": (512, 512, 0.45)}
 TARGET_ALPHA = {"pdx": 0.15, "tcga": 0.1}
@@ -43,7 +43,7 @@ class NIHGCN(Method):
     key_neutral = {"precision": "fp32"}  # added after the published runs; fp32 is what they ran
 
     def __init__(self, hidden: PositiveInt = 1024, out: PositiveInt = 1024, alpha: float = 0.25, gamma: float = 8.0,
-                 epochs: PositiveInt = 1000, lr: PositiveFloat = 1e-3, weight_decay: NonNegativeFloat = 1e-5,
+                 epochs: NonNegativeInt = 1000, lr: PositiveFloat = 1e-3, weight_decay: NonNegativeFloat = 1e-5,
                  heldout_stats: bool = True, eval_every: PositiveInt = 10, patience: PositiveInt | None = 200,
                  input_basis: InputBasis = "genes", precision: Precision = "fp32"):
         self.hidden = hidden
