@@ -436,16 +436,21 @@ def _cause(row: dict, runs: dict, closest, csv: Path, method: str, controls: pd.
 
 
 # ---------------------------------------------------------------------------------------------- controlled runs
-#: the heading of paper.md's section on the boards' controlled variants
-CONTROLS_HEADING = "Controlled runs: MOFGCN, DeepDSC, SRMF and GraphCDR"
-
-
 def control_boards() -> list:
     """The boards that declare controlled variants (:class:`drbench.boards.Variant`) on a protocol standing for one of
     the paper's tests (:data:`TEST_OF_PROTOCOL`; grouped folds, not per-target)."""
     from drbench.boards import BOARDS
 
     return [b for b in BOARDS if b.variants and b.protocol in TEST_OF_PROTOCOL and not b.options.get("per_target")]
+
+
+def controls_heading() -> str:
+    """The heading of paper.md's section on the controlled variants, naming their methods as the paper does
+    ("Controlled runs: MOFGCN, DeepDSC, SRMF and GraphCDR"), in the order the boards declare them."""
+    printed = {m.lower(): m for m in paper_tables()["method"]}
+    names = list(dict.fromkeys(printed.get(v.method, v.method) for b in control_boards() for v in b.variants))
+    listed = ", ".join(names[:-1]) + (" and " if len(names) > 1 else "") + names[-1] if names else ""
+    return "Controlled runs" + (f": {listed}" if listed else "")
 
 
 def _fold_series(fin: pd.DataFrame, method: str, selection: str, metric: str) -> pd.Series:
@@ -533,7 +538,7 @@ def control_cause(dataset: str, test: str, method: str, metric: str,
                 & (rows["metric"] == metric)]
     if part.empty:
         return None
-    where = f"§ {CONTROLS_HEADING}"
+    where = f"§ {controls_heading()}"
     closing = part[part["closes"]]
     if len(closing):
         return True, "; ".join(f"{r['tests']}: the controlled run {r['row']} {_sel(r['selection'])} reaches "
@@ -550,7 +555,7 @@ def control_lines(out_dir: Path) -> list[str]:
     if rows.empty:
         return []
     boards = sorted(set(rows["board"]))
-    lines = [f"## {CONTROLS_HEADING}", "",
+    lines = [f"## {controls_heading()}", "",
              "Each suspected cause of a gap, tested by a controlled run: the method with one setting changed, "
              "on the same folds as its default runs (boards " + ", ".join(f"{b}.md" for b in boards) + "; "
              "reproduce: " + ", ".join(f"`drbench reproduce --only {b}`" for b in boards) + "). *Default*: the "
@@ -665,7 +670,7 @@ def render(out_dir: Path) -> str:
         "board's, the AUC change over random subsets of the expression genes (Expression panel) — and whether the "
         f"remaining gap lies within ±{ROPE} (the boards' region of practical "
         "equivalence); a larger remaining gap is \"unexplained\", with the controlled runs that would test the "
-        "suspected causes not yet measured, or what the controlled runs of the section \"" + CONTROLS_HEADING
+        "suspected causes not yet measured, or what the controlled runs of the section \"" + controls_heading()
         + "\" measured without closing the gap.", "",
     ]
     n = int(rows["delta"].notna().sum())
