@@ -1,9 +1,9 @@
 """``drbench compare``: is method A really better than method B on a board?
 
 Reads the board's committed per-fold CSV (``leaderboards/BOARD.csv``) and/or the user's MLflow store, pairs A and
-B on the (seed, fold) both ran, refuses unless those are the same folds (equal mask hashes), and prints every statistic of
-:mod:`drbench.stats` with its verdict: the corrected resampled t-test, the Bayesian correlated t-test with a
-ROPE, the per-entity Wilcoxon test where per-entity records exist (``BOARD-entities.csv``), and with
+B on the (seed, fold) both ran, refuses unless those are the same folds (equal mask hashes), and prints every
+statistic of :mod:`drbench.stats` with its verdict: the corrected resampled t-test, the Bayesian correlated t-test
+with a ROPE, the per-entity Wilcoxon test where per-entity records exist (``BOARD-entities.csv``), and with
 ``--against-board`` the comparison with every method of the board plus Friedman + Nemenyi over the folds.
 """
 
@@ -77,18 +77,18 @@ def paired_runs(a: pd.DataFrame, b: pd.DataFrame, name_a: str, name_b: str):
             raise UsageError(f"{name} has runs without a recorded mask hash (mask_sha256): cannot check its folds")
     both = set(ma) & set(mb)
     if not both:
-        seeds = lambda m: sorted({s for s, _ in m})  # noqa: E731
+        sa, sb = sorted({s for s, _ in ma}), sorted({s for s, _ in mb})
         raise UsageError(f"{name_a} and {name_b} were not run on the same folds: no (seed, fold) in common "
-                         f"({name_a}: seeds {seeds(ma)}; {name_b}: seeds {seeds(mb)})")
+                         f"({name_a}: seeds {sa}; {name_b}: seeds {sb})")
     differ = sorted(k for k in both if ma[k] != mb[k])
     if differ:
         raise UsageError(f"{name_a} and {name_b} were not run on the same folds: the masks of (seed, fold) "
                          f"{differ} differ (mask_sha256)")
     left = [f"{n} also has {_left_out(set(m) - both, set(m))}" for n, m in ((name_a, ma), (name_b, mb))
             if set(m) - both]
-    note = (f"compared on the {len(both)} (seed, fold) both ran ({'; '.join(left)})" if left else "")
-    keep = lambda rows: rows[[(int(s), int(f)) in both for s, f in zip(rows["seed"], rows["fold"])]]  # noqa: E731
-    return keep(a), keep(b), note
+    note = f"compared on the {len(both)} (seed, fold) both ran ({'; '.join(left)})" if left else ""
+    a, b = (rows[[(int(s), int(f)) in both for s, f in zip(rows["seed"], rows["fold"])]] for rows in (a, b))
+    return a, b, note
 
 
 def metric_column(df: pd.DataFrame, metric: str) -> str:
@@ -197,8 +197,8 @@ def report_against_board(df: pd.DataFrame, a: str, metric: str, rope: float, sel
                if entities is not None else "—")
         if not isinstance(ent, str):
             ent = f"median {ent.median:+.4f} [{ent.low:+.4f}, {ent.high:+.4f}], p = {ent.p:.3g}"
-        lines.append(f"| {m} | {t.n} | {ci} | {t.p:.3g} | {by.p_better:.3f} | {by.p_equivalent:.3f} | {by.p_worse:.3f} | "
-                     f"{by.verdict} | {ent} |")
+        lines.append(f"| {m} | {t.n} | {ci} | {t.p:.3g} | {by.p_better:.3f} | {by.p_equivalent:.3f} | "
+                     f"{by.p_worse:.3f} | {by.verdict} | {ent} |")
     if entities is None:
         lines += ["", "Per-entity Wilcoxon: per-entity records missing (this board has no BOARD-entities.csv)."]
     frame = pd.DataFrame(blocks).astype(float).dropna()

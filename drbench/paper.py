@@ -561,10 +561,9 @@ def control_lines(out_dir: Path) -> list[str]:
              "reproduce: " + ", ".join(f"`drbench reproduce --only {b}`" for b in boards) + "). *Default*: the "
              "default's mean on the folds the variant has (‡ for a ‡ variant; the honest default for a run that "
              "only changes the selection); *Δ*: variant − default with the corrected-t 95% CI (Nadeau–Bengio, "
-             f"n_test/n_train = 1/(k − 1)); *closes*: the variant's mean lies within ±{ROPE} of the paper and the 95% CI "
-             f"of its shift excludes 0 (a variant that lands within ±{ROPE} with a shift inside its uncertainty is "
-             "not credited with the gap). Test 2 "
-             "values are per held-out entity, as the paper's.", "",
+             f"n_test/n_train = 1/(k − 1)); *closes*: the variant's mean lies within ±{ROPE} of the paper and the "
+             f"95% CI of its shift excludes 0 (a variant that lands within ±{ROPE} with a shift inside its "
+             "uncertainty is not credited with the gap). Test 2 values are per held-out entity, as the paper's.", "",
              "| dataset | test | variant | folds | AUC: default → variant | ΔAUC [95% CI] | paper | closes? | "
              "AUPRC: default → variant | ΔAUPRC [95% CI] | paper | closes? |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|"]
