@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 
 from drbench.errors import DrbenchError, UsageError
@@ -192,20 +193,46 @@ def cmd_reproduce(args) -> int:
     return 1 if any(s["jobs_failed"] for s in summaries) else 0
 
 
+def _hyperparameters(cls) -> dict:
+    """``{name: {"default": value, "accepts": words}}`` of a method's ``__init__`` hyperparameters."""
+    from drbench.params import declared_types, describe
+
+    defaults = cls().get_params()
+    return {k: {"default": defaults.get(k), "accepts": describe(t) if t is not None else "any (not checked)"}
+            for k, t in declared_types(cls).items()}
+
+
 def cmd_methods(args) -> int:
-    from drbench.registry import methods
+    from drbench.api import Method
+    from drbench.registry import methods, resolve_methods
 
     reg = methods()
+    names = resolve_methods(",".join(args.names)) if args.names else reg.names()
     rows = []
-    for name in reg.names():
+    for name in names:
         try:
             cls = reg.get(name)
             caps = cls.capabilities.describe()
-            rows.append({"name": name, "provider": reg.provider(name), **caps})
+            row = {"name": name, "provider": reg.provider(name), **caps}
+            if args.names:
+                row["hyperparameters"] = _hyperparameters(cls)
+                row["per_setting_defaults"] = cls.defaults_for.__func__ is not Method.defaults_for.__func__
+            rows.append(row)
         except DrbenchError as e:
             rows.append({"name": name, "provider": reg.provider(name), "error": str(e)})
     if args.json:
-        print(json.dumps(rows, indent=2))
+        print(json.dumps(rows, indent=2, default=str))
+        return 0
+    if args.names:  # each named method's hyperparameters: what --set METHOD.PARAM=VALUE takes
+        for r in rows:
+            if "error" in r:
+                print(f"{r['name']}: LOAD ERROR: {r['error']}")
+                continue
+            print(f"{r['name']} ({r['provider']}): --set {r['name']}.PARAM=VALUE")
+            for k, h in r["hyperparameters"].items():
+                print(f"  {k} = {json.dumps(h['default'], default=str)}  [{h['accepts']}]")
+            if r["per_setting_defaults"]:
+                print("  (some defaults are set per dataset and protocol; each run records the values it used)")
         return 0
     print(f"{'method':<14}{'provider':<24}{'tasks':<27}{'protocols':<47}{'transd.':<9}needs")
     for r in rows:
@@ -348,7 +375,10 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("-q", "--quiet", action="store_true")
     rp.set_defaults(func=cmd_reproduce)
 
-    m = sub.add_parser("methods", help="list registered methods with their capabilities and providing package")
+    m = sub.add_parser("methods", help="list registered methods with their capabilities and providing package; "
+                                        "with names, their hyperparameters")
+    m.add_argument("names", nargs="*", metavar="METHOD",
+                   help="show these methods' hyperparameters: default and accepted values (what --set takes)")
     m.add_argument("--json", action="store_true")
     m.set_defaults(func=cmd_methods)
 
@@ -402,6 +432,18 @@ def main(argv=None) -> int:
         print("drbench: interrupted; finished jobs are recorded, rerun the same command to finish the rest",
               file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the reader of our output went away (`drbench protocols | head -1`): stop quietly
+        _silence_stdout()
+        return 141  # 128 + SIGPIPE, as a shell reports a command killed by it
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null, so that the interpreter's final flush does not fail on the closed pipe again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):  # stdout without a file descriptor (e.g. captured by a test)
+        pass
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -191,3 +193,36 @@ def test_a_board_keeps_only_the_runs_made_with_its_protocol_options(tmp_path):
     everything = leaderboard.collect(protocol="new-cell-line", methods=["drug-mean"])
     assert len(grouped) == 1 and len(per_target) == 2 and len(everything) == 3
     assert set(grouped["job_key"]).isdisjoint(per_target["job_key"])
+
+
+def test_methods_with_names_lists_what_set_takes(capsys):
+    from drbench.cli import main
+
+    assert main(["methods", "srmf", "mtigcn"]) == 0
+    out = capsys.readouterr().out
+    assert "srmf (drbench): --set srmf.PARAM=VALUE" in out
+    assert '  target = "ic50"  [one of \'ic50\', \'binary\']' in out and "  k = 45  [int >= 1]" in out
+    assert "  patience = 200  [int >= 1 or None]" in out
+    assert "some defaults are set per dataset and protocol" in out  # MTIGCN has defaults_for
+    assert main(["methods", "srmf", "--json"]) == 0
+    row = json.loads(capsys.readouterr().out)[0]
+    assert row["hyperparameters"]["lambda_d"] == {"default": 0.05, "accepts": "float >= 0"}
+    assert main(["methods", "nope"]) == 2 and "unknown method(s) ['nope']" in capsys.readouterr().err
+
+
+def test_a_reader_that_goes_away_ends_the_command_quietly(monkeypatch, capsys):
+    """`drbench methods --json | head -1`: the closed pipe is exit status 141, not a traceback."""
+    import sys
+
+    from drbench.cli import main
+
+    class ClosedPipe:
+        def write(self, text):
+            raise BrokenPipeError(32, "Broken pipe")
+
+        def flush(self):
+            pass
+
+    monkeypatch.setattr(sys, "stdout", ClosedPipe())
+    assert main(["methods", "--json"]) == 141
+    assert capsys.readouterr().err == ""
