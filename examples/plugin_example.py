@@ -7,6 +7,7 @@ import numpy as np
 
 import drbench
 from drbench.methods import Capabilities, Method, Prediction
+from drbench.params import PositiveInt
 
 
 @drbench.register("nearest-cell")
@@ -16,7 +17,7 @@ class NearestCell(Method):
     capabilities = Capabilities(tasks={"classification"}, protocols={"random", "new-cell-line"},
                                 transductive=False, needs={"expression"})
 
-    def __init__(self, k: int = 10):
+    def __init__(self, k: PositiveInt = 10):  # an int >= 1: --set nearest-cell.k=0 is refused
         self.k = k
 
     def fit(self, view):
