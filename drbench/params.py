@@ -70,6 +70,14 @@ UnitInterval = Annotated[float, Range(ge=0, le=1)]
 DropoutRate = Annotated[float, Range(ge=0, lt=1)]
 
 
+def check_choice(name: str, value, choices) -> None:
+    """Raise :class:`UsageError` unless ``value`` is one of the ``Literal`` type ``choices``: the check a method makes
+    at fit time, for callers that construct it directly (the command line checks ``--set`` values before any work)."""
+    allowed = typing.get_args(choices)
+    if value not in allowed:
+        raise UsageError(f"{name} must be one of {allowed}, got {value!r}")
+
+
 def describe(declared) -> str:
     """The declared type in words: ``int``, ``int or None``, ``one of 'fp32', 'bf16'``, ``tuple of int``."""
     origin, args = typing.get_origin(declared), typing.get_args(declared)
@@ -179,5 +187,5 @@ def check_params(cls, params: dict) -> dict:
     return out
 
 
-__all__ = ["coerce", "check_params", "declared_types", "describe", "Mismatch", "Range", "PositiveInt", "NonNegativeInt",
+__all__ = ["coerce", "check_choice", "check_params", "declared_types", "describe", "Mismatch", "Range", "PositiveInt", "NonNegativeInt",
            "PositiveFloat", "NonNegativeFloat", "UnitInterval", "DropoutRate"]

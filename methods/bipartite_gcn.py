@@ -42,7 +42,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Literal, get_args
+from typing import Literal
 
 import numpy as np
 import torch
@@ -53,13 +53,11 @@ from drbench.errors import UsageError
 from drbench.methods.common import (corr, exp_similarity, jaccard, masked_bce, masked_mse, torch_device,
                                     training_adjacency, zscore_columns)
 from drbench.methods.training import EpochSelector, can_select, make_optimizer, seeded, torch_auc
+from drbench.params import check_choice
 
 SimActivation = Literal["sigmoid", "corr"]
-SIM_ACTIVATIONS = get_args(SimActivation)
 InputBasis = Literal["genes", "compact"]
-INPUT_BASES = get_args(InputBasis)
 Precision = Literal["fp32", "bf16"]
-PRECISIONS = get_args(Precision)
 
 
 # ---------------------------------------------------------------------------------------------- graph
@@ -212,12 +210,9 @@ class GCNFit:
 
 
 def _check(cfg: GCNConfig):
-    if cfg.sim_activation not in SIM_ACTIVATIONS:
-        raise UsageError(f"sim_activation must be one of {SIM_ACTIVATIONS}, got {cfg.sim_activation!r}")
-    if cfg.input_basis not in INPUT_BASES:
-        raise UsageError(f"input_basis must be one of {INPUT_BASES}, got {cfg.input_basis!r}")
-    if cfg.precision not in PRECISIONS:
-        raise UsageError(f"precision must be one of {PRECISIONS}, got {cfg.precision!r}")
+    check_choice("sim_activation", cfg.sim_activation, SimActivation)
+    check_choice("input_basis", cfg.input_basis, InputBasis)
+    check_choice("precision", cfg.precision, Precision)
     if int(cfg.epochs) < 0 or int(cfg.eval_every) < 1:
         raise UsageError("epochs must be >= 0 and eval_every >= 1")
     for k in ("w_ic50", "w_sim_cell", "w_sim_drug", "w_bce"):

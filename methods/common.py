@@ -8,12 +8,13 @@ the numerical guards the spec asks for (clamped distances, zero-variance genes, 
 
 from __future__ import annotations
 
-from typing import Literal, get_args
+from typing import Literal
 
 import numpy as np
 import torch
 
 from drbench.errors import UsageError
+from drbench.params import check_choice
 
 #: the cells an unsupervised step may use (see :func:`training_cells`)
 AECells = Literal["train", "visible"]
@@ -52,7 +53,8 @@ def training_cells(view, which: str) -> np.ndarray:
         return np.flatnonzero(vis)
     if which == "train":
         return np.flatnonzero(vis & (view.train & ~np.isnan(view.binary)).any(1))
-    raise UsageError(f"ae_cells must be one of {get_args(AECells)}, got {which!r}")
+    check_choice("ae_cells", which, AECells)
+    raise AssertionError(f"ae_cells {which!r} declared but not handled")
 
 
 

@@ -49,29 +49,25 @@ in-vivo protocols train on GDSC × the target's shared drugs (~5.5k pairs) and k
 from __future__ import annotations
 
 
-from typing import Literal, get_args
+from typing import Literal
 
 import numpy as np
 import torch
 from torch import nn
 
 from drbench.api import Capabilities, Method, Prediction, Query, TrainView
-from drbench.errors import UsageError
 from drbench.methods.common import (expression_matrix, fingerprint_matrix, finite_rows, torch_device,
                                     training_cells)
 from drbench.methods.deepdsc import PROTOCOLS, SHARED_DRUG_PROTOCOLS
 from drbench.methods.training import Optimizer, SelectOn, fit_pairs, pair_data, predict_pairs, seeded, unique_index
 from drbench.methods.molgraph import N_ATOM_FEATURES, mol_graph
-from drbench.params import DropoutRate, NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt
+from drbench.params import DropoutRate, check_choice, NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt
 
 BN_MOMENTUM = 0.01  # Keras momentum 0.99
 BN_EPS = 1e-3
 BNStats = Literal["population", "ema"]
-BN_STATS = get_args(BNStats)
 DrugBranch = Literal["graph", "fingerprint"]
-DRUG_BRANCHES = get_args(DrugBranch)
 Pool = Literal["padded", "atoms"]
-POOLS = get_args(Pool)
 
 
 def weighted_batch_norm(x: torch.Tensor, w: torch.Tensor | None, bn: nn.BatchNorm1d,
@@ -335,12 +331,9 @@ class DeepCDR(Method):
 
     # ------------------------------------------------------------------ inputs
     def _check(self):
-        if self.drug_branch not in DRUG_BRANCHES:
-            raise UsageError(f"drug_branch must be one of {DRUG_BRANCHES}, got {self.drug_branch!r}")
-        if self.pool not in POOLS:
-            raise UsageError(f"pool must be one of {POOLS}, got {self.pool!r}")
-        if self.bn_stats not in BN_STATS:
-            raise UsageError(f"bn_stats must be one of {BN_STATS}, got {self.bn_stats!r}")
+        check_choice("drug_branch", self.drug_branch, DrugBranch)
+        check_choice("pool", self.pool, Pool)
+        check_choice("bn_stats", self.bn_stats, BNStats)
 
     def _drug_inputs(self, smiles, fp: np.ndarray, device):
         if self.drug_branch == "graph":

@@ -32,7 +32,7 @@ and declares only the ``random`` and ``new-drug`` protocols. New drugs get score
 
 from __future__ import annotations
 
-from typing import Literal, get_args
+from typing import Literal
 
 import numpy as np
 
@@ -40,10 +40,9 @@ from drbench.api import Capabilities, Method, Prediction, Query, TrainView
 from drbench.errors import UsageError
 from drbench.methods.common import training_adjacency
 from drbench.methods.srmf import jaccard_similarity, pearson_similarity
-from drbench.params import NonNegativeFloat, PositiveInt, UnitInterval
+from drbench.params import NonNegativeFloat, PositiveInt, UnitInterval, check_choice
 
 Targets = Literal["auto", "fingerprint", "dataset"]
-TARGETS = get_args(Targets)
 
 EPS_NORM = 0.001
 
@@ -110,8 +109,7 @@ class HNMDRP(Method):
         self.target_similarity = target_similarity
 
     def _target_network(self, view: TrainView):
-        if self.targets not in TARGETS:
-            raise UsageError(f"hnmdrp: targets must be one of {TARGETS}, got {self.targets!r}")
+        check_choice("hnmdrp: targets", self.targets, Targets)
         dt = view.drug_features.get("targets") if self.targets in ("auto", "dataset") else None
         if dt is None:
             if self.targets == "dataset":

@@ -36,18 +36,16 @@ Harness choices (spec §6.8), documented here and in ``fit_info_``:
 
 from __future__ import annotations
 
-from typing import Literal, get_args
+from typing import Literal
 
 import numpy as np
 import torch
 
 from drbench.api import PROTOCOL_KINDS, Capabilities, Method, Prediction, Query, TrainView
-from drbench.errors import UsageError
 from drbench.methods.common import corr, jaccard
-from drbench.params import NonNegativeFloat, PositiveInt
+from drbench.params import NonNegativeFloat, PositiveInt, check_choice
 
 Target = Literal["ic50", "binary"]
-TARGETS = get_args(Target)
 
 
 def pearson_similarity(x: np.ndarray) -> np.ndarray:
@@ -158,8 +156,7 @@ class SRMF(Method):
         return {"k": 8, "max_iter": 15}
 
     def fit(self, view: TrainView) -> "SRMF":
-        if self.target not in TARGETS:
-            raise UsageError(f"srmf: target must be one of {TARGETS}, got {self.target!r}")
+        check_choice("srmf: target", self.target, Target)
         s_c = pearson_similarity(view.cell_features["expression"])
         s_d = jaccard_similarity(view.drug_features["fingerprint"])
         train = np.asarray(view.train, dtype=bool)

@@ -29,7 +29,7 @@ import logging
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Literal, get_args
+from typing import Literal
 
 import numpy as np
 import torch
@@ -38,13 +38,12 @@ from torch import nn
 
 from drbench import metrics
 from drbench.errors import UsageError
+from drbench.params import check_choice
 
 log = logging.getLogger("drbench.methods.training")
 
 Optimizer = Literal["adam", "adamw", "adamax"]
-OPTIMIZERS = get_args(Optimizer)
 SelectOn = Literal["auc", "pcc"]
-SELECT_ON = get_args(SelectOn)
 
 
 # ---------------------------------------------------------------------------------------------- seeding
@@ -80,7 +79,8 @@ def make_optimizer(name: str, params, lr: float, weight_decay: float = 0.0, fuse
         return cls(params, lr=lr, weight_decay=weight_decay)
     if name == "adamax":
         return torch.optim.Adamax(params, lr=lr, weight_decay=weight_decay)
-    raise UsageError(f"optimizer must be one of {OPTIMIZERS}, got {name!r}")
+    check_choice("optimizer", name, Optimizer)
+    raise AssertionError(f"optimizer {name!r} declared but not built")
 
 
 # ---------------------------------------------------------------------------------------------- scores
@@ -269,8 +269,7 @@ def fit_pairs(net: nn.Module, inputs, train: Pairs, valid: Pairs, *, epochs: int
     statistics there). Returns fit information (numbers only; epochs count from 1): ``epochs_run``,
     ``best_epoch``, ``best_valid_auc`` and ``best_valid_pcc`` (at the kept epoch), ``selected_on_valid``, ...
     """
-    if select_on not in SELECT_ON:
-        raise UsageError(f"select_on must be one of {SELECT_ON}, got {select_on!r}")
+    check_choice("select_on", select_on, SelectOn)
     opt = make_optimizer(optimizer, net.parameters(), lr, weight_decay)
     gen = seeded_generator(seed)
     n = len(train)
