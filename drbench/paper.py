@@ -339,6 +339,7 @@ def compare_rows(out_dir: Path) -> pd.DataFrame:
     paper = paper_tables()
     paper = paper[paper["table"].isin(COMPARED_TABLES)]
     controls = control_rows(out_dir)  # read once: every cell's cause consults them
+    heading = controls_heading()  # and names their section
     rows = []
     for r in paper.itertuples():
         try:
@@ -376,12 +377,13 @@ def compare_rows(out_dir: Path) -> pd.DataFrame:
                "per_target_honest": _fmt(runs.get(("per-target", "validation"), np.array([]))),
                "per_target_replication": _fmt(runs.get(("per-target", "test"), np.array([]))),
                "compared": compared, "delta": estimate[closest] - value if closest else math.nan}
-        row["cause"] = _cause(row, runs, closest, csv, method, controls, shifts)
+        row["cause"] = _cause(row, runs, closest, csv, method, controls, shifts, heading)
         rows.append(row)
     return pd.DataFrame(rows)
 
 
-def _cause(row: dict, runs: dict, closest, csv: Path, method: str, controls: pd.DataFrame, shifts=None) -> str:
+def _cause(row: dict, runs: dict, closest, csv: Path, method: str, controls: pd.DataFrame, shifts=None,
+           heading: str | None = None) -> str:
     """What recorded runs say about the gap (see the module docstring); never a guess. ``shifts``: per selection,
     the per-target protocol's share paired on a sampled per-target board's targets (:func:`paired_target_shift`),
     used in place of the difference of the two boards' means; ``controls``: :func:`control_rows` of the boards."""
@@ -428,7 +430,7 @@ def _cause(row: dict, runs: dict, closest, csv: Path, method: str, controls: pd.
             parts.append(measured)
         else:
             todo.append(f"the expression panel ({BUNDLE_GENES:,} vs ~17k genes): not measured yet")
-    found = control_cause(row["dataset"], row["test"], method, row["metric"], controls)
+    found = control_cause(row["dataset"], row["test"], method, row["metric"], controls, heading)
     if found and found[0]:
         return "; ".join(parts + [found[1]])
     rest = f"remaining gap {delta:+.3f} unexplained" + (f" (to test: {'; '.join(todo)})" if todo else "")
@@ -528,17 +530,18 @@ def _effect(r) -> str:
     return "no shift the 95% CI tells from 0" if r["n"] > 1 else f"n = {r['n']}: no CI"
 
 
-def control_cause(dataset: str, test: str, method: str, metric: str,
-                  rows: pd.DataFrame) -> tuple[bool, str] | None:
+def control_cause(dataset: str, test: str, method: str, metric: str, rows: pd.DataFrame,
+                  heading: str | None = None) -> tuple[bool, str] | None:
     """What the controlled variants of ``method`` on ``dataset`` (``rows``: :func:`control_rows`) say about its gap
-    in the paper's ``test`` and ``metric``: (whether one closes it, the words), or None without any."""
+    in the paper's ``test`` and ``metric``: (whether one closes it, the words), or None without any. ``heading``:
+    :func:`controls_heading`, passed by a caller that asks for many cells."""
     if rows.empty:
         return None
     part = rows[(rows["dataset"] == dataset.lower()) & (rows["test"] == test) & (rows["method"] == method)
                 & (rows["metric"] == metric)]
     if part.empty:
         return None
-    where = f"§ {controls_heading()}"
+    where = f"§ {heading or controls_heading()}"
     closing = part[part["closes"]]
     if len(closing):
         return True, "; ".join(f"{r['tests']}: the controlled run {r['row']} {_sel(r['selection'])} reaches "

@@ -57,12 +57,11 @@ def client(uri: str | None = None):
                 raise UsageError(f"tracking server {uri} did not answer within {CHECK_TIMEOUT_S} s: is it running and "
                                  f"reachable? (--tracking-uri or MLFLOW_TRACKING_URI)") from None
             if "filesystem tracking backend" in str(e):  # a plain path: MLflow 3 refuses its file store by default
-                suggest = f"sqlite:///{Path(uri.removeprefix('file://')).expanduser().resolve()}"
-                if Path(suggest[len("sqlite:///"):]).is_dir():
-                    suggest += "/mlflow.db"
+                path = Path(uri.removeprefix("file://")).expanduser().resolve()
+                path = path / "mlflow.db" if path.is_dir() else path
                 raise UsageError(f"tracking store {uri!r} is a path, which MLflow reads as its retired file store "
                                  f"(refused unless MLFLOW_ALLOW_FILE_STORE=true): give a database URI, e.g. "
-                                 f"{suggest}") from None
+                                 f"sqlite:///{path}") from None
             why = (str(e).strip().splitlines() or [type(e).__name__])[0][:300]
             raise UsageError(f"tracking store {uri!r} cannot be used: {why}") from None
     return c
