@@ -42,7 +42,7 @@ from drbench.params import check_params
 from drbench.protocols import Protocol
 from drbench.registry import get_method, methods as method_registry, resolve_methods
 from drbench.view import SELECTIONS
-from drbench.workers import BACKENDS, Pool
+from drbench.workers import BACKENDS, Pool, check_backend
 
 log = logging.getLogger("drbench.runner")
 
@@ -167,6 +167,7 @@ def check_spec(spec: SweepSpec):
         raise UsageError(f"--set names method(s) {sorted(unknown_params)} that are not in this sweep ({', '.join(names)})")
     for name, overrides in spec.params.items():
         _checked_overrides(get_method(name), overrides)
+    check_backend(spec.backend, spec.scheduler)  # last: it may wait CONNECT_TIMEOUT_S for a --scheduler address
     return protocol, options, names
 
 
@@ -292,7 +293,9 @@ def plan_sweep(spec: SweepSpec) -> SweepPlan:
     if not jobs:
         if unsupported:
             raise UsageError("no method can run this sweep: " + "; ".join(unsupported.values()))
-        raise UsageError("the sweep has no jobs")
+        made = ", ".join(f"seed {seed}: {len(fl)}" for seed, fl in folds.items())
+        raise UsageError(f"the sweep has no jobs: protocol {protocol.name} made no folds on {source.name} "
+                         f"({made}; options {options})")
     plan = SweepPlan(protocol, options, source, dataset, names, folds, classes, context, jobs, unsupported,
                      variants)
     plan.pending(set(spec.skip_keys), spec.force)

@@ -9,14 +9,53 @@ A loky worker dies with its driver (Linux: ``PR_SET_PDEATHSIG``), and an interru
 from __future__ import annotations
 
 import concurrent.futures as cf
+import importlib.util
 import os
+import re
 import signal
+import socket
 import sys
+import threading
 
 from drbench.errors import UsageError
 
 BACKENDS = ("loky", "threading", "sequential", "dask", "ray")
 _THREAD_ENV = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+_PACKAGES = {"dask": ("distributed", "drbench[dask]"), "ray": ("ray", "drbench[ray]")}  # backend: (module, extra)
+CONNECT_TIMEOUT_S = 5  # how long the check waits for a --scheduler address to accept a connection
+HANDSHAKE_TIMEOUT_S = 15  # how long a dask scheduler may take to answer a new client
+WORKERS_TIMEOUT_S = 60  # how long a dask scheduler may take to show its first worker
+_ADDRESS = re.compile(r"^(?:(?P<scheme>[a-z]+)://)?(?P<host>\[[0-9a-fA-F:]+\]|[^:/\s]+):(?P<port>\d{1,5})/?$")
+
+
+def check_backend(backend: str, scheduler: str | None = None) -> None:
+    """A backend and ``--scheduler`` checked before any data is read: a known backend, its package installed, a
+    scheduler address only where the backend takes one, and that address accepting a TCP connection within
+    :data:`CONNECT_TIMEOUT_S`. Raises :class:`UsageError` with one line."""
+    if backend not in BACKENDS:
+        raise UsageError(f"--backend: unknown backend {backend!r}; choose one of: {', '.join(BACKENDS)}")
+    if backend in _PACKAGES:
+        module, extra = _PACKAGES[backend]
+        if importlib.util.find_spec(module) is None:
+            raise UsageError(f"--backend {backend} needs the {module!r} package: pip install '{extra}'")
+    if scheduler is None:
+        return
+    if backend not in _PACKAGES:
+        raise UsageError(f"--scheduler is the address of a dask scheduler or a ray cluster: give it with --backend "
+                         f"dask or --backend ray (got --backend {backend})")
+    if backend == "ray" and scheduler in ("auto", "local"):  # ray's own words for "find it" and "start one"
+        return
+    m = _ADDRESS.match(scheduler.strip())
+    if m is None or not 0 < int(m["port"]) < 65536:
+        example = "tcp://HOST:8786" if backend == "dask" else "ray://HOST:10001, HOST:6379 or auto"
+        raise UsageError(f"--scheduler: expected an address like {example}, got {scheduler!r}")
+    host = m["host"].strip("[]")
+    try:
+        socket.create_connection((host, int(m["port"])), timeout=CONNECT_TIMEOUT_S).close()
+    except OSError as e:
+        why = "no answer" if isinstance(e, TimeoutError) else (e.strerror or type(e).__name__).lower()
+        raise UsageError(f"{backend} scheduler {scheduler} did not accept a connection within {CONNECT_TIMEOUT_S} s "
+                         f"({why}): is it running and reachable? (--scheduler)") from None
 
 
 def die_with_parent() -> None:
@@ -43,8 +82,7 @@ class Pool:
     """``slots`` workers of one backend; see the module docstring."""
 
     def __init__(self, backend: str, jobs: int, threads: int, scheduler: str | None = None):
-        if backend not in BACKENDS:
-            raise UsageError(f"unknown backend {backend!r}; choose one of: {', '.join(BACKENDS)}")
+        check_backend(backend, scheduler)
         if jobs < 1:
             raise UsageError(f"--jobs must be 1 or more, got {jobs}")
         if backend in ("loky", "threading") and jobs == 1:
@@ -56,24 +94,58 @@ class Pool:
         elif backend == "threading":
             self._executor = cf.ThreadPoolExecutor(jobs, thread_name_prefix="drbench-job")
         elif backend == "dask":
-            try:
-                from dask.distributed import Client
-            except ImportError:
-                raise UsageError("--backend dask needs the 'distributed' package: pip install 'drbench[dask]'") from None
-            self._dask = Client(scheduler) if scheduler else Client(processes=True, n_workers=jobs,
-                                                                    threads_per_worker=1)
-            if scheduler:  # the cluster's own size, as joblib's n_jobs=-1 used it
-                self._dask.wait_for_workers(1, timeout=60)
+            from dask.distributed import Client
+            if scheduler:
+                self._dask = self._dask_client(Client, scheduler)
+                # the cluster's own size, as joblib's n_jobs=-1 used it
                 self.slots = max(jobs, sum(w["nthreads"] for w in self._dask.scheduler_info()["workers"].values()))
+            else:
+                self._dask = Client(processes=True, n_workers=jobs, threads_per_worker=1)
             self._executor = self._dask.get_executor()
         elif backend == "ray":
-            try:
-                import ray
-            except ImportError:
-                raise UsageError("--backend ray needs the 'ray' package: pip install 'drbench[ray]'") from None
+            import ray
             if not ray.is_initialized():
-                ray.init(address=scheduler) if scheduler else ray.init(num_cpus=jobs)
+                try:
+                    ray.init(address=scheduler) if scheduler else ray.init(num_cpus=jobs)
+                except ConnectionError as e:  # the address answered a TCP connection but is no ray cluster
+                    why = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+                    raise UsageError(f"ray cluster {scheduler} cannot be used: {why} (--scheduler)") from None
             self._ray_fn = ray.remote(_in_child)
+
+    @staticmethod
+    def _dask_client(Client, scheduler: str):
+        """A client of the dask scheduler at ``scheduler`` with at least one worker; :class:`UsageError` (one line)
+        when it does not answer as a scheduler within :data:`HANDSHAKE_TIMEOUT_S` or shows no worker within
+        :data:`WORKERS_TIMEOUT_S`. distributed waits forever on an address that accepts connections but never
+        answers its handshake, so the client is made in a daemon thread that is given up on after the timeout."""
+        box: dict = {}
+
+        def connect():
+            try:
+                box["client"] = Client(scheduler, timeout=f"{CONNECT_TIMEOUT_S}s")
+            except BaseException as e:  # handed to the caller below
+                box["error"] = e
+
+        thread = threading.Thread(target=connect, name="drbench-dask-connect", daemon=True)
+        thread.start()
+        thread.join(HANDSHAKE_TIMEOUT_S)
+        if thread.is_alive():
+            raise UsageError(f"dask scheduler {scheduler} accepted a connection but did not answer as a dask scheduler "
+                             f"within {HANDSHAKE_TIMEOUT_S} s: is it the scheduler's address? (--scheduler)")
+        error = box.get("error")
+        if isinstance(error, (OSError, TimeoutError)):
+            why = (str(error).strip().splitlines() or [type(error).__name__])[0][:200]
+            raise UsageError(f"dask scheduler {scheduler} cannot be used: {why} (--scheduler)") from None
+        if error is not None:
+            raise error
+        client = box["client"]
+        try:
+            client.wait_for_workers(1, timeout=WORKERS_TIMEOUT_S)
+        except TimeoutError:
+            client.close()
+            raise UsageError(f"dask scheduler {scheduler} has no worker after {WORKERS_TIMEOUT_S} s: start one "
+                             f"(dask worker {scheduler}) or leave --scheduler out for a local cluster") from None
+        return client
 
     def _loky(self):
         from joblib.executor import get_memmapping_executor
@@ -111,4 +183,4 @@ class Pool:
             self._dask.close()
 
 
-__all__ = ["Pool", "BACKENDS", "die_with_parent"]
+__all__ = ["Pool", "BACKENDS", "check_backend", "die_with_parent"]

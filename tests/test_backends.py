@@ -88,3 +88,38 @@ def test_ray_backend_when_installed():
     rep = run_sweep(SweepSpec(methods="mean-effects", protocol="random", dataset="synthetic", progress=False,
                               jobs=2, backend="ray", folds=[0, 1]))
     assert rep.finished == 2
+
+
+def test_a_listening_address_that_is_no_dask_scheduler_is_one_line_not_a_hang(monkeypatch):
+    """The TCP probe passes (something listens) but never answers dask's handshake, on which distributed's
+    client waits forever: the pool gives up after HANDSHAKE_TIMEOUT_S with one line."""
+    from drbench import workers
+    from drbench.errors import UsageError
+
+    monkeypatch.setattr(workers, "HANDSHAKE_TIMEOUT_S", 2)
+    with socket.socket() as srv:  # accepts connections and never speaks dask's protocol
+        srv.bind(("127.0.0.1", 0))
+        srv.listen()
+        address = f"tcp://127.0.0.1:{srv.getsockname()[1]}"
+        workers.check_backend("dask", address)  # reachable: the cheap check passes
+        with pytest.raises(UsageError, match=f"dask scheduler {address} accepted a connection but did not answer "
+                                             f"as a dask scheduler within 2 s"):
+            workers.Pool("dask", 2, 1, address)
+
+
+def test_scheduler_checks_before_any_work():
+    from drbench.errors import UsageError
+    from drbench.workers import check_backend
+
+    check_backend("loky")  # no scheduler: nothing to check
+    with pytest.raises(UsageError, match="give it with --backend dask or --backend ray"):
+        check_backend("threading", "tcp://127.0.0.1:8786")
+    with pytest.raises(UsageError, match="expected an address like tcp://HOST:8786, got 'tcp://host'"):
+        check_backend("dask", "tcp://host")
+    with pytest.raises(UsageError, match="expected an address like tcp://HOST:8786, got 'h:99999'"):
+        check_backend("dask", "h:99999")
+    with socket.socket() as s:  # a free port, closed again: nothing listens there
+        s.bind(("127.0.0.1", 0))
+        free = s.getsockname()[1]
+    with pytest.raises(UsageError, match=rf"dask scheduler 127.0.0.1:{free} did not accept a connection .*refused"):
+        check_backend("dask", f"127.0.0.1:{free}")
