@@ -64,6 +64,9 @@ class NewTissue(Protocol):
     def groups(self, dataset, seed, min_cells=15, tissues="", min_positives=10) -> list[list[str]]:
         """The held-out tissue groups, one per fold."""
         counts = self._eligible_counts(dataset, min_positives)
+        if not any(counts.values()):
+            raise UsageError(f"{dataset.name}: no cell line with a tissue has >= {min_positives} positives, so "
+                             f"leave-tissue-out has nothing to test (lower --option min_positives)")
         if not tissues:
             return tissue_groups(counts, min_cells, rng_for(seed, 98))
         named = tissues.split(",") if isinstance(tissues, str) else list(tissues)  # CLI: "a,b"; Python: also a list

@@ -138,6 +138,18 @@ def test_fingerprints_are_computed_from_smiles_where_the_table_is_missing_or_inc
     assert any("has no row for 1 drugs" in r.getMessage() and ref.drug_ids[0] in r.getMessage() for r in caplog.records)
 
 
+def test_a_tissue_row_for_an_unknown_cell_id_is_warned_about(screen, caplog):
+    """A mistyped id in cell_meta.csv leaves its cell line without a tissue: the loader says which ids matched none."""
+    meta = pd.read_csv(screen / "cell_meta.csv", dtype=str)
+    meta.loc[0, "cell_id"] = "NOT-A-CELL"
+    meta.to_csv(screen / "cell_meta.csv", index=False)
+    with caplog.at_level(logging.WARNING, logger="drbench.datasets"):
+        ds = load_dataset(str(screen))
+    assert any("cell_meta.csv: 1 of" in r.getMessage() and "(first: NOT-A-CELL)" in r.getMessage()
+               for r in caplog.records)
+    assert (ds.cell_tissue == "").sum() >= 1  # the cell line the row was meant for has no tissue now
+
+
 def test_a_response_without_a_feature_row_drops_the_cell_line_with_a_warning(screen, caplog):
     expr = pd.read_csv(screen / "cell_expression.csv", index_col=0)
     expr.drop(index=expr.index[[3, 7]]).to_csv(screen / "cell_expression.csv")

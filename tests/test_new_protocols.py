@@ -171,6 +171,14 @@ def test_new_tissue_needs_a_tissue_annotation():
         folds("new-tissue", ds._replace(cell_tissue=None))
 
 
+def test_new_tissue_without_an_eligible_cell_line_says_so(syn):
+    """Every cell line below min_positives: one line naming the option, not an empty sweep."""
+    most = int(np.nansum(syn.binary[syn.cell_tissue != ""], axis=1).max())  # among cell lines with a tissue
+    with pytest.raises(UsageError, match=f"no cell line with a tissue has >= {most + 1} positives.*min_positives"):
+        folds("new-tissue", syn, min_positives=most + 1)
+    assert folds("new-tissue", syn, min_positives=most)  # one eligible cell line: a fold
+
+
 # ------------------------------------------------------------------ capabilities, baseline, CLI
 def test_protocol_kinds_decide_who_runs_what():
     from drbench.api import Capabilities, supports

@@ -242,6 +242,11 @@ def _tissues(path: Path, cell_ids) -> np.ndarray:
     ids = _ids(df, "cell_id", path)
     check_unique(ids, path, "cell")
     m = dict(zip(ids, df["tissue"].fillna("").astype(str).str.strip()))
+    loaded = {str(c) for c in cell_ids}
+    stray = [i for i in m if i not in loaded]
+    if stray:  # a mistyped id leaves its cell line without a tissue: say so, as for the cell views
+        log.warning("%s: %d of %d cell ids are not among the %d cell lines loaded (first: %s); their tissue is unused",
+                    path, len(stray), len(m), len(loaded), ", ".join(stray[:5]))
     return np.array([m.get(str(c), "") for c in cell_ids])
 
 
