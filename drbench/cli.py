@@ -139,7 +139,7 @@ def cmd_leaderboard(args) -> int:
         check_name(name, "--experiment")
     out = leaderboard.build(
         experiments=args.experiment, tracking_uri=args.tracking_uri, dataset=args.dataset, protocol=args.protocol,
-        out=args.out, from_csv=args.from_csv, title=args.title, plots=args.plots,
+        out=args.out, from_csv=args.from_csv, title=args.title, plots=args.plots, require_match=True,
     )
     if args.out is None:
         print(out)

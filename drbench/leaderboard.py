@@ -20,6 +20,7 @@ import pandas as pd
 from drbench import atomic
 from drbench import metrics
 from drbench import stats
+from drbench.errors import UsageError
 from drbench.metrics import LOWER_IS_BETTER
 
 CSV_COLUMNS = [
@@ -150,7 +151,8 @@ def _ran_with(recorded, options: dict) -> bool:
 
 
 def collect(experiments=None, tracking_uri=None, dataset=None, protocol=None, methods=None,
-            previous: pd.DataFrame | None = None, options: dict | None = None, variants=None) -> pd.DataFrame:
+            previous: pd.DataFrame | None = None, options: dict | None = None, variants=None,
+            require_match: bool = False) -> pd.DataFrame:
     """Per-fold rows from MLflow (latest finished run per job key), plus "not supported" rows.
 
     ``methods`` keeps only those methods; ``previous`` (an earlier CSV) contributes the rows whose job
@@ -158,6 +160,8 @@ def collect(experiments=None, tracking_uri=None, dataset=None, protocol=None, me
     protocol's resolved options) keeps only the store's runs made with them, so that e.g. the per-target runs of
     a Test 2 protocol (``per_target=True``) and its grouped runs land on different boards. ``variants``: the
     rows of runs with non-default hyperparameters (``method[param=value]``) to keep (None: all of them).
+    ``require_match``: a ``dataset`` or ``protocol`` that no finished run has is a :class:`UsageError` naming the
+    ones the store has (a mistyped filter would otherwise give an empty table).
     """
     from drbench import tracking
 
@@ -183,12 +187,16 @@ def collect(experiments=None, tracking_uri=None, dataset=None, protocol=None, me
         if not df.empty:
             old = old[~old["job_key"].isin(set(df["job_key"]))]
         df = pd.concat([old, df], ignore_index=True)
-    if df.empty:
+    if df.empty and not (require_match and (dataset or protocol)):
         return pd.DataFrame(columns=CSV_COLUMNS)
-    if dataset:
-        df = df[df["dataset"] == dataset]
-    if protocol:
-        df = df[df["protocol"] == protocol]
+    for column, wanted, flag in (("dataset", dataset, "--dataset"), ("protocol", protocol, "--protocol")):
+        if not wanted:
+            continue
+        if require_match and (df.empty or not (df[column] == wanted).any()):
+            have = [] if df.empty else sorted(df[column].dropna().astype(str).unique())
+            raise UsageError(f"{flag} {wanted!r}: no finished run of that {column} in the store; "
+                             + (f"its runs have: {', '.join(have)}" if have else "it has no finished runs"))
+        df = df[df[column] == wanted]
     if methods:
         df = df[df["method"].isin(methods)]
     if variants is not None:
@@ -586,7 +594,7 @@ def _existing_images(df: pd.DataFrame, out) -> dict:
 def build(experiments=None, tracking_uri=None, dataset=None, protocol=None, out=None, from_csv=None,
           title=None, plots: bool = False, methods=None, merge_csv: bool = False, options: dict | None = None,
           variants=None, previous: pd.DataFrame | None = None,
-          previous_entities: pd.DataFrame | None = None) -> str:
+          previous_entities: pd.DataFrame | None = None, require_match: bool = False) -> str:
     """Collect (or read ``from_csv``), write the CSV beside ``out``, and render markdown from the CSV.
 
     ``plots`` also draws the curve and runtime pictures beside ``out`` (needs the MLflow runs). Pictures
@@ -594,7 +602,8 @@ def build(experiments=None, tracking_uri=None, dataset=None, protocol=None, out=
     keeps the rows of the CSV already beside ``out`` that the store does not have; ``options`` keeps only the store's
     runs made with those protocol options and ``variants`` the variant rows to keep (see :func:`collect`);
     ``previous`` adds further rows (e.g. another board's) the way ``merge_csv`` adds the CSV's, and
-    ``previous_entities`` their per-entity records (see :func:`write_entities`). Each file is replaced
+    ``previous_entities`` their per-entity records (see :func:`write_entities`); ``require_match`` as in
+    :func:`collect`. Each file is replaced
     atomically (:mod:`drbench.atomic`); a bad ``out`` is refused before anything is read or written.
     """
     if out is not None:
@@ -606,7 +615,7 @@ def build(experiments=None, tracking_uri=None, dataset=None, protocol=None, out=
         if previous is not None:
             prev = previous if prev is None else pd.concat([prev, previous[~previous["job_key"].isin(
                 set(prev["job_key"]))]], ignore_index=True)
-        df = collect(experiments, tracking_uri, dataset, protocol, methods, prev, options, variants)
+        df = collect(experiments, tracking_uri, dataset, protocol, methods, prev, options, variants, require_match)
         if out is not None:
             path = csv_path(out)
             path.parent.mkdir(parents=True, exist_ok=True)

@@ -82,6 +82,16 @@ def test_cli_run_and_leaderboard(tmp_path, capsys):
     md = tmp_path / "lb.md"
     assert main(["leaderboard", "--out", str(md)]) == 0
     assert "mean-effects" in md.read_text()
+    capsys.readouterr()
+    # a filter no recorded run matches is a mistyped name: one line with what the store has, no empty board written
+    for flag, value, have in (("--dataset", "gdcs", "synthetic"), ("--protocol", "new-drug", "random")):
+        typo = tmp_path / f"typo{flag}.md"
+        assert main(["leaderboard", "--out", str(typo), flag, value]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert err == [f"drbench: error: {flag} {value!r}: no finished run of that {flag[2:]} in the store; "
+                       f"its runs have: {have}"]
+        assert not typo.exists() and not typo.with_suffix(".csv").exists()
+    assert main(["leaderboard", "--out", str(md), "--dataset", "synthetic", "--protocol", "random"]) == 0
 
 
 @pytest.mark.parametrize("argv,msg", [
