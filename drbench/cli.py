@@ -168,7 +168,8 @@ def cmd_reproduce(args) -> int:
                           tracking_uri=args.tracking_uri, experiment=args.experiment, progress=not args.quiet,
                           dry_run=args.dry_run, folds=args.folds, also_read=args.also_read or (),
                           only_methods=[x.strip() for x in args.methods.split(",")] if args.methods else None,
-                          write_only=args.write_only, device=args.device, threads=args.threads)
+                          write_only=args.write_only, device=args.device, threads=args.threads,
+                          rerun_without_records=args.rerun_without_records)
     for s in summaries:
         if args.dry_run:
             print(f"{s['board']}: {len(s['pending'])} method sweeps to run, {s['jobs_skipped']} jobs already done"
@@ -372,6 +373,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="run nothing: list, per board, the method sweeps and folds still to run")
     rp.add_argument("--also-read", action="append", metavar="URI",
                     help="another MLflow store whose finished jobs count as done and join the tables")
+    rp.add_argument("--rerun-without-records", action="store_true",
+                    help="also run again the published runs that lack per-entity records (recorded before drbench "
+                         "kept them), within --seeds/--folds/--methods; each rerun replaces its row")
     rp.add_argument("-q", "--quiet", action="store_true")
     rp.set_defaults(func=cmd_reproduce)
 

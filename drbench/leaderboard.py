@@ -500,10 +500,16 @@ def _normalized_section(reg: pd.DataFrame, headline: str, replication: bool, hon
     return lines
 
 
+def lacking_entity_records(df: pd.DataFrame, have: set[str]) -> pd.DataFrame:
+    """(the finished runs of ``df`` with an entity axis whose job keys are not in ``have``, the keys with per-entity
+    records; all finished runs of ``df`` with an entity axis)."""
+    fin = df[(df["status"] == "finished") & df["n_entities_auc"].notna()]
+    return fin[~fin["job_key"].astype(str).isin(have)], fin
+
+
 def entity_records_note(df: pd.DataFrame, have: set[str], name: str) -> str:
     """Which runs (with an entity axis) lack per-entity records in ``name``, by method and selection."""
-    fin = df[(df["status"] == "finished") & df["n_entities_auc"].notna()]
-    lacking = fin[~fin["job_key"].astype(str).isin(have)]
+    lacking, fin = lacking_entity_records(df, have)
     head = "Per-entity records (each run's metrics per drug or held-out cell line, for `drbench compare`'s per-entity test)"
     if lacking.empty:
         return f"{head}: `{name}`, for every run."

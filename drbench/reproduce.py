@@ -17,18 +17,24 @@ from drbench import boards, leaderboard, tracking
 from drbench.board_files import update_index, write_board, write_index, write_runtime
 from drbench.boards import Board, Variant, board_by_name, duration
 from drbench.datasets import reuse_loaded_datasets
-from drbench.errors import DrbenchError
+from drbench.errors import DrbenchError, UsageError
 from drbench.inputs import check_output_dir
 from drbench.runner import SweepSpec, run_sweep
 
 log = logging.getLogger("drbench.reproduce")
 
 
-def _published_keys(path: Path) -> set[str]:
+def _published_keys(path: Path, rerun_without_records: bool = False) -> set[str]:
+    """Job keys of the finished runs in a board CSV (not run again); ``rerun_without_records`` leaves out those of
+    the runs without per-entity records beside it, so that they are run again (their rows are then replaced)."""
     if not path.exists():
         return set()
     df = leaderboard.read_csv(path)
-    return set(df.loc[df["status"] == "finished", "job_key"].dropna().astype(str))
+    keys = set(df.loc[df["status"] == "finished", "job_key"].dropna().astype(str))
+    if rerun_without_records:
+        lacking, _ = leaderboard.lacking_entity_records(df, leaderboard.entity_job_keys(path))
+        keys -= set(lacking["job_key"].astype(str))
+    return keys
 
 
 def _case_study_ranked(csv: Path) -> set[tuple[str, int]]:
@@ -52,22 +58,24 @@ def _store_keys(uris, experiment) -> set[str]:
 
 def run_board(board: Board, out_dir: Path, *, data_dir=None, seeds=(0,), jobs=1, tracking_uri=None,
               experiment="drbench", progress=True, dry_run=False, folds=None, also_read=(), only_methods=None,
-              write_only=False, device="cpu", threads=None) -> dict:
+              write_only=False, device="cpu", threads=None, rerun_without_records=False) -> dict:
     """Run the sweeps of one board (honest, then replication for the test-selecting methods, then its controlled
     variants) and write it.
 
     ``also_read``: further MLflow stores whose finished jobs count as done and whose runs join the tables.
     ``only_methods``: run only these of the board's methods (the table still lists every method).
     ``write_only``: run nothing; regenerate the board from the recorded runs and the committed CSV.
+    ``rerun_without_records``: also run again the published runs without per-entity records (recorded before drbench
+    kept them), among the seeds and folds asked for; each rerun replaces its row.
     """
     out = out_dir / f"{board.name}.md"
     t0 = time.time()
     case_study = board.protocol == "case-study"
     skip = _store_keys(also_read, experiment)
     if not case_study:
-        skip |= _published_keys(leaderboard.csv_path(out))
+        skip |= _published_keys(leaderboard.csv_path(out), rerun_without_records)
     if board.baseline:  # the default runs that board publishes are shown here, not run again
-        skip |= _published_keys(leaderboard.csv_path(out.with_name(f"{board.baseline}.md")))
+        skip |= _published_keys(leaderboard.csv_path(out.with_name(f"{board.baseline}.md")), rerun_without_records)
     from drbench.registry import resolve_methods
 
     methods = resolve_methods(board.methods if isinstance(board.methods, str) else ",".join(board.methods))
@@ -185,7 +193,10 @@ def _check_inputs(chosen, data_dir, tracking_uri, also_read, only_methods, write
 
 def reproduce(only=None, out_dir="leaderboards", data_dir=None, seeds=(0,), jobs=1, tracking_uri=None,
               experiment="drbench", progress=True, dry_run=False, folds=None, also_read=(),
-              only_methods=None, write_only=False, device="cpu", threads=None) -> list[dict]:
+              only_methods=None, write_only=False, device="cpu", threads=None,
+              rerun_without_records=False) -> list[dict]:
+    if rerun_without_records and write_only:
+        raise UsageError("--rerun-without-records runs jobs and --write-only runs none: give one of them")
     chosen = [board_by_name(n) for n in only] if only else boards.BOARDS
     out = Path(out_dir) if dry_run else check_output_dir(out_dir, "--out-dir")  # a dry run writes nothing
     _check_inputs(chosen, data_dir, tracking_uri, also_read, only_methods, write_only)
@@ -198,7 +209,7 @@ def reproduce(only=None, out_dir="leaderboards", data_dir=None, seeds=(0,), jobs
             s = run_board(b, out, data_dir=data_dir, seeds=seeds, jobs=jobs, tracking_uri=tracking_uri,
                           experiment=experiment, progress=progress, dry_run=dry_run, folds=folds,
                           also_read=also_read, only_methods=only_methods, write_only=write_only, device=device,
-                          threads=threads)
+                          threads=threads, rerun_without_records=rerun_without_records)
             summaries.append(s)
             if not dry_run:
                 update_index(out, [s], data_dir)

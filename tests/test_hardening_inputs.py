@@ -104,6 +104,8 @@ BAD_INPUTS = {
                                    "--also-read", "sqlite:////nonexistent-dr/x.db"],
                                   "folder /nonexistent-dr does not exist"),
     "leaderboard empty --experiment": (["leaderboard", "--experiment", ""], "non-empty name"),
+    "reproduce --rerun-without-records with --write-only": (["reproduce", "--write-only", "--rerun-without-records"],
+                                                            "give one of them"),
 }
 
 

@@ -340,3 +340,35 @@ def test_reproduce_threads_sets_the_torch_threads_of_every_job(tmp_path, monkeyp
     csv = pd.read_csv(out / "syn-random.csv")
     fin = csv[csv["status"] == "finished"]
     assert len(fin) == 2 and (fin["threads"] == n).all()
+
+
+def test_published_runs_without_entity_records_are_rerun_only_when_asked(tmp_path, monkeypatch):
+    """Runs recorded before per-entity records were kept: named on the board, skipped by default, and run again
+    (their rows replaced, their records added) with rerun_without_records."""
+    board = Board("syn-new-drug", "synthetic", "new-drug", methods=["mean-effects", "drug-mean"], replication=[],
+                  title="synthetic test 2")
+    monkeypatch.setattr(boards, "BOARDS", [board])
+    out = tmp_path / "lb"
+    reproduce.reproduce(out_dir=out, tracking_uri=f"sqlite:///{tmp_path}/a.db", progress=False, folds=[0])
+    ent = out / "syn-new-drug-entities.csv"
+    records = pd.read_csv(ent)
+    assert set(records["method"]) == {"mean-effects", "drug-mean"}
+    records[records["method"] != "drug-mean"].to_csv(ent, index=False)  # drug-mean's runs "predate" the records
+    reproduce.reproduce(out_dir=out, tracking_uri=f"sqlite:///{tmp_path}/b.db", progress=False, folds=[0],
+                        write_only=True)
+    assert "runs without them (method: number of runs): drug-mean (1)" in (out / "syn-new-drug.md").read_text()
+    fresh = f"sqlite:///{tmp_path}/c.db"  # another machine: the published rows count as done
+    plain = reproduce.reproduce(out_dir=out, tracking_uri=fresh, progress=False, folds=[0], dry_run=True)
+    assert plain[0]["pending"] == []
+    plan = reproduce.reproduce(out_dir=out, tracking_uri=fresh, progress=False, folds=[0], dry_run=True,
+                               rerun_without_records=True)
+    assert [p.split(";")[0] for p in plan[0]["pending"]] == ["drug-mean validation folds 0 (seed 0)"]
+    done = reproduce.reproduce(out_dir=out, tracking_uri=fresh, progress=False, folds=[0],
+                               rerun_without_records=True)
+    assert done[0]["jobs_finished"] == 1 and done[0]["jobs_skipped"] == 1
+    assert "for every run" in (out / "syn-new-drug.md").read_text()
+    assert len(pd.read_csv(out / "syn-new-drug.csv")) == 2  # replaced, not added
+    assert set(pd.read_csv(ent)["method"]) == {"mean-effects", "drug-mean"}
+    again = reproduce.reproduce(out_dir=out, tracking_uri=fresh, progress=False, folds=[0],
+                                rerun_without_records=True)
+    assert again[0]["jobs_finished"] == 0  # nothing lacks them now
