@@ -500,7 +500,7 @@ def _normalized_section(reg: pd.DataFrame, headline: str, replication: bool, hon
     return lines
 
 
-def lacking_entity_records(df: pd.DataFrame, have: set[str]) -> pd.DataFrame:
+def lacking_entity_records(df: pd.DataFrame, have: set[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(the finished runs of ``df`` with an entity axis whose job keys are not in ``have``, the keys with per-entity
     records; all finished runs of ``df`` with an entity axis)."""
     fin = df[(df["status"] == "finished") & df["n_entities_auc"].notna()]

@@ -24,17 +24,14 @@ from drbench.runner import SweepSpec, run_sweep
 log = logging.getLogger("drbench.reproduce")
 
 
-def _published_keys(path: Path, rerun_without_records: bool = False) -> set[str]:
-    """Job keys of the finished runs in a board CSV (not run again); ``rerun_without_records`` leaves out those of
-    the runs without per-entity records beside it, so that they are run again (their rows are then replaced)."""
+def _published_keys(path: Path) -> tuple[set[str], set[str]]:
+    """Job keys of the finished runs in a board CSV (not run again), and those of them without per-entity records
+    beside it (run again with ``rerun_without_records``, their rows then replaced)."""
     if not path.exists():
-        return set()
+        return set(), set()
     df = leaderboard.read_csv(path)
-    keys = set(df.loc[df["status"] == "finished", "job_key"].dropna().astype(str))
-    if rerun_without_records:
-        lacking, _ = leaderboard.lacking_entity_records(df, leaderboard.entity_job_keys(path))
-        keys -= set(lacking["job_key"].astype(str))
-    return keys
+    lacking, _ = leaderboard.lacking_entity_records(df, leaderboard.entity_job_keys(path))
+    return set(df.loc[df["status"] == "finished", "job_key"].dropna().astype(str)), set(lacking["job_key"].astype(str))
 
 
 def _case_study_ranked(csv: Path) -> set[tuple[str, int]]:
@@ -72,10 +69,18 @@ def run_board(board: Board, out_dir: Path, *, data_dir=None, seeds=(0,), jobs=1,
     t0 = time.time()
     case_study = board.protocol == "case-study"
     skip = _store_keys(also_read, experiment)
-    if not case_study:
-        skip |= _published_keys(leaderboard.csv_path(out), rerun_without_records)
+    rerun = set()  # published runs without per-entity records, run again when asked (also if this store has them)
+    csvs = [] if case_study else [leaderboard.csv_path(out)]
     if board.baseline:  # the default runs that board publishes are shown here, not run again
-        skip |= _published_keys(leaderboard.csv_path(out.with_name(f"{board.baseline}.md")), rerun_without_records)
+        csvs.append(leaderboard.csv_path(out.with_name(f"{board.baseline}.md")))
+    for csv in csvs:
+        published, lacking = _published_keys(csv)
+        skip |= published
+        rerun |= lacking if rerun_without_records else set()
+    if rerun:  # a rerun already in this store (its board not rewritten yet, e.g. interrupted) is not run again
+        c = tracking.client(tracking_uri)
+        exp = tracking.experiment_id(c, experiment, create=False)
+        rerun -= tracking.keys_with_entities(c, exp, rerun) if exp is not None else set()
     from drbench.registry import resolve_methods
 
     methods = resolve_methods(board.methods if isinstance(board.methods, str) else ",".join(board.methods))
@@ -107,7 +112,7 @@ def run_board(board: Board, out_dir: Path, *, data_dir=None, seeds=(0,), jobs=1,
                          protocol=board.protocol, dataset=board.dataset, data_dir=data_dir, seeds=list(seeds),
                          folds=folds, options=dict(board.options), params=params, selection=selection, jobs=jobs,
                          experiment=experiment, tracking_uri=tracking_uri, progress=progress, skip_keys=skip,
-                         device=device, threads=threads)
+                         rerun_keys=rerun, device=device, threads=threads)
         if dry_run:
             try:
                 todo = _pending(spec, recorded)
@@ -164,7 +169,7 @@ def _pending(spec: SweepSpec, recorded: set) -> dict:
     from drbench.runner import plan_sweep
 
     plan = plan_sweep(spec)
-    todo = plan.pending(set(spec.skip_keys) | recorded)
+    todo = plan.pending((set(spec.skip_keys) | recorded) - set(spec.rerun_keys))
     by_method: dict = {}
     for j in todo:
         by_method.setdefault(j.method, {}).setdefault(j.seed, []).append(plan.folds[j.seed][j.fold_pos].index)

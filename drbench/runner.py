@@ -68,6 +68,7 @@ class SweepSpec:
     progress: bool = True
     force: bool = False
     skip_keys: set = field(default_factory=set)  # job keys finished elsewhere (e.g. rows of a published CSV)
+    rerun_keys: set = field(default_factory=set)  # job keys run again even when finished (``force`` for these only)
     threads: int | None = None  # torch threads per job (default: cores // jobs)
     genes: int | None = None  # keep a random subset of this many expression genes (None or 0: all of them)
     gene_seed: int = 0  # the seed of that subset (drbench.datasets.panel.gene_subset)
@@ -298,7 +299,7 @@ def plan_sweep(spec: SweepSpec) -> SweepPlan:
                          f"({made}; options {options})")
     plan = SweepPlan(protocol, options, source, dataset, names, folds, classes, context, jobs, unsupported,
                      variants)
-    plan.pending(set(spec.skip_keys), spec.force)
+    plan.pending(set(spec.skip_keys) - set(spec.rerun_keys), spec.force)
     return plan
 
 
@@ -318,7 +319,8 @@ def run_sweep(spec: SweepSpec, on_result=None) -> SweepReport:
     plan = early or plan_sweep(spec)
     exp_id = tracking.experiment_id(c, spec.experiment)
     claims.kill_stale_runs(c, exp_id)
-    todo = plan.pending(tracking.finished_job_keys(c, exp_id) | set(spec.skip_keys), spec.force)
+    todo = plan.pending((tracking.finished_job_keys(c, exp_id) | set(spec.skip_keys)) - set(spec.rerun_keys),
+                        spec.force)
     todo[:] = fold_major(todo, tracking.median_fit_seconds(c, exp_id, plan.source.name, plan.protocol.name))
     report = SweepReport(None, exp_id)
     report.unsupported = plan.unsupported
@@ -454,7 +456,8 @@ class Recorder:
     def claim(self, job: Job):
         """Claim ``job`` in the store; returns ``(outcome, run id)`` (see :func:`drbench.claims.claim`)."""
         outcome, run_id = claims.claim(self.c, self.exp_id, job.key, self.tags(job), self.lease_s, self.since_ms,
-                                       self.spec.force, on_create=lambda rid: self._hold(rid, job),
+                                       self.spec.force or job.key in self.spec.rerun_keys,
+                                       on_create=lambda rid: self._hold(rid, job),
                                        on_delete=self._release)
         if outcome in (claims.DONE, claims.TAKEN):
             self.report.claimed_elsewhere += 1

@@ -190,6 +190,20 @@ def finished_job_keys(c, exp_id: str) -> set[str]:
     return {r.data.tags.get(f"{TAG}job_key") for r in search_job_runs(c, [exp_id])}
 
 
+def keys_with_entities(c, exp_id: str, keys) -> set[str]:
+    """Those of the job ``keys`` with a finished run in the experiment that holds per-entity records
+    (:data:`ENTITIES`); runs recorded before drbench kept them do not."""
+    keys = set(keys)
+    if not keys:
+        return set()
+    have = set()
+    for r in search_job_runs(c, [exp_id]):
+        key = r.data.tags.get(f"{TAG}job_key")
+        if key in keys and key not in have and any(a.path == ENTITIES for a in c.list_artifacts(r.info.run_id)):
+            have.add(key)
+    return have
+
+
 def median_fit_seconds(c, exp_id: str, dataset: str, protocol: str) -> dict[str, float]:
     """``{method: median fit seconds}`` of the finished job runs on ``dataset`` under ``protocol``."""
     runs = search_job_runs(c, [exp_id], extra=f"tags.`{TAG}dataset` = '{dataset}' and tags.`{TAG}protocol` = '{protocol}'")

@@ -372,3 +372,10 @@ def test_published_runs_without_entity_records_are_rerun_only_when_asked(tmp_pat
     again = reproduce.reproduce(out_dir=out, tracking_uri=fresh, progress=False, folds=[0],
                                 rerun_without_records=True)
     assert again[0]["jobs_finished"] == 0  # nothing lacks them now
+    # a rerun that reached the store but not the board (say the driver was stopped before writing it) is not run
+    # a third time: the store's run holds the records, and the board takes them from there
+    pd.DataFrame(records[records["method"] != "drug-mean"]).to_csv(ent, index=False)
+    interrupted = reproduce.reproduce(out_dir=out, tracking_uri=fresh, progress=False, folds=[0],
+                                      rerun_without_records=True)
+    assert interrupted[0]["jobs_finished"] == 0
+    assert set(pd.read_csv(ent)["method"]) == {"mean-effects", "drug-mean"}

@@ -158,3 +158,14 @@ def test_naive_baselines_on_real_gdsc_new_cell_line(data_dir):
     me = next(r for r in rep.results if r.method == "mean-effects")
     assert me.metrics["auc_entity"] > 0.6  # drug effects alone rank a new cell line's drugs well above chance
     assert me.metrics["n_entities_auc"] > 100
+
+
+def test_rerun_keys_run_those_finished_jobs_again_and_only_those():
+    first = run_sweep(spec(methods="drug-mean", folds=[0, 1]))
+    assert first.finished == 2
+    key = next(r.data.tags["drbench.job_key"] for r in job_runs("FINISHED")[1] if r.data.tags["drbench.fold"] == "1")
+    again = run_sweep(spec(methods="drug-mean", folds=[0, 1], rerun_keys={key}))
+    assert (again.skipped_done, again.finished) == (1, 1)
+    assert [r.fold for r in again.results] == [1]
+    runs = [r for r in job_runs("FINISHED")[1] if r.data.tags["drbench.job_key"] == key]
+    assert len(runs) == 2  # the old run is kept; a board takes the newer one
