@@ -137,6 +137,11 @@ def cmd_leaderboard(args) -> int:
 
     for name in args.experiment or ():
         check_name(name, "--experiment")
+    if not args.from_csv:
+        from drbench import tracking
+
+        for uri in args.tracking_uri or [None]:
+            tracking.client(uri, must_exist=True)
     out = leaderboard.build(
         experiments=args.experiment, tracking_uri=args.tracking_uri, dataset=args.dataset, protocol=args.protocol,
         out=args.out, from_csv=args.from_csv, title=args.title, plots=args.plots, require_match=True,

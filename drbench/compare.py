@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from drbench import leaderboard, stats
+from drbench import leaderboard, stats, tracking
 from drbench.errors import DataError, UsageError
 from drbench.inputs import check_output_dir
 from drbench.metrics import ALL, NORMALIZED
@@ -251,6 +251,8 @@ def run(args) -> int:
         raise UsageError(f"A and B are both {args.a!r}: compare two different methods (or --against-board)")
     if args.cd_diagram:
         _check_cd_diagram(args.cd_diagram, args.against_board)
+    for uri in args.tracking_uri or ():
+        tracking.client(uri, must_exist=True)
     df = load_runs(args.board, args.boards_dir, args.tracking_uri, args.experiment)
     entities = leaderboard.read_entities(Path(args.boards_dir) / f"{args.board}.csv")
     if args.tracking_uri:  # the store's runs bring their own per-entity records

@@ -192,8 +192,9 @@ def _check_inputs(chosen, data_dir, tracking_uri, also_read, only_methods, write
         on_disk = [b.dataset for b in chosen if b.dataset in DATASETS and DATASETS[b.dataset].needs_data_dir]
         for name in dict.fromkeys(on_disk):
             resolve_data_dir(name, data_dir)
-    for uri in [*also_read, tracking_uri]:  # the stores only read first: a bad one leaves the main store untouched
-        tracking.client(uri)
+    for uri in also_read:  # the stores only read first (they must exist): a bad one leaves the main store untouched
+        tracking.client(uri, must_exist=True)
+    tracking.client(tracking_uri)
 
 
 def reproduce(only=None, out_dir="leaderboards", data_dir=None, seeds=(0,), jobs=1, tracking_uri=None,

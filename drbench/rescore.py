@@ -182,10 +182,7 @@ def rescore(tracking_uri: str, experiment: str = "drbench", data_dir: str | None
             raise UsageError(f"--accept-dataset {h!r}: not a dataset content hash (64 lowercase hex digits, as in a "
                              "run's drbench.dataset_hash tag)")
     methods = _registered(methods)
-    db = tracking._sqlite_path(tracking_uri)
-    if db is not None and not db.is_file():
-        raise UsageError(f"tracking URI {tracking_uri!r}: no such database file {db} (nothing to rescore)")
-    c = tracking.client(tracking_uri)
+    c = tracking.client(tracking_uri, must_exist=True)
     exp = c.get_experiment_by_name(experiment)
     if exp is None or exp.lifecycle_stage != "active":
         names = sorted(e.name for e in c.search_experiments())

@@ -36,10 +36,12 @@ def tracking_uri(uri: str | None = None) -> str:
     return uri or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_URI
 
 
-def client(uri: str | None = None):
+def client(uri: str | None = None, must_exist: bool = False):
     """An MLflow client for the store at ``uri``, checked: the store answers, and a fresh SQLite store has its
     tables (created under a lock file beside the database, so that drivers started together do not race in
-    MLflow's schema migration). Raises :class:`UsageError` with one line when the store cannot be used."""
+    MLflow's schema migration). Raises :class:`UsageError` with one line when the store cannot be used.
+    ``must_exist``: for a command that only reads a store, a SQLite file that does not exist is refused (a mistyped
+    path would otherwise be created empty and read as "no runs")."""
     import logging
 
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
@@ -48,6 +50,10 @@ def client(uri: str | None = None):
     from mlflow.tracking import MlflowClient
 
     uri = tracking_uri(uri)
+    db = _sqlite_path(uri)
+    if must_exist and db is not None and not db.is_file():
+        raise UsageError(f"tracking URI {uri!r}: no such database file {db}, so nothing recorded to read; give the "
+                         f"store your sweeps wrote to (--tracking-uri or MLFLOW_TRACKING_URI)")
     with _store_lock(uri), _quick_http():
         try:
             c = MlflowClient(tracking_uri=uri)

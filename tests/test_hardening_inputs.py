@@ -102,8 +102,12 @@ BAD_INPUTS = {
                                    "dataset 'gdsc' not found"),
     "reproduce bad --also-read": (["reproduce", "--only", "ccle-random", "--write-only", "--out-dir", "nonexistent-dr",
                                    "--also-read", "sqlite:////nonexistent-dr/x.db"],
-                                  "folder /nonexistent-dr does not exist"),
+                                  "no such database file /nonexistent-dr/x.db"),
     "leaderboard empty --experiment": (["leaderboard", "--experiment", ""], "non-empty name"),
+    "leaderboard of a store that does not exist": (["leaderboard"], "mlflow.db, so nothing recorded to read"),
+    "compare with a store that does not exist": (["compare", "srmf", "nihgcn", "--board", "gdsc-random",
+                                                  "--tracking-uri", "sqlite:////nonexistent-dr/runs.db"],
+                                                 "no such database file /nonexistent-dr/runs.db"),
     "reproduce --rerun-without-records with --write-only": (["reproduce", "--write-only", "--rerun-without-records"],
                                                             "give one of them"),
 }
