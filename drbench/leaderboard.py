@@ -84,6 +84,21 @@ def read_entities(board_csv: str | Path) -> pd.DataFrame | None:
     missing = [c for c in ENTITY_COLUMNS if c not in df.columns]
     if missing:
         raise DataError(f"{path} is not a per-entity record file: missing columns {missing}")
+    for col in ["seed", "fold", "n", "positives", *CLASSIFICATION, *REGRESSION]:  # metrics may be empty (undefined)
+        num = pd.to_numeric(df[col], errors="coerce")
+        bad = df[col].notna() & num.isna()
+        if bad.any():
+            i = int(np.flatnonzero(bad.to_numpy())[0])
+            raise DataError(f"{path}: row {i + 2}, column {col!r}: {df[col].iloc[i]!r} is not a number")
+        df[col] = num
+    for col in ["method", "selection", "seed", "fold", "job_key", "entity", "n", "positives"]:
+        if df[col].isna().any():  # e.g. a last line cut short
+            i = int(np.flatnonzero(df[col].isna().to_numpy())[0])
+            raise DataError(f"{path}: row {i + 2} has no {col} (is the file truncated?)")
+    twice = df.duplicated(["job_key", "entity"], keep=False)
+    if twice.any():
+        rows = [int(i) + 2 for i in np.flatnonzero(twice.to_numpy())[:2]]
+        raise DataError(f"{path}: rows {rows[0]} and {rows[1]} record the same run and entity; each has one row")
     return df
 
 
@@ -662,4 +677,31 @@ def read_csv(path) -> pd.DataFrame:
     for col in CSV_COLUMNS:
         if col not in df.columns:
             df[col] = np.nan
+    _check_board_rows(df, path)
     return df
+
+
+#: the columns of a board CSV that hold numbers (empty where undefined)
+NUMERIC_COLUMNS = ["seed", "fold", *CSV_COLUMNS[CSV_COLUMNS.index("auc"):CSV_COLUMNS.index("threads") + 1]]
+
+
+def _check_board_rows(df: pd.DataFrame, path) -> None:
+    """One line (:class:`DataError`) for a board CSV a hand edit or a bad merge broke: a value that is not a number
+    in a numeric column, or one run (job key) on two rows. The row is the line number in the file."""
+    from drbench.errors import DataError
+
+    for col in NUMERIC_COLUMNS:
+        if not pd.api.types.is_numeric_dtype(df[col]):
+            num = pd.to_numeric(df[col], errors="coerce")
+            bad = df[col].notna() & num.isna()
+            if bad.any():
+                i = int(np.flatnonzero(bad.to_numpy())[0])
+                raise DataError(f"{path}: row {i + 2}, column {col!r}: {df[col].iloc[i]!r} is not a number")
+            df[col] = num
+    keys = df["job_key"].dropna().astype(str)
+    twice = keys[keys.duplicated(keep=False)]
+    if len(twice):
+        first = twice.iloc[0]
+        rows = [int(i) + 2 for i in twice.index[twice == first]]
+        raise DataError(f"{path}: job {first} is on rows {rows[0]} and {rows[1]}; a board has one row per run "
+                        f"(was the file merged by hand?)")

@@ -236,3 +236,38 @@ def test_compare_pairs_the_seeds_both_ran_and_refuses_when_they_share_none(tmp_p
     assert main(["compare", "twin", "weak", "--board", "syn", "--boards-dir", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert "no (seed, fold) in common (twin: seeds [1]; weak: seeds [0])" in err and len(err.strip().splitlines()) == 1
+
+
+def test_a_board_csv_or_entity_file_broken_by_hand_is_one_line_naming_row_and_column(tmp_path, capsys):
+    """A committed CSV that a hand edit or a bad merge broke: a non-number in a numeric column, one run on two rows,
+    a truncated last line. Each is refused with the file, the row (its line number) and the column."""
+    board_csv(tmp_path / "syn.csv")
+    good = pd.read_csv(tmp_path / "syn.csv")
+    argv = ["compare", "strong", "weak", "--board", "syn", "--boards-dir", str(tmp_path)]
+
+    def refused(fragment):
+        assert main(argv) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and fragment in err[0] and str(tmp_path) in err[0], err
+
+    bad = good.astype({"auc": object})
+    bad.loc[3, "auc"] = "0.8x"
+    bad.to_csv(tmp_path / "syn.csv", index=False)
+    refused("syn.csv: row 5, column 'auc': '0.8x' is not a number")
+    pd.concat([good, good.iloc[[2]]]).to_csv(tmp_path / "syn.csv", index=False)
+    refused(f"syn.csv: job {good['job_key'].iloc[2]} is on rows 4 and {len(good) + 2}")
+    assert main(["leaderboard", "--from-csv", str(tmp_path / "syn.csv"), "--out", str(tmp_path / "x.md")]) == 2
+    assert "is on rows 4 and" in capsys.readouterr().err
+    good.to_csv(tmp_path / "syn.csv", index=False)
+    records = pd.DataFrame([{"method": m, "selection": "validation", "seed": 0, "fold": f, "job_key": f"{m}-0-{f}",
+                             "entity": "d1", "n": 40, "positives": 20, "auc": 0.8, "auprc": np.nan, "pcc": np.nan,
+                             "scc": np.nan, "rmse": np.nan} for m in ("strong", "weak") for f in range(5)])
+    ent = tmp_path / "syn-entities.csv"
+    records.to_csv(ent, index=False)
+    text = ent.read_text()
+    ent.write_text(text[:text.rindex("\n", 0, len(text) - 1) + 20])  # the last line cut short
+    refused("syn-entities.csv: row 11 has no")
+    pd.concat([records, records.iloc[[0]]]).to_csv(ent, index=False)
+    refused("syn-entities.csv: rows 2 and 12 record the same run and entity")
+    records.to_csv(ent, index=False)
+    assert main(argv) == 0
