@@ -158,9 +158,17 @@ def test_per_target_runs_become_the_closest_counterpart_with_their_share(tmp_pat
 
 
 def _entity_csv(df: pd.DataFrame, path) -> None:
-    """Write per-entity records with every column of a board's ``-entities.csv`` (others left empty)."""
+    """Write per-entity records with every column of a board's ``-entities.csv``: a run's job key, and n and positives
+    where the test gives none (a record always has them); the other metrics left empty."""
     from drbench.leaderboard import ENTITY_COLUMNS
 
+    df = df.copy()
+    if "job_key" not in df.columns:
+        df["job_key"] = [f"{m}-{sel}-{s}-{f}" for m, sel, s, f in zip(df["method"], df["selection"], df["seed"],
+                                                                       df["fold"])]
+    for col, value in (("n", 40), ("positives", 20)):
+        if col not in df.columns:
+            df[col] = value
     df.reindex(columns=ENTITY_COLUMNS).to_csv(path, index=False)
 
 
