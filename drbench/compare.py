@@ -23,6 +23,17 @@ from drbench.metrics import ALL, NORMALIZED
 METRICS = ALL + NORMALIZED
 
 
+def _board_options(board: str, dataset: str, protocol: str) -> dict | None:
+    """The resolved protocol options of a published board of that name, dataset and protocol (a store's runs made
+    with other options, e.g. per-target runs beside a grouped board, are then left out as its tables leave them
+    out); None for a board drbench does not publish."""
+    from drbench.boards import BOARDS
+    from drbench.protocols import get_protocol
+
+    b = next((b for b in BOARDS if b.name == board and b.dataset == dataset and b.protocol == protocol), None)
+    return None if b is None else get_protocol(protocol).resolve_options(b.options)
+
+
 def load_runs(board: str, boards_dir="leaderboards", tracking_uri=None, experiment="drbench") -> pd.DataFrame:
     """Finished per-fold rows of the board's CSV, joined (and, per job key, replaced) by the runs of the same
     dataset and protocol in ``tracking_uri`` (marked ``from_store``)."""
@@ -36,7 +47,8 @@ def load_runs(board: str, boards_dir="leaderboards", tracking_uri=None, experime
         raise DataError(f"{csv} holds no per-fold runs to compare")
     if tracking_uri:
         ds, proto = df["dataset"].iloc[0], df["protocol"].iloc[0]
-        mine = leaderboard.collect([experiment], tracking_uri, dataset=ds, protocol=proto)
+        mine = leaderboard.collect([experiment], tracking_uri, dataset=ds, protocol=proto,
+                                   options=_board_options(board, ds, proto))
         mine = mine[mine["status"] == "finished"].assign(from_store=True)
         df = pd.concat([df[~df["job_key"].isin(set(mine["job_key"]))], mine], ignore_index=True)
     return df
@@ -83,7 +95,8 @@ def paired_runs(a: pd.DataFrame, b: pd.DataFrame, name_a: str, name_b: str):
     differ = sorted(k for k in both if ma[k] != mb[k])
     if differ:
         raise UsageError(f"{name_a} and {name_b} were not run on the same folds: the masks of (seed, fold) "
-                         f"{differ} differ (mask_sha256)")
+                         f"{differ} differ (mask_sha256; runs made with other protocol options, e.g. --per-target, "
+                         f"or on other data?)")
     left = [f"{n} also has {_left_out(set(m) - both, set(m))}" for n, m in ((name_a, ma), (name_b, mb))
             if set(m) - both]
     note = f"compared on the {len(both)} (seed, fold) both ran ({'; '.join(left)})" if left else ""
@@ -128,7 +141,12 @@ def entity_comparison(entities: pd.DataFrame | None, a: str, b: str, selection: 
     undefined = [m for m in (a, b) if means[m].isna().all()]  # e.g. a per-drug AUC of a per-drug constant
     if undefined:
         return f"no per-entity {leaderboard.LABELS[metric]} defined for {', '.join(undefined)}"
-    return stats.entity_wilcoxon(means[a], means[b], metric)
+    test = stats.entity_wilcoxon(means[a], means[b], metric)
+    if test.n >= 2 and np.isnan(test.p) and test.median == 0:  # the test's own rule: nothing to rank
+        return f"every one of the {test.n} entities has the same {leaderboard.LABELS[metric]} for both: no test"
+    if test.n < 2:
+        return f"{test.n} entity scored by both: too few for a test"
+    return test
 
 
 def _names(methods: list[str]) -> str:

@@ -188,7 +188,8 @@ def test_runs_record_per_entity_metrics_and_the_board_keeps_them(tmp_path, capsy
     assert leaderboard.build(from_csv=str(csv)) == md
     assert main(["compare", "mean-effects", "cell-mean", "--board", "syn", "--boards-dir", str(out.parent)]) == 0
     n_drugs = ent.loc[ent["method"] == "mean-effects", "entity"].nunique()
-    assert f"per-entity Wilcoxon over {n_drugs} entities" in capsys.readouterr().out
+    # on a new drug, mean-effects ranks a drug's cell lines by their cell effect, as cell-mean does: the same AUCs
+    assert f"every one of the {n_drugs} entities has the same AUC for both: no test" in capsys.readouterr().out
     ent[ent["method"] != "cell-mean"].to_csv(leaderboard.entities_path(csv), index=False)
     assert "runs without them (method: number of runs): cell-mean (5)." in leaderboard.build(from_csv=str(csv))
     leaderboard.entities_path(csv).unlink()
@@ -271,3 +272,40 @@ def test_a_board_csv_or_entity_file_broken_by_hand_is_one_line_naming_row_and_co
     refused("syn-entities.csv: rows 2 and 12 record the same run and entity")
     records.to_csv(ent, index=False)
     assert main(argv) == 0
+
+
+def test_a_published_boards_options_keep_the_users_runs_with_other_options_out(tmp_path, capsys, monkeypatch):
+    """A store holding per-target runs beside grouped ones: compare against a grouped board reads the grouped runs,
+    as the board's own tables do, instead of refusing over the per-target folds' masks."""
+    from drbench import boards
+    from drbench.runner import SweepSpec, run_sweep
+
+    monkeypatch.setattr(boards, "BOARDS", [boards.Board("syn", "synthetic", "new-drug")])
+    board = tmp_path / "boards" / "syn.md"
+    run_sweep(SweepSpec(methods="mean-effects", protocol="new-drug", dataset="synthetic", progress=False,
+                        tracking_uri=f"sqlite:///{tmp_path}/board.db"))
+    leaderboard.build(out=str(board), tracking_uri=f"sqlite:///{tmp_path}/board.db")
+    mine = f"sqlite:///{tmp_path}/mine.db"
+    for per_target in (False, True):
+        run_sweep(SweepSpec(methods="cell-mean", protocol="new-drug", dataset="synthetic", progress=False,
+                            options={"per_target": per_target, **({"n_targets": 5} if per_target else {})},
+                            tracking_uri=mine))
+    argv = ["compare", "cell-mean", "mean-effects", "--board", "syn", "--boards-dir", str(board.parent),
+            "--tracking-uri", mine]
+    assert main(argv) == 0
+    assert "5 paired folds" in capsys.readouterr().out
+    monkeypatch.setattr(boards, "BOARDS", [])  # a board drbench does not publish: its options are unknown
+    assert main(argv) == 2
+    assert "runs made with other protocol options, e.g. --per-target" in capsys.readouterr().err
+
+
+def test_identical_per_entity_values_are_said_so_not_printed_as_nan(tmp_path, capsys):
+    board_csv(tmp_path / "syn.csv")
+    rows = [{"method": m, "selection": "validation", "seed": 0, "fold": e % 5, "job_key": f"{m}-0-{e % 5}",
+             "entity": f"d{e}", "n": 40, "positives": 20, "auc": 0.7 + e / 1000, "auprc": np.nan, "pcc": np.nan,
+             "scc": np.nan, "rmse": np.nan} for e in range(30) for m in ("strong", "twin")]
+    pd.DataFrame(rows).to_csv(tmp_path / "syn-entities.csv", index=False)
+    assert main(["compare", "strong", "twin", "--board", "syn", "--boards-dir", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "per-entity Wilcoxon: every one of the 30 entities has the same AUC for both: no test" in out
+    assert "nan" not in out
