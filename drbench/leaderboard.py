@@ -84,13 +84,7 @@ def read_entities(board_csv: str | Path) -> pd.DataFrame | None:
     missing = [c for c in ENTITY_COLUMNS if c not in df.columns]
     if missing:
         raise DataError(f"{path} is not a per-entity record file: missing columns {missing}")
-    for col in ["seed", "fold", "n", "positives", *CLASSIFICATION, *REGRESSION]:  # metrics may be empty (undefined)
-        num = pd.to_numeric(df[col], errors="coerce")
-        bad = df[col].notna() & num.isna()
-        if bad.any():
-            i = int(np.flatnonzero(bad.to_numpy())[0])
-            raise DataError(f"{path}: row {i + 2}, column {col!r}: {df[col].iloc[i]!r} is not a number")
-        df[col] = num
+    _as_numbers(df, ["seed", "fold", "n", "positives", *CLASSIFICATION, *REGRESSION], path)  # metrics may be empty
     for col in ["method", "selection", "seed", "fold", "job_key", "entity", "n", "positives"]:
         if df[col].isna().any():  # e.g. a last line cut short
             i = int(np.flatnonzero(df[col].isna().to_numpy())[0])
@@ -685,19 +679,28 @@ def read_csv(path) -> pd.DataFrame:
 NUMERIC_COLUMNS = ["seed", "fold", *CSV_COLUMNS[CSV_COLUMNS.index("auc"):CSV_COLUMNS.index("threads") + 1]]
 
 
+def _as_numbers(df: pd.DataFrame, columns, path) -> None:
+    """Make ``columns`` of a CSV read from ``path`` numeric in place (empty cells stay NaN); a cell that is not a
+    number is a :class:`DataError` naming its row (the line number in the file) and column."""
+    from drbench.errors import DataError
+
+    for col in columns:
+        if pd.api.types.is_numeric_dtype(df[col]):
+            continue
+        num = pd.to_numeric(df[col], errors="coerce")
+        bad = df[col].notna() & num.isna()
+        if bad.any():
+            i = int(np.flatnonzero(bad.to_numpy())[0])
+            raise DataError(f"{path}: row {i + 2}, column {col!r}: {df[col].iloc[i]!r} is not a number")
+        df[col] = num
+
+
 def _check_board_rows(df: pd.DataFrame, path) -> None:
     """One line (:class:`DataError`) for a board CSV a hand edit or a bad merge broke: a value that is not a number
     in a numeric column, or one run (job key) on two rows. The row is the line number in the file."""
     from drbench.errors import DataError
 
-    for col in NUMERIC_COLUMNS:
-        if not pd.api.types.is_numeric_dtype(df[col]):
-            num = pd.to_numeric(df[col], errors="coerce")
-            bad = df[col].notna() & num.isna()
-            if bad.any():
-                i = int(np.flatnonzero(bad.to_numpy())[0])
-                raise DataError(f"{path}: row {i + 2}, column {col!r}: {df[col].iloc[i]!r} is not a number")
-            df[col] = num
+    _as_numbers(df, NUMERIC_COLUMNS, path)
     keys = df["job_key"].dropna().astype(str)
     twice = keys[keys.duplicated(keep=False)]
     if len(twice):
