@@ -288,6 +288,10 @@ def write_index(out_dir: Path, data_dir=None) -> None:
         "Each `*-curves.png` (ROC and precision–recall, the mean of each method's honest runs) has its runs' curves in "
         "the `.csv` of the same name, so it is redrawn without the MLflow store that holds the predictions; methods "
         "whose runs were recorded before curves were kept are named under the picture until they are rerun.", "",
+        "Each board keeps its runs' per-entity records (metrics per drug or held-out entity, for `drbench compare`'s "
+        "per-entity test) in `BOARD-entities.csv` and names the runs recorded before drbench kept them; "
+        "`drbench reproduce --only BOARD --seeds S --rerun-without-records` runs those again (`--dry-run` first lists "
+        "them with an estimate).", "",
         "Replication runs (‡, `--select test`) use the same hyperparameters and evaluation schedule as the honest runs "
         "(e.g. MTIGCN/NIHGCN: validation AUC every 10 epochs, patience 200); the only difference is that the "
         "selecting entries are the test entries (scored with their features, as the reference did, so an inductive "
