@@ -137,6 +137,8 @@ def cmd_leaderboard(args) -> int:
 
     for name in args.experiment or ():
         check_name(name, "--experiment")
+    if args.out is not None:
+        leaderboard.check_out(args.out)  # the plain inputs first, then the stores
     if not args.from_csv:
         from drbench import tracking
 
