@@ -145,7 +145,7 @@ def entity_comparison(entities: pd.DataFrame | None, a: str, b: str, selection: 
     if test.n >= 2 and np.isnan(test.p) and test.median == 0:  # the test's own rule: nothing to rank
         return f"every one of the {test.n} entities has the same {leaderboard.LABELS[metric]} for both: no test"
     if test.n < 2:
-        return f"{test.n} entity scored by both: too few for a test"
+        return f"entities scored by both: {test.n}, too few for a test"
     return test
 
 
