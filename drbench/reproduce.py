@@ -24,14 +24,18 @@ from drbench.runner import SweepSpec, run_sweep
 log = logging.getLogger("drbench.reproduce")
 
 
-def _published_keys(path: Path) -> tuple[set[str], set[str]]:
-    """Job keys of the finished runs in a board CSV (not run again), and those of them without per-entity records
-    beside it (run again with ``rerun_without_records``, their rows then replaced)."""
+def _published_keys(path: Path, with_lacking: bool = False) -> tuple[set[str], set[str]]:
+    """Job keys of the finished runs in a board CSV (not run again), and, with ``with_lacking``, those of them
+    without per-entity records beside it (run again with ``rerun_without_records``, their rows then replaced; the
+    records file is read only then)."""
     if not path.exists():
         return set(), set()
     df = leaderboard.read_csv(path)
+    published = set(df.loc[df["status"] == "finished", "job_key"].dropna().astype(str))
+    if not with_lacking:
+        return published, set()
     lacking, _ = leaderboard.lacking_entity_records(df, leaderboard.entity_job_keys(path))
-    return set(df.loc[df["status"] == "finished", "job_key"].dropna().astype(str)), set(lacking["job_key"].astype(str))
+    return published, set(lacking["job_key"].astype(str))
 
 
 def _case_study_ranked(csv: Path) -> set[tuple[str, int]]:
@@ -74,9 +78,9 @@ def run_board(board: Board, out_dir: Path, *, data_dir=None, seeds=(0,), jobs=1,
     if board.baseline:  # the default runs that board publishes are shown here, not run again
         csvs.append(leaderboard.csv_path(out.with_name(f"{board.baseline}.md")))
     for csv in csvs:
-        published, lacking = _published_keys(csv)
+        published, lacking = _published_keys(csv, rerun_without_records)
         skip |= published
-        rerun |= lacking if rerun_without_records else set()
+        rerun |= lacking
     if rerun:  # a rerun already in this store (its board not rewritten yet, e.g. interrupted) is not run again
         c = tracking.client(tracking_uri)
         exp = tracking.experiment_id(c, experiment, create=False)

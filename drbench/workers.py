@@ -28,10 +28,10 @@ WORKERS_TIMEOUT_S = 60  # how long a dask scheduler may take to show its first w
 _ADDRESS = re.compile(r"^(?:(?P<scheme>[a-z]+)://)?(?P<host>\[[0-9a-fA-F:]+\]|[^:/\s]+):(?P<port>\d{1,5})/?$")
 
 
-def check_backend(backend: str, scheduler: str | None = None) -> None:
+def check_backend(backend: str, scheduler: str | None = None, probe: bool = True) -> None:
     """A backend and ``--scheduler`` checked before any data is read: a known backend, its package installed, a
-    scheduler address only where the backend takes one, and that address accepting a TCP connection within
-    :data:`CONNECT_TIMEOUT_S`. Raises :class:`UsageError` with one line."""
+    scheduler address only where the backend takes one, and (``probe``) that address accepting a TCP connection
+    within :data:`CONNECT_TIMEOUT_S`. Raises :class:`UsageError` with one line."""
     if backend not in BACKENDS:
         raise UsageError(f"--backend: unknown backend {backend!r}; choose one of: {', '.join(BACKENDS)}")
     if backend in _PACKAGES:
@@ -49,6 +49,8 @@ def check_backend(backend: str, scheduler: str | None = None) -> None:
     if m is None or not 0 < int(m["port"]) < 65536:
         example = "tcp://HOST:8786" if backend == "dask" else "ray://HOST:10001, HOST:6379 or auto"
         raise UsageError(f"--scheduler: expected an address like {example}, got {scheduler!r}")
+    if not probe:
+        return
     host = m["host"].strip("[]")
     try:
         socket.create_connection((host, int(m["port"])), timeout=CONNECT_TIMEOUT_S).close()
@@ -82,7 +84,7 @@ class Pool:
     """``slots`` workers of one backend; see the module docstring."""
 
     def __init__(self, backend: str, jobs: int, threads: int, scheduler: str | None = None):
-        check_backend(backend, scheduler)
+        check_backend(backend, scheduler, probe=False)  # the sweep probed it; the client below says why it fails
         if jobs < 1:
             raise UsageError(f"--jobs must be 1 or more, got {jobs}")
         if backend in ("loky", "threading") and jobs == 1:
