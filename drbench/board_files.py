@@ -34,7 +34,7 @@ def write_board(board: Board, out: Path, tracking_uri=None, experiment="drbench"
                            methods=None if board.methods == "all" else [*methods, *rows], merge_csv=True,
                            options=get_protocol(board.protocol).resolve_options(board.options), variants=rows,
                            previous=baseline_rows(board, out.parent, methods),
-                           previous_entities=baseline_entities(board, out.parent))
+                           entities_from=boards.baseline_csv(board, out.parent))
     done, missing, _ = board_progress(leaderboard.csv_path(out), board.replication, board.variants)
     partial = ""
     if missing:
@@ -66,13 +66,6 @@ def baseline_rows(board: Board, out_dir: Path, methods) -> pd.DataFrame | None:
         return None
     df = leaderboard.read_csv(path)
     return df[(df["status"] == "finished") & df["method"].isin(list(methods or []))]
-
-
-def baseline_entities(board: Board, out_dir: Path) -> pd.DataFrame | None:
-    """The per-entity records of the board's ``baseline`` board (None without one), for the runs it borrows."""
-    if not board.baseline:
-        return None
-    return leaderboard.read_entities(leaderboard.csv_path(Path(out_dir) / f"{board.baseline}.md"))
 
 
 def write_case_study(board: Board, out: Path, tracking_uri=None, experiment="drbench", data_dir=None) -> None:

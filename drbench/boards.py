@@ -184,6 +184,17 @@ def board_by_name(name: str) -> Board:
     raise UsageError(f"unknown board {name!r}; choose from: {', '.join(b.name for b in BOARDS)}")
 
 
+def baseline_csv(board: Board | str, boards_dir) -> Path | None:
+    """The CSV of the board whose default runs ``board`` (a board or a built-in board's name) shows as its own (its
+    ``baseline``, whose per-entity file keeps those runs' records), in ``boards_dir``; None for a board without one
+    or a name that is not a built-in board's."""
+    if isinstance(board, str):
+        board = next((b for b in BOARDS if b.name == board), None)
+    if board is None or not board.baseline:
+        return None
+    return leaderboard.csv_path(Path(boards_dir) / f"{board.baseline}.md")
+
+
 def board_progress(csv: Path, replication=(), variants=()) -> tuple[int, list[str], float | None]:
     """(finished fold runs, methods still missing runs, summed fit + predict seconds or None) of a board CSV.
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from drbench import leaderboard, stats, tracking
+from drbench import boards, leaderboard, stats, tracking
 from drbench.errors import DataError, UsageError
 from drbench.inputs import check_output_dir
 from drbench.metrics import ALL, NORMALIZED
@@ -272,7 +272,8 @@ def run(args) -> int:
     for uri in args.tracking_uri or ():
         tracking.client(uri, must_exist=True)
     df = load_runs(args.board, args.boards_dir, args.tracking_uri, args.experiment)
-    entities = leaderboard.read_entities(Path(args.boards_dir) / f"{args.board}.csv")
+    entities = leaderboard.read_entities(Path(args.boards_dir) / f"{args.board}.csv",
+                                         boards.baseline_csv(args.board, args.boards_dir))
     if args.tracking_uri:  # the store's runs bring their own per-entity records
         mine = leaderboard.store_entities(df[df["from_store"].fillna(False).astype(bool)], args.tracking_uri)
         if len(mine):

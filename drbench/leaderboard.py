@@ -69,12 +69,46 @@ def entities_path(csv: str | Path) -> Path:
     return csv.with_name(f"{csv.stem}-entities.csv")
 
 
-def read_entities(board_csv: str | Path) -> pd.DataFrame | None:
+def read_entities(board_csv: str | Path, borrowed_from: str | Path | None = None) -> pd.DataFrame | None:
     """A board's committed per-entity records (``BOARD-entities.csv``), None when the board has none; a file that
-    cannot be read or lacks :data:`ENTITY_COLUMNS` raises :class:`DataError` (one line)."""
+    cannot be read or lacks :data:`ENTITY_COLUMNS` raises :class:`DataError` (one line).
+
+    ``borrowed_from``: the CSV of the board whose runs this board shows as its own default rows (a control board's
+    baseline, :func:`drbench.boards.baseline_csv`). Those runs' records stay in that board's file only; the ones of
+    them this board's CSV lists (and its own file lacks) are added from there."""
+    own = _read_entity_file(entities_path(board_csv))
+    if borrowed_from is None:
+        return own
+    other = _read_entity_file(entities_path(borrowed_from))
+    if other is None:
+        return own
+    keys = _borrowed_keys(board_csv, other["job_key"], own)
+    if not keys:
+        return own
+    add = other[other["job_key"].isin(keys)]
+    return add.reset_index(drop=True) if own is None else pd.concat([own, add], ignore_index=True)
+
+
+def _finished_keys(board_csv: str | Path) -> set[str]:
+    """Job keys of a board CSV's finished runs (empty without the file)."""
+    path = Path(board_csv)
+    if not path.exists():
+        return set()
+    df = pd.read_csv(path, usecols=lambda c: c in ("job_key", "status"), dtype=str)
+    return set(df.loc[df["status"] == "finished", "job_key"].dropna()) if "job_key" in df.columns else set()
+
+
+def _borrowed_keys(board_csv, other_keys, own) -> set[str]:
+    """The job keys of ``board_csv``'s finished runs that another board's records (``other_keys``) hold and the
+    board's own records (``own``: a frame, a set of keys or None) do not."""
+    have = set() if own is None else set(own["job_key"]) if isinstance(own, pd.DataFrame) else set(own)
+    return (_finished_keys(board_csv) & set(map(str, other_keys))) - have
+
+
+def _read_entity_file(path: Path) -> pd.DataFrame | None:
+    """One ``BOARD-entities.csv``, checked (see :func:`read_entities`); None when it does not exist."""
     from drbench.errors import DataError
 
-    path = entities_path(board_csv)
     if not path.exists():
         return None
     try:
@@ -118,11 +152,11 @@ def store_entities(df: pd.DataFrame, tracking_uri) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)[ENTITY_COLUMNS] if frames else pd.DataFrame(columns=ENTITY_COLUMNS)
 
 
-def write_entities(df: pd.DataFrame, csv: Path, tracking_uri, previous: pd.DataFrame | None = None) -> None:
+def write_entities(df: pd.DataFrame, csv: Path, tracking_uri, borrowed_from: Path | None = None) -> None:
     """Write the per-entity records of the board's runs beside its CSV: each finished run's ``entities.csv``
-    artifact from the store(s), plus the rows already in the file for runs the stores do not hold, plus those of
-    ``previous`` (another board's records, e.g. of the runs a control board borrows from its baseline) for runs
-    neither holds."""
+    artifact from the store(s), plus the rows already in the file for runs the stores do not hold. With
+    ``borrowed_from`` (the CSV of the board whose runs this one shows as its defaults, see :func:`read_entities`),
+    the runs whose records that board's file holds are left out: they are kept in one file only."""
     path = entities_path(csv)
     new = store_entities(df, tracking_uri)
     frames = [new] if len(new) else []
@@ -130,21 +164,23 @@ def write_entities(df: pd.DataFrame, csv: Path, tracking_uri, previous: pd.DataF
     if path.exists():
         old = pd.read_csv(path, dtype={"entity": str})
         frames.insert(0, old[old["job_key"].isin(keep) & ~old["job_key"].isin(set(new["job_key"]))])
-    if previous is not None and len(previous):
-        have = set().union(*(set(f["job_key"]) for f in frames))
-        frames.append(previous[previous["job_key"].isin(keep) & ~previous["job_key"].isin(have)])
+    if borrowed_from is not None:
+        theirs = entity_job_keys(borrowed_from)
+        frames = [f[~f["job_key"].isin(theirs)] for f in frames]
     if frames:
         out = pd.concat(frames, ignore_index=True)[ENTITY_COLUMNS]
         out = out.sort_values(["method", "selection", "seed", "fold", "entity"]).reset_index(drop=True)
         atomic.write_csv(out, path, index=False)
 
 
-def entity_job_keys(csv: str | Path) -> set[str]:
-    """Job keys of the runs with per-entity records beside a board CSV."""
+def entity_job_keys(csv: str | Path, borrowed_from: str | Path | None = None) -> set[str]:
+    """Job keys of the runs with per-entity records beside a board CSV (with ``borrowed_from``, also those of its
+    runs whose records are beside that board's CSV, see :func:`read_entities`)."""
     path = entities_path(csv)
-    if not path.exists():
-        return set()
-    return set(pd.read_csv(path, usecols=["job_key"])["job_key"].astype(str))
+    own = set(pd.read_csv(path, usecols=["job_key"])["job_key"].astype(str)) if path.exists() else set()
+    if borrowed_from is None:
+        return own
+    return own | _borrowed_keys(csv, entity_job_keys(borrowed_from), own)
 
 
 # ---------------------------------------------------------------------------------------------- collect
@@ -516,25 +552,27 @@ def lacking_entity_records(df: pd.DataFrame, have: set[str]) -> tuple[pd.DataFra
     return fin[~fin["job_key"].astype(str).isin(have)], fin
 
 
-def entity_records_note(df: pd.DataFrame, have: set[str], name: str) -> str:
-    """Which runs (with an entity axis) lack per-entity records in ``name``, by method and selection."""
+def entity_records_note(df: pd.DataFrame, have: set[str], files: list[str]) -> str:
+    """Which runs (with an entity axis) lack per-entity records in ``files`` (this board's file, and the one of the
+    board whose runs it borrows), by method and selection."""
+    shown = f"`{files[0]}`" + (f" (its borrowed runs': `{files[1]}`)" if len(files) > 1 else "")
     lacking, fin = lacking_entity_records(df, have)
     head = "Per-entity records (each run's metrics per drug or held-out cell line, for `drbench compare`'s per-entity test)"
     if lacking.empty:
-        return f"{head}: `{name}`, for every run."
+        return f"{head}: {shown}, for every run."
     if len(lacking) == len(fin):
         return (f"{head}: none of the {len(fin)} runs here has them (recorded before drbench kept them); a rerun "
-                f"adds its records to `{name}`.")
+                f"adds its records to `{files[0]}`.")
     counts = lacking.groupby(["method", "selection"]).size()
     who = ", ".join(f"{m}{'‡' if sel == 'test' else ''} ({n})" for (m, sel), n in counts.items())
-    return f"{head}: `{name}`; runs without them (method: number of runs): {who}."
+    return f"{head}: {shown}; runs without them (method: number of runs): {who}."
 
 
 def render(df: pd.DataFrame, title: str | None = None, images: dict | None = None,
-           entity_records: tuple[set, str] | None = None) -> str:
+           entity_records: tuple[set, list[str]] | None = None) -> str:
     """Markdown from the per-fold frame (as read back from the CSV); ``images`` maps (dataset, protocol)
     to the picture files that exist beside the markdown; ``entity_records`` is (the job keys with per-entity
-    records, the name of their file), when the board has such a file place."""
+    records, the names of their files: the board's own, then its baseline's for the runs it borrows), when the board has such a file place."""
     out = [f"# {title or 'drbench leaderboard'}", ""]
     if df.empty:
         return "\n".join(out + ["No finished runs match.", ""])
@@ -609,7 +647,7 @@ def _existing_images(df: pd.DataFrame, out) -> dict:
 def build(experiments=None, tracking_uri=None, dataset=None, protocol=None, out=None, from_csv=None,
           title=None, plots: bool = False, methods=None, merge_csv: bool = False, options: dict | None = None,
           variants=None, previous: pd.DataFrame | None = None,
-          previous_entities: pd.DataFrame | None = None, require_match: bool = False) -> str:
+          entities_from: Path | None = None, require_match: bool = False) -> str:
     """Collect (or read ``from_csv``), write the CSV beside ``out``, and render markdown from the CSV.
 
     ``plots`` also draws the curve and runtime pictures beside ``out`` (needs the MLflow runs). Pictures
@@ -617,7 +655,8 @@ def build(experiments=None, tracking_uri=None, dataset=None, protocol=None, out=
     keeps the rows of the CSV already beside ``out`` that the store does not have; ``options`` keeps only the store's
     runs made with those protocol options and ``variants`` the variant rows to keep (see :func:`collect`);
     ``previous`` adds further rows (e.g. another board's) the way ``merge_csv`` adds the CSV's, and
-    ``previous_entities`` their per-entity records (see :func:`write_entities`); ``require_match`` as in
+    ``entities_from`` is the CSV of the board whose file keeps those rows' per-entity records (see
+    :func:`read_entities`); ``require_match`` as in
     :func:`collect`. Each file is replaced
     atomically (:mod:`drbench.atomic`); a bad ``out`` is refused before anything is read or written.
     """
@@ -648,9 +687,14 @@ def build(experiments=None, tracking_uri=None, dataset=None, protocol=None, out=
 
         make_images(df, Path(out), tracking_uri)
     if out is not None and not from_csv:
-        write_entities(df, csv_path(out), tracking_uri, previous_entities)
+        write_entities(df, csv_path(out), tracking_uri, entities_from)
     board_csv = Path(from_csv) if from_csv else csv_path(out) if out is not None else None
-    records = (entity_job_keys(board_csv), entities_path(board_csv).name) if board_csv is not None else None
+    records = None
+    if board_csv is not None:
+        files = [entities_path(board_csv).name]
+        if entities_from is not None and entity_job_keys(board_csv, entities_from) - entity_job_keys(board_csv):
+            files.append(entities_path(entities_from).name)
+        records = (entity_job_keys(board_csv, entities_from), files)
     md = render(df, title, _existing_images(df, out), records)
     if out is not None:
         Path(out).parent.mkdir(parents=True, exist_ok=True)

@@ -279,11 +279,14 @@ def _entity_means(board_csv: Path, method: str, selection: str, column: str) -> 
     """One value per entity from a board's per-entity records: ``column`` of ``method``'s runs under ``selection``,
     averaged over the folds and seeds that hold the entity (:func:`drbench.stats.entity_means`, as ``drbench
     compare`` does); empty when the board has no records of them."""
+    from drbench.boards import baseline_csv
     from drbench.leaderboard import entities_path
     from drbench.stats import entity_means
 
-    path = entities_path(board_csv)
-    df = _entities(str(board_csv), path.stat().st_mtime_ns) if path.exists() else None
+    base = baseline_csv(Path(board_csv).stem, Path(board_csv).parent)
+    files = [entities_path(board_csv), *([entities_path(base)] if base is not None else [])]
+    versions = tuple(f.stat().st_mtime_ns if f.exists() else 0 for f in files)
+    df = _entities(str(board_csv), str(base) if base is not None else None, versions) if any(versions) else None
     part = None if df is None else df[(df["method"] == method) & (df["selection"] == selection)]
     if part is None or part.empty or column not in part.columns:
         return pd.Series(dtype=float)
@@ -292,11 +295,12 @@ def _entity_means(board_csv: Path, method: str, selection: str, column: str) -> 
 
 
 @lru_cache(maxsize=8)
-def _entities(board_csv: str, _mtime_ns: int) -> pd.DataFrame | None:
-    """A board's per-entity records, read once per version of the file (paper.md asks for them cell by cell)."""
+def _entities(board_csv: str, borrowed_from: str | None, _versions: tuple) -> pd.DataFrame | None:
+    """A board's per-entity records (with those of the runs it borrows from ``borrowed_from``), read once per
+    version of the files (paper.md asks for them cell by cell)."""
     from drbench.leaderboard import read_entities
 
-    return read_entities(board_csv)
+    return read_entities(board_csv, borrowed_from)
 
 
 def paired_target_shift(out_dir: Path, board: str, method: str, selection: str, metric: str):

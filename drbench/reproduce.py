@@ -24,17 +24,18 @@ from drbench.runner import SweepSpec, run_sweep
 log = logging.getLogger("drbench.reproduce")
 
 
-def _published_keys(path: Path, with_lacking: bool = False) -> tuple[set[str], set[str]]:
+def _published_keys(path: Path, with_lacking: bool = False, borrowed_from: Path | None = None
+                    ) -> tuple[set[str], set[str]]:
     """Job keys of the finished runs in a board CSV (not run again), and, with ``with_lacking``, those of them
-    without per-entity records beside it (run again with ``rerun_without_records``, their rows then replaced; the
-    records file is read only then)."""
+    without per-entity records beside it or, for the runs it borrows, beside ``borrowed_from`` (run again with
+    ``rerun_without_records``, their rows then replaced; the records files are read only then)."""
     if not path.exists():
         return set(), set()
     df = leaderboard.read_csv(path)
     published = set(df.loc[df["status"] == "finished", "job_key"].dropna().astype(str))
     if not with_lacking:
         return published, set()
-    lacking, _ = leaderboard.lacking_entity_records(df, leaderboard.entity_job_keys(path))
+    lacking, _ = leaderboard.lacking_entity_records(df, leaderboard.entity_job_keys(path, borrowed_from))
     return published, set(lacking["job_key"].astype(str))
 
 
@@ -74,11 +75,12 @@ def run_board(board: Board, out_dir: Path, *, data_dir=None, seeds=(0,), jobs=1,
     case_study = board.protocol == "case-study"
     skip = _store_keys(also_read, experiment)
     rerun = set()  # published runs without per-entity records, run again when asked (also if this store has them)
-    csvs = [] if case_study else [leaderboard.csv_path(out)]
-    if board.baseline:  # the default runs that board publishes are shown here, not run again
-        csvs.append(leaderboard.csv_path(out.with_name(f"{board.baseline}.md")))
-    for csv in csvs:
-        published, lacking = _published_keys(csv, rerun_without_records)
+    base = boards.baseline_csv(board, out_dir)  # the default runs that board publishes: shown here, not rerun
+    csvs = [] if case_study else [(leaderboard.csv_path(out), base)]
+    if base is not None:
+        csvs.append((base, None))
+    for csv, borrowed_from in csvs:
+        published, lacking = _published_keys(csv, rerun_without_records, borrowed_from)
         skip |= published
         rerun |= lacking
     if rerun:  # a rerun already in this store (its board not rewritten yet, e.g. interrupted) is not run again

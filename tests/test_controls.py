@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from drbench import boards, paper, reproduce
+from drbench import boards, leaderboard, paper, reproduce
 from drbench.boards import Board, Variant, board_progress
 from drbench.leaderboard import CSV_COLUMNS
 from drbench.runner import SweepSpec, plan_sweep
@@ -84,25 +84,44 @@ def test_a_control_board_runs_only_its_variants_and_shows_the_baselines_runs(tmp
     assert again[0]["jobs_finished"] == 0 and (out / "syn-controls.md").read_text() == md
 
 
-def test_a_control_board_keeps_the_baselines_per_entity_records_of_the_runs_it_borrows(tmp_path, monkeypatch):
-    """The defaults shown on a control board are the baseline board's runs: their per-entity records come with them,
-    also when the control board is built from another store."""
+def test_a_control_board_reads_the_baselines_per_entity_records_of_the_runs_it_borrows(tmp_path, monkeypatch):
+    """The defaults shown on a control board are the baseline board's runs: their per-entity records stay in the
+    baseline's file only (one copy), and every reader of the control board gets them from there, also when the
+    control board is built from another store or from the store that holds them."""
     _syn_boards(monkeypatch)
     out = tmp_path / "lb"
     reproduce.reproduce(only=["syn-random"], out_dir=out, tracking_uri=f"sqlite:///{tmp_path}/a.db", progress=False,
                         folds=[0], only_methods=["drug-mean"])
-    base = pd.read_csv(out / "syn-random-entities.csv")
+    base = pd.read_csv(out / "syn-random-entities.csv", dtype={"entity": str})
     borrowed = set(base.loc[base["method"] == "drug-mean", "job_key"])
     assert len(borrowed) == 2  # honest + replication
-    got = reproduce.reproduce(only=["syn-controls"], out_dir=out, tracking_uri=f"sqlite:///{tmp_path}/b.db",
-                              progress=False, folds=[0])
-    assert got[0]["jobs_finished"] == 1 and got[0]["jobs_skipped"] == 2
-    ent = pd.read_csv(out / "syn-controls-entities.csv")
-    assert borrowed <= set(ent["job_key"]) and "drug-mean[smoothing=50.0]" in set(ent["method"])
-    kept = ent[ent["job_key"].isin(borrowed)].sort_values(["job_key", "entity"]).reset_index(drop=True)
-    same = base[base["job_key"].isin(borrowed)].sort_values(["job_key", "entity"]).reset_index(drop=True)
-    pd.testing.assert_frame_equal(kept[same.columns], same, check_dtype=False)
-    assert "`syn-controls-entities.csv`, for every run" in (out / "syn-controls.md").read_text()
+    for store in ("b.db", "a.db"):  # a fresh store; the store that holds the borrowed runs and their records
+        got = reproduce.reproduce(only=["syn-controls"], out_dir=out, tracking_uri=f"sqlite:///{tmp_path}/{store}",
+                                  progress=False, folds=[0])
+        assert got[0]["jobs_failed"] == 0
+        own = pd.read_csv(out / "syn-controls-entities.csv", dtype={"entity": str})
+        assert set(own["method"]) == {"drug-mean[smoothing=50.0]"} and not borrowed & set(own["job_key"])
+        ent = leaderboard.read_entities(out / "syn-controls.csv", boards.baseline_csv("syn-controls", out))
+        kept = ent[ent["job_key"].isin(borrowed)].sort_values(["job_key", "entity"]).reset_index(drop=True)
+        same = base[base["job_key"].isin(borrowed)].sort_values(["job_key", "entity"]).reset_index(drop=True)
+        pd.testing.assert_frame_equal(kept[same.columns], same, check_dtype=False)
+        assert len(ent) == len(own) + len(same)
+        assert ("`syn-controls-entities.csv` (its borrowed runs': `syn-random-entities.csv`), for every run"
+                in (out / "syn-controls.md").read_text())
+    assert leaderboard.entity_job_keys(out / "syn-controls.csv") == set(own["job_key"])
+    assert leaderboard.entity_job_keys(out / "syn-controls.csv", out / "syn-random.csv") == set(ent["job_key"])
+    # drbench compare on the committed files pairs a default row (borrowed) with its variant entity by entity
+    from drbench.cli import main
+
+    assert main(["compare", "drug-mean", "drug-mean[smoothing=50.0]", "--board", "syn-controls", "--boards-dir",
+                 str(out), "--selection", "test"]) == 0
+    # without the baseline's file, the borrowed runs are named as runs without records (not silently dropped)
+    (out / "syn-random-entities.csv").unlink()
+    reproduce.reproduce(only=["syn-controls"], out_dir=out, tracking_uri=f"sqlite:///{tmp_path}/b.db",
+                        progress=False, folds=[0], write_only=True)
+    note = next(x for x in (out / "syn-controls.md").read_text().splitlines() if x.startswith("Per-entity records"))
+    assert note.endswith(("runs without them (method: number of runs): drug-mean‡ (1), drug-mean (1).",
+                          "runs without them (method: number of runs): drug-mean (1), drug-mean‡ (1)."))
 
 
 def test_a_variant_short_of_folds_keeps_its_board_partial(tmp_path, monkeypatch):
