@@ -268,6 +268,18 @@ def _folds(board_csv: Path, method: str, selection: str, metric: str) -> np.ndar
     return pd.to_numeric(part[metric], errors="coerce").dropna().to_numpy()
 
 
+def _target_count(per_target_csv: Path) -> int:
+    """How many targets a per-target board holds: the most finished runs of one method, selection and seed (each
+    run is one target's fold); 0 without the board."""
+    from drbench.leaderboard import read_csv
+
+    if not per_target_csv.exists():
+        return 0
+    df = read_csv(per_target_csv)
+    fin = df[df["status"] == "finished"]
+    return int(fin.groupby(["method", "selection", "seed"]).size().max()) if len(fin) else 0
+
+
 def sampled_targets(board: str) -> int:
     """How many targets the per-target board of ``board`` samples (its ``n_targets`` option; 0 = all or none)."""
     from drbench.boards import BOARDS
@@ -338,7 +350,8 @@ def compare_rows(out_dir: Path) -> pd.DataFrame:
     the per-target board over the grouped one (Test 2), replication (‡) over honest selection. Where the per-target
     board samples its targets (:func:`sampled_targets`), the sample's own mean would also carry which targets were
     drawn; the per-target counterpart is then estimated as the grouped board's mean plus the per-target protocol's
-    shift paired on the sampled targets (:func:`paired_target_shift`), under the same selection.
+    shift paired on the sampled targets (:func:`paired_target_shift`), under the same selection. So is a method's
+    per-target counterpart while its runs cover fewer targets than the board holds (a sweep not finished).
     """
     paper = paper_tables()
     paper = paper[paper["table"].isin(COMPARED_TABLES)]
@@ -357,40 +370,48 @@ def compare_rows(out_dir: Path) -> pd.DataFrame:
         method = r.method.lower()
         runs = {("grouped", sel): _folds(csv, method, sel, metric) for sel in ("validation", "test")}
         sampled = r.test.startswith("Test 2") and sampled_targets(board)
-        shifts = {}
+        shifts, targets = {}, {}  # per selection: the paired shift, and what its targets are, in words
         if r.test.startswith("Test 2"):
             runs.update({("per-target", sel): _folds(per_target, method, sel, metric) for sel in ("validation", "test")})
-        if sampled:
-            shifts = {sel: paired_target_shift(out_dir, board, method, sel, metric) for sel in ("validation", "test")}
+            total = _target_count(per_target)
+            for sel in ("validation", "test"):
+                n = len(runs[("per-target", sel)])
+                if sampled:
+                    targets[sel] = "sampled targets"
+                elif 0 < n < total:  # a method's per-target runs not finished: their mean is over other targets
+                    targets[sel] = f"of the {total} targets run so far"
+            shifts = {sel: paired_target_shift(out_dir, board, method, sel, metric) for sel in targets}
         estimate = {}  # counterpart -> its mean
         for k, v in runs.items():
             if k[0] == "grouped" and len(v):
                 estimate[k] = v.mean()
-            elif k[0] == "per-target" and len(v) and not sampled:
+            elif k[0] == "per-target" and len(v) and k[1] not in targets:
                 estimate[k] = v.mean()
             elif k[0] == "per-target" and shifts.get(k[1]) and len(runs[("grouped", k[1])]):
                 estimate[k] = runs[("grouped", k[1])].mean() + shifts[k[1]][0]
         closest = next((k for k in (("per-target", "test"), ("per-target", "validation"), ("grouped", "test"),
                                     ("grouped", "validation")) if k in estimate), None)
         compared = "" if closest is None else f"{closest[0]} {'‡' if closest[1] == 'test' else 'honest'}"
-        if sampled and closest and closest[0] == "per-target":
-            compared += f" (grouped + the shift on {shifts[closest[1]][1]} sampled targets)"
+        if closest and closest[0] == "per-target" and closest[1] in targets:
+            compared += f" (grouped + the shift on {shifts[closest[1]][1]} {targets[closest[1]]})"
         row = {"table": r.table, "dataset": r.dataset, "test": r.test, "method": r.method, "metric": r.metric,
                "drbench_metric": metric, "board": board, "paper": value, "spread_as_printed": r.spread_as_printed,
                "honest": _fmt(runs[("grouped", "validation")]), "replication": _fmt(runs[("grouped", "test")]),
                "per_target_honest": _fmt(runs.get(("per-target", "validation"), np.array([]))),
                "per_target_replication": _fmt(runs.get(("per-target", "test"), np.array([]))),
                "compared": compared, "delta": estimate[closest] - value if closest else math.nan}
-        row["cause"] = _cause(row, runs, closest, csv, method, controls, shifts, heading)
+        row["cause"] = _cause(row, runs, closest, csv, method, controls, shifts, heading, targets)
         rows.append(row)
     return pd.DataFrame(rows)
 
 
 def _cause(row: dict, runs: dict, closest, csv: Path, method: str, controls: pd.DataFrame, shifts=None,
-           heading: str | None = None) -> str:
+           heading: str | None = None, targets=None) -> str:
     """What recorded runs say about the gap (see the module docstring); never a guess. ``shifts``: per selection,
-    the per-target protocol's share paired on a sampled per-target board's targets (:func:`paired_target_shift`),
-    used in place of the difference of the two boards' means; ``controls``: :func:`control_rows` of the boards."""
+    the per-target protocol's share paired on the targets of a sampled per-target board, or of a method's per-target
+    runs not finished yet (``targets``: per selection, which of them, in words; :func:`paired_target_shift`), used
+    in place of the difference of the two boards' means; ``controls``: :func:`control_rows` of the boards."""
+    shifts, targets = shifts or {}, targets or {}
     if closest is None:
         return "no drbench runs"
     mean = {k: v.mean() for k, v in runs.items() if len(v)}
@@ -400,12 +421,12 @@ def _cause(row: dict, runs: dict, closest, csv: Path, method: str, controls: pd.
             parts.append(f"test-set selection {mean[(proto, 'test')] - mean[(proto, 'validation')]:+.3f} "
                          f"(‡ − honest, {proto})")
     for sel, label in (("test", "‡"), ("validation", "honest")):
-        if shifts:
+        if sel in targets:
             if shifts.get(sel):
                 shift, n, lo, hi = shifts[sel]
                 ci = f", 95% CI [{lo:+.3f}, {hi:+.3f}]" if np.isfinite(lo) else ""
-                parts.append(f"per-target protocol {shift:+.3f}{ci} (per-target − grouped on the same {n} sampled "
-                             f"targets, {label})")
+                parts.append(f"per-target protocol {shift:+.3f}{ci} (per-target − grouped on the same {n} "
+                             f"{targets[sel]}, {label})")
         elif ("per-target", sel) in mean and ("grouped", sel) in mean:
             parts.append(f"per-target protocol {mean[('per-target', sel)] - mean[('grouped', sel)]:+.3f} "
                          f"(per-target − grouped, {label})")
@@ -427,7 +448,8 @@ def _cause(row: dict, runs: dict, closest, csv: Path, method: str, controls: pd.
     if row["test"].startswith("Test 2") and closest[0] != "per-target":
         ran = any(len(runs.get(("per-target", sel), ())) for sel in ("validation", "test"))
         todo.append("the paper's per-target protocol (`--per-target`): " + (
-            "its sampled runs have no grouped per-entity records to pair with" if ran else "not run yet"))
+            "its runs (sampled or unfinished) have no grouped per-entity records to pair with" if ran
+            else "not run yet"))
     if method.startswith("mtigcn") or method == "nihgcn":
         measured = panel_effect(csv.parent, method)
         if measured:
@@ -668,7 +690,8 @@ def render(out_dir: Path) -> str:
         "*Δ*: drbench − paper for drbench's closest counterpart to the paper's protocol (*vs*): per-target over "
         "grouped folds (Test 2), ‡ over honest selection, as far as runs exist; where the per-target board samples "
         "its targets (GDSC), the counterpart is the grouped mean plus the per-target shift paired on the sampled "
-        "targets, since the sample's own mean also carries which targets were drawn. Test 2 numbers are per held-out "
+        "targets, since the sample's own mean also carries which targets were drawn (likewise for a method whose "
+        "per-target runs do not cover every target of the board yet). Test 2 numbers are per held-out "
         "entity (the boards' headline). *Cause*: only what recorded runs measure — the share of test-set selection "
         "(‡ − honest), of the per-target protocol (per-target − grouped; where the per-target board samples its "
         "targets, as on GDSC, paired on the sampled targets: each one's per-target value minus its grouped runs' "

@@ -212,7 +212,44 @@ def test_a_sampled_per_target_board_is_compared_with_the_grouped_runs_on_its_own
     assert paper.paired_target_shift(tmp_path, "gdsc-new-drug", "srmf", "test", "auc_entity") is None
     m = got[(got["board"] == "gdsc-new-drug") & (got["method"] == "MOFGCN") & (got["metric"] == "AUC")].iloc[0]
     assert m["compared"] == "grouped honest" and m["delta"] == pytest.approx(0.70 - m["paper"])
-    assert "its sampled runs have no grouped per-entity records to pair with" in m["cause"]
+    assert "its runs (sampled or unfinished) have no grouped per-entity records to pair with" in m["cause"]
+
+
+def test_a_methods_unfinished_per_target_runs_are_paired_on_their_own_targets(tmp_path):
+    # CCLE new drug: every target is a per-target fold (no sample). SRMF has all 10 targets there; DeepCDR (a sweep
+    # stopped early) only the 3 hardest. DeepCDR's counterpart is the grouped mean plus its shift on those 3, not
+    # the 3 targets' own mean; SRMF's is its per-target mean, as before.
+    ent, folds, pt_ent, pt_folds = [], [], [], []
+    for method, lift, targets in (("srmf", 0.02, range(10)), ("deepcdr", 0.05, range(3))):
+        for k in range(10):
+            ent.append({"method": method, "selection": "validation", "seed": 0, "fold": k % 5,
+                        "entity": str(k), "auc": 0.60 + k / 50})
+        for i, k in enumerate(targets):
+            pt_ent.append({"method": method, "selection": "validation", "seed": 0, "fold": i, "entity": str(k),
+                           "auc": 0.60 + k / 50 + lift})
+    for (method, fold), part in pd.DataFrame(ent).groupby(["method", "fold"]):
+        folds.append({"method": method, "status": "finished", "dataset": "ccle", "protocol": "new-drug",
+                      "selection": "validation", "seed": 0, "fold": fold, "auc_entity": part["auc"].mean()})
+    for r in pt_ent:
+        pt_folds.append({"method": r["method"], "status": "finished", "dataset": "ccle", "protocol": "new-drug",
+                         "selection": "validation", "seed": 0, "fold": r["fold"], "auc_entity": r["auc"]})
+    write_board_csv(tmp_path / "ccle-new-drug.csv", folds)
+    _entity_csv(pd.DataFrame(ent), tmp_path / "ccle-new-drug-entities.csv")
+    write_board_csv(tmp_path / "ccle-new-drug-per-target.csv", pt_folds)
+    _entity_csv(pd.DataFrame(pt_ent), tmp_path / "ccle-new-drug-per-target-entities.csv")
+
+    got = paper.compare_rows(tmp_path)
+    pick = lambda m: got[(got["board"] == "ccle-new-drug") & (got["method"] == m) & (got["metric"] == "AUC")].iloc[0]
+    d = pick("DeepCDR")
+    grouped_mean = 0.60 + 4.5 / 50  # entities 0..9
+    assert d["compared"] == "per-target honest (grouped + the shift on 3 of the 10 targets run so far)"
+    assert d["delta"] == pytest.approx(grouped_mean + 0.05 - d["paper"])  # not the 3 targets' mean, 0.67
+    assert "per-target protocol +0.050 (per-target − grouped on the same 3 of the 10 targets run so far, honest)" \
+        in d["cause"]
+    srmf = pick("SRMF")
+    assert srmf["compared"] == "per-target honest"
+    assert srmf["delta"] == pytest.approx(grouped_mean + 0.02 - srmf["paper"])
+    assert "per-target protocol +0.020 (per-target − grouped, honest)" in srmf["cause"]
 
 
 def test_the_aupr_cells_get_the_pooled_ic50_ranking_too(tmp_path):
