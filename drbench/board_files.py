@@ -282,7 +282,8 @@ def write_index(out_dir: Path, data_dir=None) -> None:
         "the `.csv` of the same name, so it is redrawn without the MLflow store that holds the predictions; methods "
         "whose runs were recorded before curves were kept are named under the picture until they are rerun.", "",
         "Each board keeps its runs' per-entity records (metrics per drug or held-out entity, for `drbench compare`'s "
-        "per-entity test) in `BOARD-entities.csv` and names the runs recorded before drbench kept them; "
+        "per-entity test) in `BOARD-entities.csv` (a control board's default rows are its baseline board's runs: "
+        "their records stay in the baseline's file) and names the runs recorded before drbench kept them; "
         "`drbench reproduce --only BOARD --seeds S --rerun-without-records` runs those again (`--dry-run` first lists "
         "them with an estimate).", "",
         "Replication runs (‡, `--select test`) use the same hyperparameters and evaluation schedule as the honest runs "
