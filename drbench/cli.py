@@ -193,8 +193,9 @@ def cmd_reproduce(args) -> int:
         total = sum(t for t in sweeps.values() if t is not None)
         unknown = sum(t is None for t in sweeps.values())
         print(f"estimated job time still to run: {duration(total) if total >= 1 else 'none'} (each method's median "
-              f"recorded fit + predict seconds on its board times its pending jobs; boards that share runs counted "
-              f"once; --jobs N runs N at a time)"
+              f"recorded fit + predict seconds on its board, or where it has none there on another board of the "
+              f"dataset, as named, times its pending jobs; boards that share runs counted once; --jobs N runs N at "
+              f"a time)"
               + (f"; {unknown} method sweep(s) with no recorded run to estimate from" if unknown else ""))
     if any(s["errors"] for s in summaries):  # a sweep that could not start: bad input for that board
         return 2 if args.dry_run else 1

@@ -112,6 +112,7 @@ def run_board(board: Board, out_dir: Path, *, data_dir=None, seeds=(0,), jobs=1,
         if board.baseline:  # a variant does the work of its method: estimate it from the baseline board's runs
             base = _median_job_seconds(leaderboard.csv_path(out.with_name(f"{board.baseline}.md")), device)
             job_seconds = {**base, **job_seconds}
+        elsewhere = _job_seconds_elsewhere(board, out_dir, device)  # for methods with no run on this board yet
     for selection, ms, params in sweeps:
         full = board.methods == "all" and selection == "validation" and ms == methods
         spec = SweepSpec(methods="all" if full else ",".join(ms),
@@ -128,15 +129,20 @@ def run_board(board: Board, out_dir: Path, *, data_dir=None, seeds=(0,), jobs=1,
                 continue
             summary["jobs_skipped"] += todo.pop("done")
             for m, (label, n) in todo.items():
-                each = job_seconds.get(m)
+                each, source = job_seconds.get(m), ""
+                if each is None and m in elsewhere:
+                    each, other = elsewhere[m]
+                    source = f", from its runs on {other}"
                 row = Variant(m, params[m]).row if m in params else m
                 key = (board.dataset, board.protocol, str(board.options), row, selection, label)
                 summary["pending_estimates"].append((key, None if each is None else n * each))
                 if each is None:
-                    summary["pending"].append(f"{row} {selection} {label}; no recorded run of it here to estimate from")
+                    summary["pending"].append(f"{row} {selection} {label}; no recorded run of it on a {board.dataset} "
+                                              "board to estimate from")
                 else:
                     est = duration(n * each) if n * each >= 1 else "<1 s"
-                    summary["pending"].append(f"{row} {selection} {label}; ~{est} of job time ({n} × {each:.0f} s)")
+                    summary["pending"].append(f"{row} {selection} {label}; ~{est} of job time ({n} × {each:.0f} s"
+                                              f"{source})")
             continue
         try:
             rep = run_sweep(spec)
@@ -167,6 +173,20 @@ def _median_job_seconds(csv: Path, device: str = "cpu") -> dict:
     fin = fin[want | ~want.groupby(fin["method"]).transform("any")]
     t = fin["fit_seconds"].fillna(0) + fin["predict_seconds"].fillna(0)
     return {str(m): float(v) for m, v in t.groupby(fin["method"]).median().items()}
+
+
+def _job_seconds_elsewhere(board: Board, out_dir: Path, device: str = "cpu") -> dict:
+    """``{method: (median job seconds, board name)}`` from the other boards in ``out_dir`` on the same dataset (the
+    same protocol first, e.g. a per-target board's grouped board), for a method with no run on ``board`` yet: a
+    rough estimate (the data sizes differ), named as such."""
+    others = [b for b in boards.BOARDS if b.name != board.name and b.dataset == board.dataset
+              and b.protocol != "case-study"]
+    others.sort(key=lambda b: (b.protocol != board.protocol, b.name))
+    found: dict = {}
+    for b in others:
+        for m, sec in _median_job_seconds(leaderboard.csv_path(Path(out_dir) / f"{b.name}.md"), device).items():
+            found.setdefault(m, (sec, b.name))
+    return found
 
 
 def _pending(spec: SweepSpec, recorded: set) -> dict:

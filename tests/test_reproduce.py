@@ -186,9 +186,10 @@ def test_dry_run_lists_what_is_left_and_runs_nothing(tmp_path, monkeypatch):
     plan = reproduce.reproduce(out_dir=out, tracking_uri=uri, progress=False, dry_run=True)
     assert plan[0]["jobs_finished"] == 0 and plan[0]["jobs_skipped"] == 1  # mean-effects fold 0 is done
     assert plan[0]["pending"] == ["mean-effects validation folds 1,2,3,4 (seed 0); ~<1 s of job time (4 × 0 s)",
-                                  "drug-mean validation folds 0,1,2,3,4 (seed 0); no recorded run of it here to "
-                                  "estimate from",
-                                  "drug-mean test folds 0,1,2,3,4 (seed 0); no recorded run of it here to estimate from"]
+                                  "drug-mean validation folds 0,1,2,3,4 (seed 0); no recorded run of it on a synthetic "
+                                  "board to estimate from",
+                                  "drug-mean test folds 0,1,2,3,4 (seed 0); no recorded run of it on a synthetic board "
+                                  "to estimate from"]
     estimates = [t for _, t in plan[0]["pending_estimates"]]
     assert estimates[1:] == [None, None] and estimates[0] < 1
     assert (out / "syn-random.csv").read_text() == before  # nothing ran, nothing was rewritten
@@ -199,6 +200,29 @@ def test_dry_run_lists_what_is_left_and_runs_nothing(tmp_path, monkeypatch):
     plan = reproduce.reproduce(out_dir=out, tracking_uri=uri, progress=False, dry_run=True)
     assert plan[0]["pending"][0] == "mean-effects validation folds 1,2,3,4 (seed 0); ~42 min of job time (4 × 630 s)"
     assert plan[0]["pending_estimates"][0][1] == 4 * 630
+
+
+def test_dry_run_estimates_a_method_new_to_a_board_from_its_runs_on_another_board_of_the_dataset(tmp_path,
+                                                                                               monkeypatch):
+    grouped = Board("syn-new-drug", "synthetic", "new-drug", methods=["drug-mean"], replication=[], title="grouped")
+    per_target = Board("syn-new-drug-per-target", "synthetic", "new-drug", methods=["drug-mean", "mean-effects"],
+                       replication=[], options={"per_target": True}, title="per target")
+    random = Board("syn-random", "synthetic", "random", methods=["mean-effects"], replication=[], title="random")
+    monkeypatch.setattr(boards, "BOARDS", [grouped, per_target, random])
+    out, uri = tmp_path / "lb", f"sqlite:///{tmp_path}/a.db"
+    reproduce.reproduce(only=["syn-new-drug", "syn-random"], out_dir=out, tracking_uri=uri, progress=False,
+                        folds=[0])
+    for name, method, seconds in (("syn-new-drug", "drug-mean", 100.0), ("syn-random", "mean-effects", 7.0)):
+        df = pd.read_csv(out / f"{name}.csv")
+        df.loc[df["method"] == method, ["fit_seconds", "predict_seconds"]] = [seconds, 0.0]
+        df.to_csv(out / f"{name}.csv", index=False)
+    plan = reproduce.reproduce(only=["syn-new-drug-per-target"], out_dir=out, tracking_uri=uri, progress=False,
+                               folds=[0, 1], dry_run=True)
+    # the same protocol's board first; else any board of the dataset; named, since the data sizes differ
+    assert plan[0]["pending"] == [
+        "drug-mean validation folds 0,1 (seed 0); ~3 min of job time (2 × 100 s, from its runs on syn-new-drug)",
+        "mean-effects validation folds 0,1 (seed 0); ~14 s of job time (2 × 7 s, from its runs on syn-random)"]
+    assert [t for _, t in plan[0]["pending_estimates"]] == [200.0, 14.0]
 
 
 def test_missing_replication_runs_keep_a_board_partial(tmp_path, monkeypatch):
