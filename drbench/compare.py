@@ -169,8 +169,7 @@ def report_pair(df: pd.DataFrame, a: str, b: str, metric: str, rope: float, sele
     fc = fold_comparison(ra, rb, col, rope)
     t, by = fc["t"], fc["bayes"]
     label = leaderboard.LABELS[metric] + (" per entity, averaged within each fold" if col.endswith("_entity") else "")
-    lines = [f"{a} vs {b}: {label}; {t.n} paired folds ({fc['k']}-fold; n_test/n_train taken as 1/(k − 1) = "
-             f"{fc['ratio']:.3g}); means {fc['mean_a']:.4f} vs {fc['mean_b']:.4f}; Δ > 0 means {a} is better"
+    lines = [f"{a} vs {b}: {label}; {t.n} paired folds ({stats.ratio_note(fc['k'])}); means {fc['mean_a']:.4f} vs {fc['mean_b']:.4f}; Δ > 0 means {a} is better"
              + (" (RMSE: lower is better, sign flipped)" if metric == "rmse" else "")]
     if pair_note:
         lines.append(f"  {pair_note}")

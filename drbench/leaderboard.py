@@ -386,8 +386,8 @@ def conclusions(metric: str, n: int, k: int, rope: float, best: str, vs_best: di
                 vs_naive: dict) -> str:
     """The generated "Conclusions" paragraph of a table, built only from its verdicts."""
     label = LABELS[stats.base_metric(metric)] + (" (per entity)" if metric.endswith("_entity") else "")
-    design = (f"up to {n} paired folds, {k} per seed, n_test/n_train taken as 1/(k − 1) = {stats.kfold_ratio(k):.3g}"
-              if n >= 2 else f"{n} fold per method: no paired test is possible, so every comparison is undecided")
+    design = (f"up to {n} paired folds, {stats.ratio_note(k)}" if n >= 2
+              else f"{n} fold per method: no paired test is possible, so every comparison is undecided")
     text = [f"**Conclusions** (Bayesian correlated t-test on the per-fold {label}, ROPE ±{rope:g}, a verdict when its "
             f"posterior probability is ≥ {stats.VERDICT_PROBABILITY:g}; {design}):"]
     by = lambda verdicts, v: sorted(m for m, x in verdicts.items() if x == v)  # noqa: E731
@@ -584,7 +584,8 @@ def render(df: pd.DataFrame, title: str | None = None, images: dict | None = Non
         "the other, over the folds × seeds both ran; positive means this method is better), its mean with the 95% CI "
         "of the Nadeau–Bengio corrected resampled t-test (variance inflated by n_test/n_train, taken as 1/(k − 1) "
         "for k folds per seed; on a per-target board, where each model trains on every other entity, the true ratio "
-        "is far smaller, so its intervals are conservative), and the verdict of the Bayesian correlated t-test with "
+        "is far smaller, so its intervals are conservative; with one train/test split per seed, as on a transfer "
+        "board, it is assumed 1/4 and the intervals cover training variation only), and the verdict of the Bayesian correlated t-test with "
         "a region of practical equivalence (ROPE, named in each Conclusions paragraph): better, equivalent or worse "
         "when that posterior probability "
         f"is ≥ {stats.VERDICT_PROBABILITY:g}, else undecided (always with fewer than two paired folds). Each "

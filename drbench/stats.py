@@ -49,6 +49,14 @@ def kfold_ratio(k: int) -> float:
     return 1.0 / (k - 1) if k >= 2 else 0.25
 
 
+def ratio_note(k: int) -> str:
+    """How a board or ``drbench compare`` states the n_test/n_train ratio used for ``k`` folds per seed."""
+    if k >= 2:
+        return f"{k} per seed, n_test/n_train taken as 1/(k − 1) = {kfold_ratio(k):.3g}"
+    return (f"one train/test split per seed (n_test/n_train assumed {kfold_ratio(k):g}): the test entries are the "
+            "same in every seed, so the intervals cover training variation, not the sampling of the test set")
+
+
 def paired_differences(a: pd.Series, b: pd.Series, metric: str) -> pd.Series:
     """A − B on the keys (e.g. ``seed/fold``) both hold with a value, oriented so positive means A is better."""
     both = pd.concat([a.astype(float), b.astype(float)], axis=1, join="inner").dropna()

@@ -62,11 +62,24 @@ def test_board_with_one_fold_is_undecided_with_n_shown(tmp_path):
     assert "No learned method is shown better than it." in md
 
 
+def test_one_split_per_seed_says_its_intervals_cover_training_variation_only(tmp_path, capsys):
+    # a transfer board: one fixed train/test split, five seeds (only the validation split and initialisation differ)
+    csv = board_csv(tmp_path / "syn.csv", folds=1, seeds=range(5))
+    md = leaderboard.build(from_csv=str(csv))
+    concl = next(line for line in md.splitlines() if line.startswith("**Conclusions**"))
+    assert ("up to 5 paired folds, one train/test split per seed (n_test/n_train assumed 0.25): the test entries are "
+            "the same in every seed, so the intervals cover training variation, not the sampling of the test set"
+            in concl)
+    assert "1/(k − 1)" not in concl
+    assert main(["compare", "strong", "weak", "--board", "syn", "--boards-dir", str(tmp_path)]) == 0
+    assert "5 paired folds (one train/test split per seed (n_test/n_train assumed 0.25)" in capsys.readouterr().out
+
+
 def test_compare_two_methods_prints_every_statistic(tmp_path, capsys):
     board_csv(tmp_path / "syn.csv", seeds=(0, 1))
     assert main(["compare", "strong", "weak", "--board", "syn", "--boards-dir", str(tmp_path)]) == 0
     out = capsys.readouterr().out
-    assert "10 paired folds (5-fold; n_test/n_train taken as 1/(k − 1) = 0.25)" in out
+    assert "10 paired folds (5 per seed, n_test/n_train taken as 1/(k − 1) = 0.25)" in out
     delta = float(re.search(r"corrected resampled t \(Nadeau–Bengio\): Δ = ([+-][0-9.]+)", out).group(1))
     assert delta == pytest.approx(0.15, abs=0.002)
     assert "-> better" in out and "strong is better than weak" in out
