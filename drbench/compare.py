@@ -120,7 +120,7 @@ def fold_comparison(a: pd.DataFrame, b: pd.DataFrame, col: str, rope: float) -> 
     k = leaderboard.folds_per_seed(pd.concat([a, b]))
     ratio = stats.kfold_ratio(k)
     d = stats.paired_differences(_series(a, col), _series(b, col), col)
-    return {"k": k, "ratio": ratio, "t": stats.corrected_t(d, ratio), "bayes": stats.bayesian_correlated_t(d, ratio, rope),
+    return {"k": k, "t": stats.corrected_t(d, ratio), "bayes": stats.bayesian_correlated_t(d, ratio, rope),
             "mean_a": float(_series(a, col).astype(float).mean()), "mean_b": float(_series(b, col).astype(float).mean())}
 
 
@@ -169,7 +169,8 @@ def report_pair(df: pd.DataFrame, a: str, b: str, metric: str, rope: float, sele
     fc = fold_comparison(ra, rb, col, rope)
     t, by = fc["t"], fc["bayes"]
     label = leaderboard.LABELS[metric] + (" per entity, averaged within each fold" if col.endswith("_entity") else "")
-    lines = [f"{a} vs {b}: {label}; {t.n} paired folds ({stats.ratio_note(fc['k'])}); means {fc['mean_a']:.4f} vs {fc['mean_b']:.4f}; Δ > 0 means {a} is better"
+    lines = [f"{a} vs {b}: {label}; {t.n} paired folds ({stats.ratio_note(fc['k'])}); means {fc['mean_a']:.4f} vs "
+             f"{fc['mean_b']:.4f}; Δ > 0 means {a} is better"
              + (" (RMSE: lower is better, sign flipped)" if metric == "rmse" else "")]
     if pair_note:
         lines.append(f"  {pair_note}")

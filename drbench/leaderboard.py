@@ -572,7 +572,8 @@ def render(df: pd.DataFrame, title: str | None = None, images: dict | None = Non
            entity_records: tuple[set, list[str]] | None = None) -> str:
     """Markdown from the per-fold frame (as read back from the CSV); ``images`` maps (dataset, protocol)
     to the picture files that exist beside the markdown; ``entity_records`` is (the job keys with per-entity
-    records, the names of their files: the board's own, then its baseline's for the runs it borrows), when the board has such a file place."""
+    records, the names of their files: the board's own, then its baseline's for the runs it borrows), when the
+    board has such a file place."""
     out = [f"# {title or 'drbench leaderboard'}", ""]
     if df.empty:
         return "\n".join(out + ["No finished runs match.", ""])
@@ -585,9 +586,9 @@ def render(df: pd.DataFrame, title: str | None = None, images: dict | None = Non
         "of the Nadeau–Bengio corrected resampled t-test (variance inflated by n_test/n_train, taken as 1/(k − 1) "
         "for k folds per seed; on a per-target board, where each model trains on every other entity, the true ratio "
         "is far smaller, so its intervals are conservative; with one train/test split per seed, as on a transfer "
-        "board, it is assumed 1/4 and the intervals cover training variation only), and the verdict of the Bayesian correlated t-test with "
-        "a region of practical equivalence (ROPE, named in each Conclusions paragraph): better, equivalent or worse "
-        "when that posterior probability "
+        "board, it is assumed 1/4 and the intervals cover training variation only), and the verdict of the "
+        "Bayesian correlated t-test with a region of practical equivalence (ROPE, named in each Conclusions "
+        "paragraph): better, equivalent or worse when that posterior probability "
         f"is ≥ {stats.VERDICT_PROBABILITY:g}, else undecided (always with fewer than two paired folds). Each "
         "table's Conclusions are generated from those verdicts. † transductive (uses held-out entities' features, "
         "never their labels). ‡ replication mode: epochs selected on the test entries as the reference code did "
@@ -692,10 +693,10 @@ def build(experiments=None, tracking_uri=None, dataset=None, protocol=None, out=
     board_csv = Path(from_csv) if from_csv else csv_path(out) if out is not None else None
     records = None
     if board_csv is not None:
-        files = [entities_path(board_csv).name]
-        if entities_from is not None and entity_job_keys(board_csv, entities_from) - entity_job_keys(board_csv):
-            files.append(entities_path(entities_from).name)
-        records = (entity_job_keys(board_csv, entities_from), files)
+        own = entity_job_keys(board_csv)
+        have = own if entities_from is None else entity_job_keys(board_csv, entities_from)
+        files = [entities_path(board_csv).name] + ([entities_path(entities_from).name] if have - own else [])
+        records = (have, files)
     md = render(df, title, _existing_images(df, out), records)
     if out is not None:
         Path(out).parent.mkdir(parents=True, exist_ok=True)

@@ -109,10 +109,9 @@ def run_board(board: Board, out_dir: Path, *, data_dir=None, seeds=(0,), jobs=1,
         summary.update(pending=[], pending_estimates=[])  # estimates: ((board key..., row, selection, folds), s)
         recorded = _store_keys([tracking_uri], experiment)  # what a real run would skip from its own store
         job_seconds = _median_job_seconds(leaderboard.csv_path(out), device) if not case_study else {}
-        if board.baseline:  # a variant does the work of its method: estimate it from the baseline board's runs
-            base = _median_job_seconds(leaderboard.csv_path(out.with_name(f"{board.baseline}.md")), device)
-            job_seconds = {**base, **job_seconds}
-        elsewhere = _job_seconds_elsewhere(board, out_dir, device)  # for methods with no run on this board yet
+        if base is not None:  # a variant does the work of its method: estimate it from the baseline board's runs
+            job_seconds = {**_median_job_seconds(base, device), **job_seconds}
+        elsewhere = None  # for methods with no run on this board yet: read from the other boards when first needed
     for selection, ms, params in sweeps:
         full = board.methods == "all" and selection == "validation" and ms == methods
         spec = SweepSpec(methods="all" if full else ",".join(ms),
@@ -130,6 +129,8 @@ def run_board(board: Board, out_dir: Path, *, data_dir=None, seeds=(0,), jobs=1,
             summary["jobs_skipped"] += todo.pop("done")
             for m, (label, n) in todo.items():
                 each, source = job_seconds.get(m), ""
+                if each is None and elsewhere is None:
+                    elsewhere = _job_seconds_elsewhere(board, out_dir, device)
                 if each is None and m in elsewhere:
                     each, other = elsewhere[m]
                     source = f", from its runs on {other}"
