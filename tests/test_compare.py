@@ -71,6 +71,7 @@ def test_one_split_per_seed_says_its_intervals_cover_training_variation_only(tmp
             "the same in every seed, so the intervals cover training variation, not the sampling of the test set"
             in concl)
     assert "1/(k − 1)" not in concl
+    assert "as on a transfer board, it is assumed 0.25 and the intervals cover training variation only" in md
     assert main(["compare", "strong", "weak", "--board", "syn", "--boards-dir", str(tmp_path)]) == 0
     assert "5 paired folds (one train/test split per seed (n_test/n_train assumed 0.25)" in capsys.readouterr().out
 
