@@ -445,7 +445,10 @@ def fit_cell(g: pd.DataFrame) -> str:
 
 
 def _table(part: pd.DataFrame, metrics: list[str], headline: str, unsupported: list[tuple[str, str]],
-           replication: bool, honest: pd.DataFrame | None) -> list[str]:
+           replication: bool, honest: pd.DataFrame | None, k: int | None = None) -> list[str]:
+    """One table of a board. ``k``: folds per seed of the board's partition (from all its finished runs, so that a
+    table whose methods have run only some folds so far still gets the partition's n_test/n_train); by default the
+    most folds under one seed in ``part``."""
     primary = metrics[0]
     pcol = metric_column(primary, headline)
     series = _series(part, pcol)
@@ -469,7 +472,7 @@ def _table(part: pd.DataFrame, metrics: list[str], headline: str, unsupported: l
     if not naive_series and honest is not None:
         naive_series = {m: v for m, v in _series(honest, pcol).items() if m in NAIVE and v.notna().any()}
     naive = (min if lower else max)(naive_series, key=lambda m: naive_series[m].mean()) if naive_series else None
-    k = folds_per_seed(part)
+    k = k or folds_per_seed(part)
     ratio, rope = stats.kfold_ratio(k), stats.DEFAULT_ROPE[primary]
     best_of = {}
     for m in metrics:
@@ -522,7 +525,7 @@ def _table(part: pd.DataFrame, metrics: list[str], headline: str, unsupported: l
     return lines
 
 
-def _normalized_section(reg: pd.DataFrame, headline: str, replication: bool, honest) -> list[str]:
+def _normalized_section(reg: pd.DataFrame, headline: str, replication: bool, honest, k: int | None = None) -> list[str]:
     """The "beyond the mean effects" table of the IC50 regressors (``metrics.normalized``), and which runs lack
     those metrics (recorded before drbench computed them)."""
     has = reg[NORMALIZED].notna().any(axis=1)
@@ -537,7 +540,7 @@ def _normalized_section(reg: pd.DataFrame, headline: str, replication: bool, hon
     h = honest[honest["tasks"].astype(str).str.contains("regression")] if honest is not None else None
     if h is not None:
         h = h[h[NORMALIZED].notna().any(axis=1)]
-    lines += _table(reg[has], NORMALIZED, headline, [], replication, h)
+    lines += _table(reg[has], NORMALIZED, headline, [], replication, h, k)
     lacking = reg[~computed].groupby("method").size()
     if len(lacking):
         lines += ["", "Runs without these metrics (recorded before drbench computed them): "
@@ -605,6 +608,7 @@ def render(df: pd.DataFrame, title: str | None = None, images: dict | None = Non
         unsupported = sorted(set(zip(part.loc[part["status"].isin(["not supported", "not run"]), "method"],
                                      part.loc[part["status"].isin(["not supported", "not run"]), "status"])))
         headline = fin["headline"].dropna().iloc[0] if fin["headline"].notna().any() else "pooled"
+        k = folds_per_seed(fin)  # every method and selection of a (dataset, protocol) shares the partition
         test = fin["paper_test"].dropna().iloc[0] if fin["paper_test"].notna().any() else ""
         out += [f"## {ds} — {proto}" + (f" ({test})" if test else ""), ""]
         out += off_board_note(part)
@@ -621,13 +625,15 @@ def render(df: pd.DataFrame, title: str | None = None, images: dict | None = Non
             label = ("Replication mode (test-set selection, as the reference code)" if replication
                      else "Honest mode (selection on a validation split carved from training)")
             out += [f"### {label}", "", "Classification", ""]
-            out += _table(part_sel, CLASSIFICATION, headline, [] if replication else unsupported, replication, honest)
+            out += _table(part_sel, CLASSIFICATION, headline, [] if replication else unsupported, replication, honest,
+                          k)
             reg = part_sel[part_sel["tasks"].astype(str).str.contains("regression")]
             if not reg.empty and reg["pcc"].notna().any():
                 out += ["", "Regression (IC50)", ""]
                 out += _table(reg, REGRESSION, headline, [], replication,
-                              honest[honest["tasks"].astype(str).str.contains("regression")] if honest is not None else None)
-                out += _normalized_section(reg, headline, replication, honest)
+                              honest[honest["tasks"].astype(str).str.contains("regression")] if honest is not None else None,
+                              k)
+                out += _normalized_section(reg, headline, replication, honest, k)
             out += [""]
     return "\n".join(out).rstrip() + "\n"
 

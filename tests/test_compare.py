@@ -323,3 +323,27 @@ def test_identical_per_entity_values_are_said_so_not_printed_as_nan(tmp_path, ca
     out = capsys.readouterr().out
     assert "per-entity Wilcoxon: every one of the 30 entities has the same AUC for both: no test" in out
     assert "nan" not in out
+
+
+def test_partial_runs_are_compared_with_the_partitions_k_not_the_folds_run_so_far(tmp_path, capsys):
+    # strong and weak have run only folds 0-2 of a 5-fold partition (a sweep in progress) in replication mode; the
+    # other methods ran all 5. n_test/n_train is a property of the partition: 1/(5 − 1), not 1/(3 − 1).
+    csv = board_csv(tmp_path / "syn.csv")
+    df = pd.read_csv(csv)
+    part = df[df["method"].isin(["strong", "weak"]) & (df["fold"] <= 2)].copy()
+    part["selection"], part["job_key"] = "test", part["job_key"] + "-test"
+    pd.concat([df, part]).to_csv(csv, index=False)
+    md = leaderboard.build(from_csv=str(csv))
+    rep = md[md.index("### Replication mode"):]
+    concl = next(line for line in rep.splitlines() if line.startswith("**Conclusions**"))
+    assert "up to 3 paired folds, 5 per seed, n_test/n_train taken as 1/(k − 1) = 0.25" in concl
+    assert main(["compare", "strong", "weak", "--board", "syn", "--boards-dir", str(tmp_path),
+                 "--selection", "test"]) == 0
+    out = capsys.readouterr().out
+    assert "3 paired folds (5 per seed, n_test/n_train taken as 1/(k − 1) = 0.25)" in out
+    from drbench import stats
+
+    d = stats.paired_differences(part[part["method"] == "strong"].set_index("fold")["auc"],
+                                 part[part["method"] == "weak"].set_index("fold")["auc"], "auc")
+    t = stats.corrected_t(d, 0.25)
+    assert f"95% CI [{t.low:+.4f}, {t.high:+.4f}]" in out  # the interval is the one with the partition's ratio
