@@ -54,13 +54,6 @@ def load_runs(board: str, boards_dir="leaderboards", tracking_uri=None, experime
     return df
 
 
-def board_folds(df: pd.DataFrame) -> int:
-    """k of the board's partition: the most folds under one seed among all its runs (every method shares the
-    masks), so that two methods that have run only some folds so far are still compared with the partition's
-    n_test/n_train, as the board's own tables compare them."""
-    return leaderboard.folds_per_seed(df)
-
-
 def _runs_of(df: pd.DataFrame, method: str, selection: str) -> pd.DataFrame:
     rows = df[(df["method"] == method) & (df["selection"] == selection)]
     if rows.empty:
@@ -124,7 +117,9 @@ def _series(rows: pd.DataFrame, col: str) -> pd.Series:
 
 def fold_comparison(a: pd.DataFrame, b: pd.DataFrame, col: str, rope: float, k: int | None = None) -> dict:
     """The fold-level statistics of A against B (positive Δ: A better). ``k``: folds per seed of the partition
-    (pass the board's, :func:`board_folds`; by default the most folds under one seed that A and B ran)."""
+    (pass the board's, read from all its runs: every method shares the masks, so two methods that have run only some
+    folds so far are compared as the board's tables compare them; by default the most folds under one seed that A
+    and B ran)."""
     k = k or leaderboard.folds_per_seed(pd.concat([a, b]))
     ratio = stats.kfold_ratio(k)
     d = stats.paired_differences(_series(a, col), _series(b, col), col)
@@ -174,7 +169,7 @@ def report_pair(df: pd.DataFrame, a: str, b: str, metric: str, rope: float, sele
     for name, rows in ((a, ra), (b, rb)):
         if rows[col].isna().all():
             raise UsageError(f"{name} has no {leaderboard.LABELS[metric]} values in its {selection}-selected runs")
-    fc = fold_comparison(ra, rb, col, rope, board_folds(df))
+    fc = fold_comparison(ra, rb, col, rope, leaderboard.folds_per_seed(df))
     t, by = fc["t"], fc["bayes"]
     label = leaderboard.LABELS[metric] + (" per entity, averaged within each fold" if col.endswith("_entity") else "")
     lines = [f"{a} vs {b}: {label}; {t.n} paired folds ({stats.ratio_note(fc['k'])}); means {fc['mean_a']:.4f} vs "
@@ -216,7 +211,7 @@ def report_against_board(df: pd.DataFrame, a: str, metric: str, rope: float, sel
         if rb[col].isna().all():
             continue
         blocks[m] = _series(rb, col)
-        fc = fold_comparison(ra_m, rb, col, rope, board_folds(df))
+        fc = fold_comparison(ra_m, rb, col, rope, leaderboard.folds_per_seed(df))
         t, by = fc["t"], fc["bayes"]
         ci = f"{t.mean:+.4f} [{t.low:+.4f}, {t.high:+.4f}]" if t.n >= 2 else f"n = {t.n}"
         ent = (entity_comparison(entities, a, m, selection, metric, pd.concat([ra_m, rb])["job_key"])
