@@ -322,3 +322,20 @@ def test_the_readme_states_mofgcns_longest_control_as_paper_md_does():
     text = [f"{float(x):.3f}".replace("-", "\u2212") for ds in ("GDSC", "CCLE") for x in gaps[ds]]
     assert (f"no early stop and 3,000 epochs: {text[0]} → {text[1]} on GDSC, {text[2]} → {text[3]} on CCLE over "
             "25 folds") in readme
+
+
+def test_the_readme_states_the_gdsc_per_target_shifts_as_paper_md_does():
+    """The README's GDSC per-target sentences quote paired shifts with their 95% CIs, written by hand from paper.md;
+    every shift and interval it quotes must be one of the file's, over the number of targets the file pairs it on."""
+    md = (REPO / "leaderboards" / "paper.md").read_text()
+    readme = " ".join((REPO / "README.md").read_text().split())
+    passage = readme[readme.index("On GDSC, per-target runs"):readme.index("One screen predicts the other")]
+    quoted = re.findall(r"([+−]\d\.\d{3})[^\[\]()]{0,12}\(?95% CI \[([+−]\d\.\d{3}), ([+−]\d\.\d{3})\]"
+                        r"(?:, paired over (?:the )?(\d+) (?:cell lines|drugs))?", passage)
+    assert len(quoted) >= 4
+    for shift, lo, hi, n in quoted:
+        ascii_ = [x.replace("−", "-") for x in (shift, lo, hi)]
+        cited = f"per-target protocol {ascii_[0]}, 95% CI [{ascii_[1]}, {ascii_[2]}] (per-target − grouped on the same "
+        assert cited in md, cited
+        if n:
+            assert f"{cited}{n} sampled targets" in md, (cited, n)
