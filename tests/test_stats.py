@@ -114,6 +114,23 @@ def test_bayesian_verdicts_follow_the_posterior():
     assert same.verdict == "equivalent" and same.p_equivalent == 1.0
 
 
+def test_a_better_verdict_is_the_one_sided_bound_of_the_corrected_t_not_its_two_sided_ci():
+    """The README: verdict and CI share one Student t, but the verdict is one-sided beyond the ROPE and the CI
+    two-sided around 0, so 'better' can sit beside a CI reaching below 0, and a CI excluding 0 can be undecided."""
+    rng = np.random.default_rng(7)
+    better_ci_spans_0 = undecided_ci_excludes_0 = 0
+    wide_and_narrow = [correlated_folds(rng, 1000, k=5, r=5, delta=0.085, sigma=0.08),
+                       correlated_folds(rng, 1000, k=5, r=5, delta=0.02, sigma=0.02)]
+    for d in np.vstack(wide_and_narrow):
+        t = stats.corrected_t(d, 0.25)
+        b = stats.bayesian_correlated_t(d, 0.25, 0.01)
+        one_sided_low = t.mean - sst.t.ppf(0.95, t.n - 1) * (t.high - t.mean) / sst.t.ppf(0.975, t.n - 1)
+        assert (b.verdict == "better") == (one_sided_low >= 0.01)
+        better_ci_spans_0 += b.verdict == "better" and t.low < 0
+        undecided_ci_excludes_0 += b.verdict == "undecided" and t.low > 0
+    assert better_ci_spans_0 > 0 and undecided_ci_excludes_0 > 0
+
+
 def test_bayesian_verdict_error_rates_on_simulated_folds():
     rng = np.random.default_rng(3)
     k, ratio = 5, stats.kfold_ratio(5)
