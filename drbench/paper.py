@@ -7,7 +7,7 @@ computed from the data bundle by :func:`replicate_screens`). ``paper.md`` is ren
 so ``drbench reproduce --write-only`` rebuilds it byte for byte without an MLflow store.
 
 A gap's cause is stated only from recorded runs: the share of test-set selection (‡ − honest on the same
-board), a score definition recorded beside the board's own (``auc_ic50``, ``auprc_ic50``: the pooled
+board; per-target, paired on the targets both selections ran when they ran different ones), a score definition recorded beside the board's own (``auc_ic50``, ``auprc_ic50``: the pooled
 ranking by the predicted IC50),
 how AUC moved with the expression panel (``gdsc-gene-panel.csv``: runs on random gene subsets, paired by mask
 with the full-panel runs), the controlled variants of the control boards (``gdsc-controls``, ``ccle-controls``; on
@@ -336,6 +336,22 @@ def paired_target_shift(out_dir: Path, board: str, method: str, selection: str, 
     return float(d.mean()), int(len(d)), float(lo), float(hi)
 
 
+def paired_selection_shift(out_dir: Path, board: str, method: str, metric: str):
+    """Per-target ‡ − per-target honest, paired on the targets both selections' runs hold: ``(mean difference, number
+    of targets, whether the two selections hold the same targets)``; None without per-entity records of both, a NaN
+    difference over 0 targets when they have no target in common. A per-target fold is one target, so the two
+    selections' fold means compare different targets whenever one sweep has run fewer of them (or other seeds'
+    samples); pairing keeps which targets were run out of the difference."""
+    column = metric.removesuffix("_entity")
+    board_csv = Path(out_dir) / f"{board}-per-target.csv"
+    test, honest = (_entity_means(board_csv, method, sel, column) for sel in ("test", "validation"))
+    if test.empty or honest.empty:
+        return None
+    both = test.index.intersection(honest.index)
+    same = len(both) == len(test) == len(honest)
+    return (float((test[both] - honest[both]).mean()) if len(both) else math.nan), int(len(both)), same
+
+
 def _fmt(v: np.ndarray) -> str:
     if len(v) == 0:
         return "—"
@@ -418,8 +434,15 @@ def _cause(row: dict, runs: dict, closest, csv: Path, method: str, controls: pd.
     parts = []
     for proto in ("per-target", "grouped"):
         if (proto, "test") in mean and (proto, "validation") in mean:
-            parts.append(f"test-set selection {mean[(proto, 'test')] - mean[(proto, 'validation')]:+.3f} "
-                         f"(‡ − honest, {proto})")
+            paired = (paired_selection_shift(csv.parent, csv.stem, method, row["drbench_metric"])
+                      if proto == "per-target" else None)
+            if paired and not paired[2]:  # the selections ran different targets: pair on those both ran
+                if paired[1]:  # none in common: nothing to pair, no share claimed
+                    parts.append(f"test-set selection {paired[0]:+.3f} (‡ − honest, per-target, on the "
+                                 f"{paired[1]} targets both selections ran)")
+            else:
+                parts.append(f"test-set selection {mean[(proto, 'test')] - mean[(proto, 'validation')]:+.3f} "
+                             f"(‡ − honest, {proto})")
     for sel, label in (("test", "‡"), ("validation", "honest")):
         if sel in targets:
             if shifts.get(sel):
@@ -693,7 +716,8 @@ def render(out_dir: Path) -> str:
         "targets, since the sample's own mean also carries which targets were drawn (likewise for a method whose "
         "per-target runs do not cover every target of the board yet). Test 2 numbers are per held-out "
         "entity (the boards' headline). *Cause*: only what recorded runs measure — the share of test-set selection "
-        "(‡ − honest), of the per-target protocol (per-target − grouped; where the per-target board samples its "
+        "(‡ − honest; on per-target boards paired on the targets both selections ran, where one sweep has run "
+        "fewer), of the per-target protocol (per-target − grouped; where the per-target board samples its "
         "targets, as on GDSC, paired on the sampled targets: each one's per-target value minus its grouped runs' "
         "mean), a score definition recorded beside the "
         "board's, the AUC change over random subsets of the expression genes (Expression panel) — and whether the "

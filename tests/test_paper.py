@@ -252,6 +252,49 @@ def test_a_methods_unfinished_per_target_runs_are_paired_on_their_own_targets(tm
     assert "per-target protocol +0.020 (per-target − grouped, honest)" in srmf["cause"]
 
 
+def test_the_per_target_selection_share_is_paired_on_the_targets_both_selections_ran(tmp_path):
+    # CCLE new drug, 10 targets scored 0.60 + k / 50 with honest selection. MTIGCN's ‡ sweep stopped after the 3
+    # hardest (k = 0..2), each 0.04 above its honest run: the two sweeps' means differ by 0.66 − 0.69 = −0.030, the
+    # selection's share on the same targets is +0.040. NIHGCN ran both selections on all 10 (+0.02 each): its
+    # share stays the plain difference of means. GraphCDR's ‡ and honest runs share no target: no share claimed.
+    ent, folds, pt_ent, pt_folds = [], [], [], []
+    plan = {"mtigcn": {"validation": (range(10), 0.0), "test": (range(3), 0.04)},
+            "nihgcn": {"validation": (range(10), 0.0), "test": (range(10), 0.02)},
+            "graphcdr": {"validation": (range(5), 0.0), "test": (range(5, 10), 0.04)}}
+    for method, runs in plan.items():
+        for sel in ("validation", "test"):
+            for k in range(10):
+                ent.append({"method": method, "selection": sel, "seed": 0, "fold": k % 5, "entity": str(k),
+                            "auc": 0.60 + k / 50})
+            targets, lift = runs[sel]
+            for i, k in enumerate(targets):
+                pt_ent.append({"method": method, "selection": sel, "seed": 0, "fold": i, "entity": str(k),
+                               "auc": 0.60 + k / 50 + lift})
+    for (method, sel, fold), part in pd.DataFrame(ent).groupby(["method", "selection", "fold"]):
+        folds.append({"method": method, "status": "finished", "dataset": "ccle", "protocol": "new-drug",
+                      "selection": sel, "seed": 0, "fold": fold, "auc_entity": part["auc"].mean()})
+    for r in pt_ent:
+        pt_folds.append({"method": r["method"], "status": "finished", "dataset": "ccle", "protocol": "new-drug",
+                         "selection": r["selection"], "seed": 0, "fold": r["fold"], "auc_entity": r["auc"]})
+    write_board_csv(tmp_path / "ccle-new-drug.csv", folds)
+    _entity_csv(pd.DataFrame(ent), tmp_path / "ccle-new-drug-entities.csv")
+    write_board_csv(tmp_path / "ccle-new-drug-per-target.csv", pt_folds)
+    _entity_csv(pd.DataFrame(pt_ent), tmp_path / "ccle-new-drug-per-target-entities.csv")
+
+    got = paper.compare_rows(tmp_path)
+    pick = lambda m: got[(got["board"] == "ccle-new-drug") & (got["method"] == m) & (got["metric"] == "AUC")].iloc[0]
+    m = pick("MTIGCN")["cause"]
+    assert "test-set selection +0.040 (‡ − honest, per-target, on the 3 targets both selections ran)" in m
+    assert "-0.030" not in m
+    assert "test-set selection +0.000 (‡ − honest, grouped)" in m  # the grouped boards: same folds, no change
+    n = pick("NIHGCN")["cause"]
+    assert "test-set selection +0.020 (‡ − honest, per-target);" in n
+    g = pick("GraphCDR")["cause"]
+    assert "(‡ − honest, per-target" not in g and "test-set selection +0.000 (‡ − honest, grouped)" in g
+    assert paper.paired_selection_shift(tmp_path, "ccle-new-drug", "graphcdr", "auc_entity")[1:] == (0, False)
+    assert paper.paired_selection_shift(tmp_path, "ccle-new-drug", "deepcdr", "auc_entity") is None
+
+
 def test_the_aupr_cells_get_the_pooled_ic50_ranking_too(tmp_path):
     rows = _fold_rows("srmf", "validation", [0.88] * 5, auc_ic50=[0.63] * 5)
     for r in rows:
