@@ -42,15 +42,18 @@ lane() {
   [ $P = random ] && run --protocol $P --methods mtigcn-ab,mtigcn-a,mtigcn-b --seeds 1-4 --select test
   run --protocol $P --methods graphcdr --seeds 1-4 --select test
 }
-# PLAN=next: what the GDSC boards still lack after session 14, in priority order per lane: the per-target Test 2
-# sample (20 targets, MTIGCN and NIHGCN, honest then ‡; issue 20), then leave-tissue-out and double cold (issue 23).
+# PLAN=next: what the GDSC boards still lack after session 26 (CPU sweeps in sessions 15-26 ran the seed-0 list this
+# plan used to hold: the per-target Test 2 sample of MTIGCN and NIHGCN, and the expensive methods on leave-tissue-out
+# and double cold), in priority order per lane: seeds 1-4 of the per-target sample (20 targets a seed, MTIGCN and
+# NIHGCN, honest then ‡; issue 20), then seeds 1-4 of leave-tissue-out and double cold (issue 23).
 lane_next() {
   P=$1
-  run --protocol $P --per-target --n-targets 20 --seeds 0 --methods mtigcn,nihgcn
-  run --protocol $P --per-target --n-targets 20 --seeds 0 --methods mtigcn,nihgcn --select test
-  run --protocol new-tissue --seeds 0 --methods nihgcn,mtigcn,deepdsc,mtigcn-ab,mtigcn-a,mtigcn-b
-  run --protocol new-tissue --seeds 0 --methods nihgcn,mtigcn --select test
-  run --protocol new-pair --seeds 0 --methods mtigcn-ab,mtigcn-a,mtigcn-b,deepdsc
+  run --protocol $P --per-target --n-targets 20 --seeds 1-4 --methods mtigcn,nihgcn
+  run --protocol $P --per-target --n-targets 20 --seeds 1-4 --methods mtigcn,nihgcn --select test
+  run --protocol new-tissue --seeds 1-4 --methods nihgcn,mtigcn,deepdsc,deepcdr,mtigcn-ab,mtigcn-a,mtigcn-b
+  run --protocol new-tissue --seeds 1-4 --methods nihgcn,mtigcn,deepcdr --select test
+  run --protocol new-pair --seeds 1-4 --methods nihgcn,mtigcn,deepdsc,deepcdr,mtigcn-ab,mtigcn-a,mtigcn-b
+  run --protocol new-pair --seeds 1-4 --methods nihgcn,mtigcn,deepcdr --select test
 }
 counts() { ROOT=$ROOT $PY - <<'PY'
 import sqlite3, collections, os
