@@ -215,11 +215,22 @@ def test_a_sampled_per_target_board_is_compared_with_the_grouped_runs_on_its_own
     assert "its runs (sampled or unfinished) have no grouped per-entity records to pair with" in m["cause"]
 
 
+def _write_ccle_new_drug_boards(tmp_path, ent: list, pt_ent: list) -> None:
+    """The grouped and per-target CCLE new-drug boards from per-entity records (seed 0): each board's fold rows hold
+    the mean AUC of the fold's entities (one entity per per-target fold), beside its ``-entities.csv``."""
+    for board, records in (("ccle-new-drug", ent), ("ccle-new-drug-per-target", pt_ent)):
+        folds = [{"method": method, "status": "finished", "dataset": "ccle", "protocol": "new-drug", "selection": sel,
+                  "seed": 0, "fold": fold, "auc_entity": part["auc"].mean()}
+                 for (method, sel, fold), part in pd.DataFrame(records).groupby(["method", "selection", "fold"])]
+        write_board_csv(tmp_path / f"{board}.csv", folds)
+        _entity_csv(pd.DataFrame(records), tmp_path / f"{board}-entities.csv")
+
+
 def test_a_methods_unfinished_per_target_runs_are_paired_on_their_own_targets(tmp_path):
     # CCLE new drug: every target is a per-target fold (no sample). SRMF has all 10 targets there; DeepCDR (a sweep
     # stopped early) only the 3 hardest. DeepCDR's counterpart is the grouped mean plus its shift on those 3, not
     # the 3 targets' own mean; SRMF's is its per-target mean, as before.
-    ent, folds, pt_ent, pt_folds = [], [], [], []
+    ent, pt_ent = [], []
     for method, lift, targets in (("srmf", 0.02, range(10)), ("deepcdr", 0.05, range(3))):
         for k in range(10):
             ent.append({"method": method, "selection": "validation", "seed": 0, "fold": k % 5,
@@ -227,16 +238,7 @@ def test_a_methods_unfinished_per_target_runs_are_paired_on_their_own_targets(tm
         for i, k in enumerate(targets):
             pt_ent.append({"method": method, "selection": "validation", "seed": 0, "fold": i, "entity": str(k),
                            "auc": 0.60 + k / 50 + lift})
-    for (method, fold), part in pd.DataFrame(ent).groupby(["method", "fold"]):
-        folds.append({"method": method, "status": "finished", "dataset": "ccle", "protocol": "new-drug",
-                      "selection": "validation", "seed": 0, "fold": fold, "auc_entity": part["auc"].mean()})
-    for r in pt_ent:
-        pt_folds.append({"method": r["method"], "status": "finished", "dataset": "ccle", "protocol": "new-drug",
-                         "selection": "validation", "seed": 0, "fold": r["fold"], "auc_entity": r["auc"]})
-    write_board_csv(tmp_path / "ccle-new-drug.csv", folds)
-    _entity_csv(pd.DataFrame(ent), tmp_path / "ccle-new-drug-entities.csv")
-    write_board_csv(tmp_path / "ccle-new-drug-per-target.csv", pt_folds)
-    _entity_csv(pd.DataFrame(pt_ent), tmp_path / "ccle-new-drug-per-target-entities.csv")
+    _write_ccle_new_drug_boards(tmp_path, ent, pt_ent)
 
     got = paper.compare_rows(tmp_path)
     pick = lambda m: got[(got["board"] == "ccle-new-drug") & (got["method"] == m) & (got["metric"] == "AUC")].iloc[0]
@@ -257,7 +259,7 @@ def test_the_per_target_selection_share_is_paired_on_the_targets_both_selections
     # hardest (k = 0..2), each 0.04 above its honest run: the two sweeps' means differ by 0.66 − 0.69 = −0.030, the
     # selection's share on the same targets is +0.040. NIHGCN ran both selections on all 10 (+0.02 each): its
     # share stays the plain difference of means. GraphCDR's ‡ and honest runs share no target: no share claimed.
-    ent, folds, pt_ent, pt_folds = [], [], [], []
+    ent, pt_ent = [], []
     plan = {"mtigcn": {"validation": (range(10), 0.0), "test": (range(3), 0.04)},
             "nihgcn": {"validation": (range(10), 0.0), "test": (range(10), 0.02)},
             "graphcdr": {"validation": (range(5), 0.0), "test": (range(5, 10), 0.04)}}
@@ -270,16 +272,7 @@ def test_the_per_target_selection_share_is_paired_on_the_targets_both_selections
             for i, k in enumerate(targets):
                 pt_ent.append({"method": method, "selection": sel, "seed": 0, "fold": i, "entity": str(k),
                                "auc": 0.60 + k / 50 + lift})
-    for (method, sel, fold), part in pd.DataFrame(ent).groupby(["method", "selection", "fold"]):
-        folds.append({"method": method, "status": "finished", "dataset": "ccle", "protocol": "new-drug",
-                      "selection": sel, "seed": 0, "fold": fold, "auc_entity": part["auc"].mean()})
-    for r in pt_ent:
-        pt_folds.append({"method": r["method"], "status": "finished", "dataset": "ccle", "protocol": "new-drug",
-                         "selection": r["selection"], "seed": 0, "fold": r["fold"], "auc_entity": r["auc"]})
-    write_board_csv(tmp_path / "ccle-new-drug.csv", folds)
-    _entity_csv(pd.DataFrame(ent), tmp_path / "ccle-new-drug-entities.csv")
-    write_board_csv(tmp_path / "ccle-new-drug-per-target.csv", pt_folds)
-    _entity_csv(pd.DataFrame(pt_ent), tmp_path / "ccle-new-drug-per-target-entities.csv")
+    _write_ccle_new_drug_boards(tmp_path, ent, pt_ent)
 
     got = paper.compare_rows(tmp_path)
     pick = lambda m: got[(got["board"] == "ccle-new-drug") & (got["method"] == m) & (got["metric"] == "AUC")].iloc[0]
