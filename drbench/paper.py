@@ -7,8 +7,8 @@ computed from the data bundle by :func:`replicate_screens`). ``paper.md`` is ren
 so ``drbench reproduce --write-only`` rebuilds it byte for byte without an MLflow store.
 
 A gap's cause is stated only from recorded runs: the share of test-set selection (‡ − honest on the same
-board; per-target, paired on the targets both selections ran when they ran different ones), a score definition recorded beside the board's own (``auc_ic50``, ``auprc_ic50``: the pooled
-ranking by the predicted IC50),
+board; per-target, paired on the targets both selections ran when they ran different ones), a score definition
+recorded beside the board's own (``auc_ic50``, ``auprc_ic50``: the pooled ranking by the predicted IC50),
 how AUC moved with the expression panel (``gdsc-gene-panel.csv``: runs on random gene subsets, paired by mask
 with the full-panel runs), the controlled variants of the control boards (``gdsc-controls``, ``ccle-controls``; on
 Test 1 or a grouped Test 2 protocol: one suspected cause changed at a time, paired with the default on the same
