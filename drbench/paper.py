@@ -327,10 +327,9 @@ def paired_target_shift(out_dir: Path, board: str, method: str, selection: str, 
     out_dir = Path(out_dir)
     per_target = _entity_means(out_dir / f"{board}-per-target.csv", method, selection, column)
     grouped = _entity_means(out_dir / f"{board}.csv", method, selection, column)
-    both = per_target.index.intersection(grouped.index)
-    if not len(both):
+    d = _paired_differences(per_target, grouped)
+    if not len(d):
         return None
-    d = (per_target[both] - grouped[both]).to_numpy(float)
     lo, hi = (stats.ttest_1samp(d, 0.0).confidence_interval(0.95) if len(d) > 1 and np.ptp(d) > 0
               else (math.nan, math.nan))
     return float(d.mean()), int(len(d)), float(lo), float(hi)
@@ -347,9 +346,14 @@ def paired_selection_shift(out_dir: Path, board: str, method: str, metric: str):
     test, honest = (_entity_means(board_csv, method, sel, column) for sel in ("test", "validation"))
     if test.empty or honest.empty:
         return None
-    both = test.index.intersection(honest.index)
-    same = len(both) == len(test) == len(honest)
-    return (float((test[both] - honest[both]).mean()) if len(both) else math.nan), int(len(both)), same
+    d = _paired_differences(test, honest)
+    return (float(d.mean()) if len(d) else math.nan), int(len(d)), len(d) == len(test) == len(honest)
+
+
+def _paired_differences(a: pd.Series, b: pd.Series) -> np.ndarray:
+    """``a − b`` on the entities (index) both hold."""
+    both = a.index.intersection(b.index)
+    return (a[both] - b[both]).to_numpy(float)
 
 
 def _fmt(v: np.ndarray) -> str:
